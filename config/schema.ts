@@ -1,0 +1,113 @@
+/**
+ * The single source of truth for clusterhub's configuration: defaults, validation
+ * and the README's configuration reference all come from this schema.
+ */
+import { z } from 'zod';
+
+const port = z.number().int().min(1).max(65535);
+const seconds = z.number().positive();
+const login = z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/, 'a GitHub login');
+
+const hub = z.strictObject({
+  bind: z.string().default('127.0.0.1').describe('Address the hub (and a managed proxy) listens on.'),
+  port: port.default(8000).describe('Public port: the proxy listens here and sends the hub its /hub/ traffic.'),
+  hubPort: port.default(8081).describe('Port of the hub process itself, behind the proxy (always loopback unless deployed).'),
+  publicUrl: z.url().optional().describe('URL students use, e.g. https://hub.example.edu. Defaults to http://{bind}:{port}.'),
+  stateDir: z.string().default('./state').describe('Where the database, generated secrets, workspaces and logs live.'),
+  cookieSecret: z.string().min(32).optional().describe('Key that signs session cookies. Generated into stateDir when unset.'),
+  logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Log level of the JSON logs.'),
+});
+
+const proxy = z.strictObject({
+  mode: z.enum(['managed', 'external']).default('managed').describe('`managed`: the hub starts and supervises configurable-http-proxy; `external`: use apiUrl.'),
+  apiUrl: z.url().optional().describe('REST API of an external proxy (required when mode is external). Managed: http://127.0.0.1:{hub.port+1}.'),
+  authToken: z.string().min(16).optional().describe('CONFIGPROXY_AUTH_TOKEN. Generated into stateDir when unset.'),
+  checkRoutesSeconds: seconds.default(30).describe('How often routes are compared with the clusters and repaired.'),
+});
+
+const github = z.strictObject({
+  clientId: z.string().min(1).describe('OAuth app client id.'),
+  clientSecret: z.string().min(1).describe('OAuth app client secret.'),
+  callbackUrl: z.url().optional().describe('Defaults to {publicUrl}/hub/oauth_callback.'),
+  baseUrl: z.url().default('https://github.com').describe('GitHub (Enterprise) web URL, for /login/oauth/*.'),
+  apiUrl: z.url().default('https://api.github.com').describe('GitHub (Enterprise) REST API URL.'),
+});
+
+const auth = z.strictObject({
+  github: github.optional().describe('GitHub sign-in. Without it a dev sign-in is offered, and only on loopback.'),
+  allowedUsers: z.array(login).default([]).describe('Logins allowed to sign in.'),
+  allowedOrgs: z.array(z.string().regex(/^[A-Za-z0-9-]+(?::[A-Za-z0-9_.-]+)?$/, '`org` or `org:team`')).default([])
+    .describe('Organisations (`org`) or teams (`org:team-slug`) whose members may sign in.'),
+  admins: z.array(login).default([]).describe('Logins with instructor rights (always allowed).'),
+  allowAll: z.boolean().default(false).describe('Allow every GitHub user (dev sign-in always allows everyone).'),
+});
+
+const spawn = z.strictObject({
+  backend: z.enum(['local', 'kubernetes']).default('local').describe('Where clusters run.'),
+  startTimeoutSeconds: seconds.default(300).describe('A launch not ready by then is stopped and reported failed.'),
+  concurrency: z.number().int().min(1).max(100).default(4).describe('Launches in flight against the backend at once; the rest queue.'),
+  defaultWorkers: z.number().int().min(0).default(2).describe('Workers of a launch that does not say.'),
+  maxWorkers: z.number().int().min(0).default(8).describe('Most workers a student may ask for.'),
+});
+
+const local = z.strictObject({
+  venv: z.string().optional().describe('Python virtualenv with images/cluster/requirements.txt. Default ~/.cache/clusterhub/venv-{hash of requirements}.'),
+  python: z.string().default('python3').describe('Python used to build the virtualenv.'),
+  workerThreads: z.number().int().min(1).default(1).describe('Threads per Dask worker.'),
+  workerMemory: z.string().regex(/^\d+(?:\.\d+)?\s*[KMGT]i?B?$/i).default('1GiB').describe('Memory limit per Dask worker.'),
+  enginesPerWorker: z.number().int().min(1).default(1).describe('IPython engines per worker.'),
+  spark: z.enum(['auto', 'on', 'off']).default('auto').describe('`auto`: run Spark when Java is found.'),
+  materialsGitUrl: z.string().optional().describe('Git URL cloned into each new workspace (a failure is a warning).'),
+});
+
+const kubernetes = z.strictObject({
+  namespacePrefix: z.string().regex(/^[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?$/, 'a short DNS label').default('clusterhub').describe('Namespaces are {prefix}-{safe login}.'),
+  instance: z.string().regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/).default('default').describe('Labels this hub\'s namespaces, so two hubs can share a cluster.'),
+  kubeconfig: z.string().optional().describe('Path to a kubeconfig. Default: KUBECONFIG, ~/.kube/config, then in-cluster.'),
+  image: z.string().default('ghcr.io/clusterhub/cluster:0.1.0').describe('The multi-engine cluster image.'),
+  imagePullPolicy: z.enum(['Always', 'IfNotPresent', 'Never']).default('IfNotPresent').describe('Pull policy of cluster pods.'),
+  schedulerResources: z.strictObject({ cpu: z.string().default('1'), memory: z.string().default('4Gi') }).prefault({}).describe('Requests=limits of the scheduler pod.'),
+  workerResources: z.strictObject({ cpu: z.string().default('1'), memory: z.string().default('4Gi') }).prefault({}).describe('Requests=limits of each worker pod.'),
+  podMax: z.strictObject({ cpu: z.string().default('2'), memory: z.string().default('8Gi') }).prefault({}).describe('LimitRange maximum per pod.'),
+  quota: z.strictObject({ cpu: z.string().default('16'), memory: z.string().default('64Gi'), pods: z.number().int().min(2).default(110) }).prefault({}).describe('ResourceQuota per cluster.'),
+  nodeSelector: z.record(z.string(), z.string()).default({}).describe('Node selector of cluster pods.'),
+  tolerations: z.array(z.record(z.string(), z.unknown())).default([]).describe('Tolerations of cluster pods.'),
+  extraPodSpec: z.record(z.string(), z.unknown()).default({}).describe('Merged into every cluster pod spec.'),
+  routeTarget: z.string().default('http://scheduler.{namespace}.svc.cluster.local:8888').describe('Proxy target of a cluster; {namespace} is substituted.'),
+  proxyPodSelector: z.record(z.string(), z.string()).default({ 'app.kubernetes.io/component': 'proxy' }).describe('Labels of the proxy pods the NetworkPolicy admits.'),
+  proxyNamespace: z.string().default('clusterhub').describe('Namespace of the proxy pods the NetworkPolicy admits.'),
+  restrictEgress: z.boolean().default(false).describe('Deny egress outside the namespace (DNS stays open).'),
+  apiConcurrency: z.number().int().min(1).default(8).describe('Concurrent requests against the API server.'),
+});
+
+const culler = z.strictObject({
+  enabled: z.boolean().default(true).describe('Cull idle clusters.'),
+  schedule: z.string().default('*/5 * * * *').describe('node-cron expression (seconds field allowed) of the sweep.'),
+  idleTimeoutSeconds: seconds.default(3600).describe('A cluster idle (proxy and Jupyter) this long is stopped.'),
+  maxAgeSeconds: z.number().min(0).default(0).describe('Stop clusters older than this whatever their activity (0: never).'),
+  concurrency: z.number().int().min(1).default(10).describe('Clusters checked or stopped at once.'),
+  dryRun: z.boolean().default(false).describe('Log what would be culled, change nothing.'),
+  orphanGraceSeconds: seconds.default(600).describe('Age before an unknown namespace or process group is removed.'),
+});
+
+export const configSchema = z.strictObject({
+  hub: hub.prefault({}),
+  proxy: proxy.prefault({}),
+  auth: auth.prefault({}),
+  spawn: spawn.prefault({}),
+  local: local.prefault({}),
+  kubernetes: kubernetes.prefault({}),
+  culler: culler.prefault({}),
+}).superRefine((c, ctx) => {
+  if (c.spawn.defaultWorkers > c.spawn.maxWorkers) {
+    ctx.addIssue({ code: 'custom', path: ['spawn', 'defaultWorkers'], message: `must be at most spawn.maxWorkers (${c.spawn.maxWorkers})` });
+  }
+  if (c.proxy.mode === 'external' && !c.proxy.apiUrl) {
+    ctx.addIssue({ code: 'custom', path: ['proxy', 'apiUrl'], message: 'is required when proxy.mode is external' });
+  }
+});
+
+/** The validated configuration, with every default filled in. */
+export type Config = z.infer<typeof configSchema>;
+/** What a config file may contain. */
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,74 @@
+/** The Store contract: users, clusters, API tokens (hashed at rest) and events. */
+
+export interface UserRow {
+  login: string;
+  githubId: number | null;
+  admin: boolean;
+  createdAt: string;
+  lastSeen: string | null;
+}
+
+/** Where a user's cluster is in its life, as the hub records it. */
+export type ClusterPhase = 'starting' | 'running' | 'stopping';
+
+export interface ClusterRow {
+  user: string;
+  backend: string;
+  phase: ClusterPhase;
+  workers: number;
+  /** Jupyter's token for this cluster (a random secret; the database file is 0600). */
+  jupyterToken: string;
+  /** Proxy target once ready. */
+  url: string | null;
+  createdAt: string;
+  readyAt: string | null;
+  lastActivity: string | null;
+}
+
+export interface TokenRow {
+  id: string;
+  owner: string;
+  scopes: string[];
+  note: string;
+  createdAt: string;
+  expiresAt: string | null;
+  lastUsed: string | null;
+}
+
+export interface EventRow {
+  id: number;
+  time: string;
+  /** Who did it: a login, `culler`, `hub`. */
+  actor: string;
+  /** Whose cluster or account it concerns. */
+  user: string;
+  kind: string;
+  detail: Record<string, unknown>;
+}
+
+export interface Store {
+  upsertUser(user: { login: string; githubId?: number | null; admin?: boolean }): UserRow;
+  getUser(login: string): UserRow | undefined;
+  listUsers(): UserRow[];
+  /** Forget a user with their cluster row and tokens (events stay, for the record). */
+  deleteUser(login: string): void;
+  touchUser(login: string, when?: Date): void;
+
+  putCluster(row: ClusterRow): void;
+  updateCluster(user: string, patch: Partial<Omit<ClusterRow, 'user'>>): void;
+  getCluster(user: string): ClusterRow | undefined;
+  listClusters(): ClusterRow[];
+  deleteCluster(user: string): void;
+
+  /** Create a token; the secret is returned once and only its hash is kept. */
+  createToken(owner: string, options: { scopes: string[]; note?: string; expiresAt?: Date | null }): { token: string; row: TokenRow };
+  /** The token's row if the secret is valid and not expired (marks it used). */
+  findToken(secret: string): TokenRow | undefined;
+  listTokens(owner?: string): TokenRow[];
+  deleteToken(id: string): boolean;
+
+  addEvent(event: { actor: string; user: string; kind: string; detail?: Record<string, unknown>; time?: Date }): EventRow;
+  listEvents(filter?: { user?: string; kind?: string; limit?: number }): EventRow[];
+
+  close(): void;
+}

@@ -1,0 +1,102 @@
+/**
+ * The contracts between the hub and the parts it wires together.
+ * Backends implement `Backend`; they never import the proxy or the hub.
+ */
+
+/** JupyterHub `poll` semantics: what the backend sees right now. */
+export type ClusterState = 'running' | 'starting' | 'stopped' | 'failed';
+
+/**
+ * One step of a launch, the shape JupyterHub streams at `.../progress`.
+ * The last event of a successful start has `ready: true` and `url` (the proxy target).
+ */
+export interface ProgressEvent {
+  progress: number;
+  message: string;
+  ready?: boolean;
+  failed?: boolean;
+  /** Where the proxy should send `/user/{name}/` (only on the ready event). */
+  url?: string;
+}
+
+/** What a launch asks of a backend. */
+export interface StartOptions {
+  /** Number of worker replicas (each runs a Dask worker, a Spark worker and IPython engines). */
+  workers: number;
+  /** Random per-cluster secret; Jupyter requires it. Handed only to the owner and admins. */
+  jupyterToken: string;
+  /** The URL prefix Jupyter serves under, always `/user/{login}/`. */
+  baseUrl: string;
+  /** Aborted when the launch times out or is cancelled: the backend stops where it is. */
+  signal?: AbortSignal;
+}
+
+/** What a backend knows about one user's cluster. */
+export interface ClusterStatus {
+  state: ClusterState;
+  /** Current worker replicas (desired). */
+  workers?: number;
+  /** Workers that are up, when the backend can tell. */
+  readyWorkers?: number;
+  /** Why the cluster is `failed`, in words a student understands. */
+  reason?: string;
+}
+
+/** A cluster found by `Backend.list()`, used to reconcile after a hub restart. */
+export interface ClusterListing extends ClusterStatus {
+  /** The GitHub login this cluster belongs to. */
+  user: string;
+  /** The proxy target, when the cluster is running. */
+  url?: string;
+  /** Set when the backend can recover the Jupyter token (a Secret, a state file). */
+  jupyterToken?: string;
+  /** When the backend created it (ISO 8601). */
+  createdAt?: string;
+}
+
+export interface StopOptions {
+  /** Also delete the user's workspace (a reset). */
+  removeWorkspace?: boolean;
+}
+
+/** A place where clusters run: local processes or Kubernetes namespaces. */
+export interface Backend {
+  /** `local` or `kubernetes`. */
+  readonly kind: string;
+  /** Start a cluster; yields progress and ends with a `ready` event, or throws with the reason. */
+  start(user: string, options: StartOptions): AsyncIterable<ProgressEvent>;
+  /** Stop and remove everything the cluster owns. Idempotent. */
+  stop(user: string, options?: StopOptions): Promise<void>;
+  status(user: string): Promise<ClusterStatus>;
+  /** Change the number of workers of a running cluster. */
+  scale(user: string, workers: number): Promise<void>;
+  /** Every cluster this backend manages, whether or not the hub knows it. */
+  list(): Promise<ClusterListing[]>;
+  /** Release watches, timers and child handles (the clusters keep running). */
+  close?(): Promise<void>;
+}
+
+/** A route as configurable-http-proxy reports it. */
+export interface RouteInfo {
+  target: string;
+  last_activity?: string;
+  [key: string]: unknown;
+}
+
+/** The proxy contract (configurable-http-proxy's REST API). */
+export interface Proxy {
+  addRoute(path: string, target: string, data?: Record<string, unknown>): Promise<void>;
+  deleteRoute(path: string): Promise<void>;
+  /** All routes, or those with no activity since `inactiveSince`. Keys are paths like `/user/a`. */
+  getRoutes(inactiveSince?: Date): Promise<Record<string, RouteInfo>>;
+}
+
+/** Thrown by backends and the manager for failures a user should see verbatim. */
+export class ClusterError extends Error {
+  readonly status: number;
+  constructor(message: string, status = 500) {
+    super(message);
+    this.name = 'ClusterError';
+    this.status = status;
+  }
+}
