@@ -1,0 +1,56 @@
+/**
+ * The koa application factory: no globals, everything passed in, so a test can build a
+ * whole hub on a random port in milliseconds.
+ */
+import Koa from 'koa';
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import { createAuth, csrfProtect } from './auth/index.ts';
+import { adminRoutes } from './api/admin.ts';
+import { clusterRoutes } from './api/clusters.ts';
+import { adminOnly } from './api/rules.ts';
+import type { HubDeps } from './deps.ts';
+import { errorHandler, HttpError } from './errors.ts';
+import { requestLogger } from './log.ts';
+import { errorPage } from './pages/errors.ts';
+import { pageRoutes } from './pages/routes.ts';
+
+/** Builds the hub's koa app. It listens on nothing until the caller says so. */
+export function createApp(deps: HubDeps): Koa {
+  const app = new Koa({ proxy: true });
+  const router = new Router();
+  const auth = createAuth({ config: deps.config, store: deps.store, log: deps.log, secrets: deps.secrets });
+
+  app.use(requestLogger(deps.log));
+  app.use(errorHandler(deps.log, (status, message) => errorPage(status, message)));
+  app.use(bodyParser({
+    enableTypes: ['json', 'form'],
+    jsonLimit: '64kb',
+    formLimit: '64kb',
+    onError: () => {
+      throw new HttpError(400, 'Malformed request body: expected JSON (or a form)');
+    },
+  }));
+  auth.install(app, router);
+  app.use(csrfProtect());
+
+  // Rule: anyone (liveness for probes and the proxy's health check).
+  router.get('/hub/health', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+
+  // Rule: admin (Prometheus scrapes with `Authorization: token …`).
+  router.get('/hub/metrics', async (ctx) => {
+    adminOnly(ctx);
+    ctx.type = deps.metrics.registry.contentType;
+    ctx.body = await deps.metrics.registry.metrics();
+  });
+
+  clusterRoutes(router, deps);
+  adminRoutes(router, deps);
+  pageRoutes(router, deps, { devLogin: auth.devLoginEnabled });
+
+  app.use(router.routes());
+  app.use(router.allowedMethods({ throw: true, methodNotAllowed: () => new HttpError(405, 'Method not allowed'), notImplemented: () => new HttpError(501, 'Not implemented') }));
+  return app;
+}

@@ -1,0 +1,252 @@
+import test from 'ava';
+import { openStore } from '../hub/store/sqlite.ts';
+import { silentLogger } from './log.ts';
+import { SpawnManager } from './manager.ts';
+import { reconcile } from './reconcile.ts';
+import { ClusterError, type Backend, type ClusterListing, type ClusterStatus, type ProgressEvent, type Proxy, type RouteInfo, type StartOptions } from './types.ts';
+
+/** A backend the test steers: each start waits until the test lets it finish. */
+class StepBackend implements Backend {
+  readonly kind = 'test';
+  readonly running = new Map<string, { workers: number; url: string; token: string }>();
+  readonly starts: string[] = [];
+  readonly stops: string[] = [];
+  readonly gates = new Map<string, PromiseWithResolvers<void>>();
+  failWith: string | undefined;
+
+  gate(user: string): PromiseWithResolvers<void> {
+    let gate = this.gates.get(user);
+    if (!gate) this.gates.set(user, (gate = Promise.withResolvers<void>()));
+    return gate;
+  }
+
+  async *start(user: string, options: StartOptions): AsyncIterable<ProgressEvent> {
+    this.starts.push(user);
+    yield { progress: 20, message: 'scheduler starting' };
+    const aborted = new Promise<never>((_, reject) => options.signal?.addEventListener('abort', () => reject(new ClusterError('aborted')), { once: true }));
+    await Promise.race([this.gate(user).promise, aborted]);
+    if (this.failWith) throw new ClusterError(this.failWith);
+    this.running.set(user, { workers: options.workers, url: `http://127.0.0.1:9/${user}`, token: options.jupyterToken });
+    yield { progress: 100, message: 'ready', ready: true, url: `http://127.0.0.1:9/${user}` };
+  }
+
+  async stop(user: string): Promise<void> {
+    this.stops.push(user);
+    this.running.delete(user);
+  }
+
+  async status(user: string): Promise<ClusterStatus> {
+    const c = this.running.get(user);
+    return c ? { state: 'running', workers: c.workers } : { state: 'stopped' };
+  }
+
+  async scale(user: string, workers: number): Promise<void> {
+    const c = this.running.get(user);
+    if (!c) throw new ClusterError('not running', 409);
+    c.workers = workers;
+  }
+
+  async list(): Promise<ClusterListing[]> {
+    return [...this.running].map(([user, c]) => ({ user, state: 'running' as const, workers: c.workers, url: c.url, jupyterToken: c.token }));
+  }
+}
+
+/** The proxy's routing table in memory; the real CHP is exercised in test/hub.test.ts. */
+class TableProxy implements Proxy {
+  readonly routes = new Map<string, RouteInfo>();
+  failAdd = false;
+  async addRoute(path: string, target: string, data: Record<string, unknown> = {}): Promise<void> {
+    if (this.failAdd) throw new Error('proxy refused the route');
+    this.routes.set(path, { ...data, target });
+  }
+  async deleteRoute(path: string): Promise<void> {
+    this.routes.delete(path);
+  }
+  async getRoutes(): Promise<Record<string, RouteInfo>> {
+    return Object.fromEntries(this.routes);
+  }
+}
+
+function setup(options: { concurrency?: number; timeout?: number } = {}) {
+  const backend = new StepBackend();
+  const proxy = new TableProxy();
+  const store = openStore(':memory:');
+  const manager = new SpawnManager({
+    backend, proxy, records: store, log: silentLogger(),
+    startTimeoutSeconds: options.timeout ?? 30, concurrency: options.concurrency ?? 4, maxWorkers: 8,
+  });
+  return { backend, proxy, store, manager };
+}
+
+async function collect(events: AsyncIterable<ProgressEvent>): Promise<ProgressEvent[]> {
+  const out: ProgressEvent[] = [];
+  for await (const e of events) out.push(e);
+  return out;
+}
+
+test('a launch becomes running and gets its route only when ready', async (t) => {
+  const { backend, proxy, store, manager } = setup();
+  const launch = manager.launch('alice', 2);
+  t.is(manager.view('alice').phase, 'starting');
+  t.is(proxy.routes.size, 0);
+  backend.gate('alice').resolve();
+  const final = await launch.done;
+  t.true(final.ready);
+  t.is(final.url, '/user/alice/');
+  t.is(proxy.routes.get('/user/alice')?.target, 'http://127.0.0.1:9/alice');
+  t.is(store.getCluster('alice')?.phase, 'running');
+  t.is(manager.view('alice').phase, 'running');
+});
+
+test('progress replays to a late watcher and never goes backwards', async (t) => {
+  const { backend, manager } = setup();
+  manager.launch('alice', 1);
+  const early = collect(manager.progress('alice'));
+  backend.gate('alice').resolve();
+  const events = await early;
+  const late = await collect(manager.progress('alice'));
+  t.deepEqual(events.map((e) => e.progress), [...events.map((e) => e.progress)].sort((a, b) => a - b));
+  t.true(events.at(-1)!.ready);
+  t.is(late.length, 1);
+  t.true(late[0]!.ready);
+});
+
+test('a second launch click joins the pending launch', async (t) => {
+  const { backend, manager } = setup();
+  const first = manager.launch('alice', 2);
+  const second = manager.launch('alice', 5);
+  t.is(first, second);
+  backend.gate('alice').resolve();
+  await first.done;
+  t.deepEqual(backend.starts, ['alice']);
+});
+
+test('launching a running cluster is a 409', async (t) => {
+  const { backend, manager } = setup();
+  backend.gate('alice').resolve();
+  await manager.launch('alice', 1).done;
+  const err = t.throws(() => manager.launch('alice', 1));
+  t.is((err as ClusterError).status, 409);
+});
+
+test('workers outside the limits are refused with 422 and nothing changes', (t) => {
+  const { store, manager } = setup();
+  for (const workers of [-1, 9, 1.5]) {
+    const err = t.throws(() => manager.launch('alice', workers));
+    t.is((err as ClusterError).status, 422);
+  }
+  t.is(store.getCluster('alice'), undefined);
+  t.is(manager.view('alice').phase, 'stopped');
+});
+
+test('a failed launch carries the reason, leaves nothing, and can be retried at once', async (t) => {
+  const { backend, proxy, store, manager } = setup();
+  backend.failWith = 'ImagePullBackOff: image not found';
+  backend.gate('alice').resolve();
+  const final = await manager.launch('alice', 1).done;
+  t.true(final.failed);
+  t.regex(final.message, /ImagePullBackOff/);
+  t.is(store.getCluster('alice'), undefined);
+  t.is(proxy.routes.size, 0);
+  t.deepEqual(backend.stops, ['alice']);
+  const replay = await collect(manager.progress('alice'));
+  t.is(replay.length, 1);
+  t.regex(replay[0]!.message, /ImagePullBackOff/);
+  backend.failWith = undefined;
+  t.true((await manager.launch('alice', 1).done).ready);
+});
+
+test('a route that cannot be added stops the cluster: no half state', async (t) => {
+  const { backend, proxy, store, manager } = setup();
+  proxy.failAdd = true;
+  backend.gate('alice').resolve();
+  const final = await manager.launch('alice', 1).done;
+  t.true(final.failed);
+  t.regex(final.message, /proxy refused/);
+  t.false(backend.running.has('alice'));
+  t.is(store.getCluster('alice'), undefined);
+});
+
+test('a launch that is not ready in time is stopped with the last step in the reason', async (t) => {
+  const { backend, store, manager } = setup({ timeout: 0.2 });
+  const final = await manager.launch('alice', 1).done;
+  t.true(final.failed);
+  t.regex(final.message, /not ready after 0 s \(last step: scheduler starting\)/);
+  t.deepEqual(backend.stops, ['alice']);
+  t.is(store.getCluster('alice'), undefined);
+});
+
+test('launches beyond the concurrency limit wait in line and see their position', async (t) => {
+  const { backend, manager } = setup({ concurrency: 1 });
+  manager.launch('a', 1);
+  const b = manager.launch('b', 1);
+  manager.launch('c', 1);
+  t.is(manager.view('b').queuePosition, 1);
+  t.is(manager.view('c').queuePosition, 2);
+  for await (const e of manager.progress('a')) if (e.progress > 1) break;
+  t.deepEqual(backend.starts, ['a']);
+  const cEvents = collect(manager.progress('c'));
+  backend.gate('a').resolve();
+  await t.notThrowsAsync(async () => {
+    for await (const e of manager.progress('b')) if (e.progress > 1) break;
+  });
+  t.is(manager.view('c').queuePosition, 1);
+  backend.gate('b').resolve();
+  await b.done;
+  backend.gate('c').resolve();
+  const messages = (await cEvents).map((e) => e.message);
+  t.true(messages.includes('Waiting in line: position 2'));
+  t.true(messages.includes('Waiting in line: position 1'));
+  t.deepEqual(backend.starts, ['a', 'b', 'c']);
+});
+
+test('stop during a launch cancels it and cleans up', async (t) => {
+  const { backend, proxy, store, manager } = setup();
+  const launch = manager.launch('alice', 1);
+  await manager.stop('alice', { actor: 'alice' });
+  t.true((await launch.done).failed);
+  t.is(store.getCluster('alice'), undefined);
+  t.is(proxy.routes.size, 0);
+  t.false(backend.running.has('alice'));
+});
+
+test('stop removes the route before the cluster and records who stopped it', async (t) => {
+  const { backend, proxy, store, manager } = setup();
+  backend.gate('alice').resolve();
+  await manager.launch('alice', 1).done;
+  await manager.stop('alice', { actor: 'teacher', reason: 'stopped by teacher' });
+  t.is(proxy.routes.size, 0);
+  t.false(backend.running.has('alice'));
+  const event = store.listEvents({ user: 'alice', limit: 1 })[0]!;
+  t.is(event.kind, 'stop');
+  t.is(event.actor, 'teacher');
+  t.is(manager.view('alice').phase, 'stopped');
+});
+
+test('scale changes the workers of a running cluster and refuses a stopped one', async (t) => {
+  const { backend, store, manager } = setup();
+  await t.throwsAsync(manager.scale('alice', 2), { message: /no running cluster/ });
+  backend.gate('alice').resolve();
+  await manager.launch('alice', 1).done;
+  await manager.scale('alice', 4);
+  t.is(backend.running.get('alice')?.workers, 4);
+  t.is(store.getCluster('alice')?.workers, 4);
+});
+
+test('reconcile at start adopts running clusters, forgets dead ones and cleans abandoned launches', async (t) => {
+  const { backend, proxy, store } = setup();
+  store.upsertUser({ login: 'alive' });
+  store.upsertUser({ login: 'orphan' });
+  const base = { backend: 'test', workers: 1, jupyterToken: 't', createdAt: new Date().toISOString(), readyAt: null, lastActivity: null };
+  store.putCluster({ ...base, user: 'dead', phase: 'running', url: 'http://127.0.0.1:9/dead' });
+  store.putCluster({ ...base, user: 'halfway', phase: 'starting', url: null });
+  store.putCluster({ ...base, user: 'alive', phase: 'running', url: 'http://old' });
+  backend.running.set('alive', { workers: 1, url: 'http://127.0.0.1:9/alive', token: 't' });
+  backend.running.set('orphan', { workers: 2, url: 'http://127.0.0.1:9/orphan', token: 'o' });
+  const report = await reconcile({ backend, proxy, records: store, log: silentLogger(), pending: () => [], knownUser: (l) => !!store.getUser(l) }, { startup: true });
+  t.deepEqual(report, { adopted: ['orphan'], forgotten: ['dead'], abandoned: ['halfway'] });
+  t.is(store.getCluster('alive')?.url, 'http://127.0.0.1:9/alive');
+  t.is(store.getCluster('orphan')?.jupyterToken, 'o');
+  t.is(store.getCluster('dead'), undefined);
+  t.true(backend.stops.includes('halfway'));
+});

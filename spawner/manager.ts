@@ -1,0 +1,310 @@
+/**
+ * The spawn manager: one cluster per user, launches queued with bounded concurrency,
+ * progress fanned out to watchers, the route added only when the cluster is ready, and
+ * no half state on failure. Backends never see the proxy; this is where they meet.
+ */
+import { randomBytes } from 'node:crypto';
+import { Launch } from './launch.ts';
+import { LaunchQueue } from './queue.ts';
+import { childLogger, type Logger } from './log.ts';
+import { ClusterError, type Backend, type ProgressEvent, type Proxy } from './types.ts';
+
+/** How the manager remembers clusters (the hub's Store satisfies it). */
+export interface ClusterRecord {
+  user: string;
+  backend: string;
+  phase: 'starting' | 'running' | 'stopping';
+  workers: number;
+  jupyterToken: string;
+  url: string | null;
+  createdAt: string;
+  readyAt: string | null;
+  lastActivity: string | null;
+}
+
+export interface ClusterRecords {
+  getCluster(user: string): ClusterRecord | undefined;
+  putCluster(row: ClusterRecord): void;
+  updateCluster(user: string, patch: Partial<Omit<ClusterRecord, 'user'>>): void;
+  listClusters(): ClusterRecord[];
+  deleteCluster(user: string): void;
+  addEvent(event: { actor: string; user: string; kind: string; detail?: Record<string, unknown> }): unknown;
+}
+
+/** Counters the hub exports; the default does nothing (no null checks anywhere). */
+export interface ManagerMetrics {
+  launchStarted(): void;
+  launchSucceeded(seconds: number): void;
+  launchFailed(seconds: number): void;
+  activeClusters(count: number): void;
+}
+
+const noMetrics: ManagerMetrics = { launchStarted() {}, launchSucceeded() {}, launchFailed() {}, activeClusters() {} };
+
+export interface ManagerOptions {
+  backend: Backend;
+  proxy: Proxy;
+  records: ClusterRecords;
+  startTimeoutSeconds: number;
+  concurrency: number;
+  maxWorkers: number;
+  log: Logger;
+  metrics?: ManagerMetrics;
+}
+
+/** The proxy path of a user's cluster (CHP keys have no trailing slash). */
+export function routePath(user: string): string {
+  return `/user/${user}`;
+}
+
+/** Where a student's browser goes: Jupyter's base URL. */
+export function userUrl(user: string): string {
+  return `/user/${user}/`;
+}
+
+/** What the hub can tell a client about one user's cluster right now. */
+export interface ClusterView {
+  phase: 'stopped' | 'queued' | 'starting' | 'running' | 'stopping';
+  workers: number;
+  /** 1-based position in the launch line while queued. */
+  queuePosition?: number;
+  progress?: number;
+  url?: string;
+  createdAt?: string;
+  readyAt?: string | null;
+}
+
+export class SpawnManager {
+  readonly backend: Backend;
+  readonly #proxy: Proxy;
+  readonly #records: ClusterRecords;
+  readonly #log: Logger;
+  readonly #metrics: ManagerMetrics;
+  readonly #queue: LaunchQueue;
+  readonly #timeoutMs: number;
+  readonly #maxWorkers: number;
+  readonly #launches = new Map<string, Launch>();
+  readonly #positions = new Map<string, () => number>();
+  readonly #stopping = new Map<string, Promise<void>>();
+  /** The last failure per user, replayed to a progress watcher that comes late. */
+  readonly #lastFailure = new Map<string, string>();
+
+  constructor(options: ManagerOptions) {
+    this.backend = options.backend;
+    this.#proxy = options.proxy;
+    this.#records = options.records;
+    this.#log = childLogger(options.log, { component: 'spawner' });
+    this.#metrics = options.metrics ?? noMetrics;
+    this.#queue = new LaunchQueue(options.concurrency);
+    this.#timeoutMs = options.startTimeoutSeconds * 1000;
+    this.#maxWorkers = options.maxWorkers;
+  }
+
+  /** Checks a requested worker count against the configured limits (422 otherwise). */
+  checkWorkers(workers: number): void {
+    if (!Number.isInteger(workers) || workers < 0 || workers > this.#maxWorkers) {
+      throw new ClusterError(`workers must be an integer from 0 to ${this.#maxWorkers}, got ${workers}`, 422);
+    }
+  }
+
+  /**
+   * Starts a launch, or joins the pending one (a second click). A running cluster is a 409.
+   * Returns at once; follow the launch with `progress(user)`.
+   */
+  launch(user: string, workers: number, actor = user): Launch {
+    const pending = this.#launches.get(user);
+    if (pending) return pending;
+    if (this.#stopping.has(user)) throw new ClusterError(`${user}'s cluster is stopping; launch again when it has stopped`, 409);
+    const record = this.#records.getCluster(user);
+    if (record) throw new ClusterError(`${user}'s cluster is already ${record.phase}`, 409);
+    this.checkWorkers(workers);
+
+    const launch = new Launch(user, workers);
+    this.#launches.set(user, launch);
+    this.#lastFailure.delete(user);
+    this.#records.putCluster({
+      user, backend: this.backend.kind, phase: 'starting', workers,
+      jupyterToken: randomBytes(24).toString('base64url'), url: null,
+      createdAt: launch.startedAt.toISOString(), readyAt: null, lastActivity: null,
+    });
+    this.#records.addEvent({ actor, user, kind: 'launch', detail: { workers } });
+    this.#metrics.launchStarted();
+    void this.#run(launch);
+    return launch;
+  }
+
+  async #run(launch: Launch): Promise<void> {
+    const { user } = launch;
+    const log = childLogger(this.#log, { user });
+    const slot = this.#queue.enter((position) => launch.push({ progress: 0, message: `Waiting in line: position ${position}` }));
+    this.#positions.set(user, () => slot.position());
+    if (slot.position() > 0) launch.push({ progress: 0, message: `Waiting in line: position ${slot.position()}` });
+    // A ref'd timer (AbortSignal.timeout's is not): the launch keeps the process alive.
+    const timer = new AbortController();
+    const timeout = timer.signal;
+    const deadline = setTimeout(() => timer.abort(new ClusterError('launch timed out', 504)), this.#timeoutMs);
+    const signal = AbortSignal.any([launch.controller.signal, timeout]);
+    const finish = (event: ProgressEvent) => {
+      // Forget the launch before announcing the end, so a retry right after starts afresh.
+      this.#launches.delete(user);
+      this.#positions.delete(user);
+      launch.push(event);
+    };
+    const started = performance.now();
+    try {
+      await Promise.race([slot.ready, aborted(signal)]);
+      launch.push({ progress: 1, message: `Starting your cluster with ${launch.workers} worker${launch.workers === 1 ? '' : 's'}` });
+      const record = this.#records.getCluster(user)!;
+      let target: string | undefined;
+      for await (const event of this.backend.start(user, { workers: launch.workers, jupyterToken: record.jupyterToken, baseUrl: userUrl(user), signal })) {
+        if (signal.aborted) break;
+        if (event.ready) {
+          target = event.url;
+          break;
+        }
+        launch.push({ progress: Math.min(event.progress, 99), message: event.message });
+      }
+      throwIfAborted(signal, timeout, this.#timeoutMs, launch);
+      if (!target) throw new ClusterError('the backend finished without reporting where the cluster is');
+      launch.push({ progress: 99, message: 'Adding the route to your cluster' });
+      await this.#proxy.addRoute(routePath(user), target, { user, cluster: this.backend.kind });
+      const readyAt = new Date().toISOString();
+      this.#records.updateCluster(user, { phase: 'running', url: target, readyAt, lastActivity: readyAt });
+      const seconds = (performance.now() - started) / 1000;
+      this.#records.addEvent({ actor: 'hub', user, kind: 'ready', detail: { seconds: Math.round(seconds * 10) / 10 } });
+      this.#metrics.launchSucceeded(seconds);
+      this.#metrics.activeClusters(this.#records.listClusters().filter((c) => c.phase === 'running').length);
+      log.info({ seconds }, 'cluster ready');
+      finish({ progress: 100, message: 'Your cluster is ready', ready: true, url: userUrl(user) });
+    } catch (err) {
+      const message = timeout.aborted ? timeoutMessage(this.#timeoutMs, launch) : err instanceof Error ? err.message : String(err);
+      log.warn({ reason: message }, 'launch failed; cleaning up');
+      await this.#cleanup(user);
+      this.#lastFailure.set(user, message);
+      this.#records.addEvent({ actor: 'hub', user, kind: 'launch-failed', detail: { reason: message } });
+      this.#metrics.launchFailed((performance.now() - started) / 1000);
+      finish({ progress: 100, message: `Launch failed: ${message}`, failed: true });
+    } finally {
+      clearTimeout(deadline);
+      slot.release();
+    }
+  }
+
+  /** Removes whatever a failed launch left: route, backend objects, record. */
+  async #cleanup(user: string): Promise<void> {
+    await this.#proxy.deleteRoute(routePath(user)).catch((err) => this.#log.warn({ user, err: String(err) }, 'route cleanup failed'));
+    await this.backend.stop(user).catch((err) => this.#log.error({ user, err: String(err) }, 'backend cleanup failed'));
+    this.#records.deleteCluster(user);
+  }
+
+  /** The pending launch's progress, or one event saying where things stand. */
+  async *progress(user: string, signal?: AbortSignal): AsyncGenerator<ProgressEvent> {
+    const launch = this.#launches.get(user);
+    if (launch) {
+      yield* launch.watch(signal);
+      return;
+    }
+    const record = this.#records.getCluster(user);
+    if (record?.phase === 'running') {
+      yield { progress: 100, message: 'Your cluster is ready', ready: true, url: userUrl(user) };
+    } else {
+      const failure = this.#lastFailure.get(user);
+      yield { progress: 100, failed: true, message: failure ? `Launch failed: ${failure}` : `${user} has no cluster starting` };
+    }
+  }
+
+  /**
+   * Stops a cluster through the one stop path (user Stop, admin, culler): the route goes
+   * first, so nobody reaches a half-stopped cluster. A pending launch is cancelled.
+   */
+  async stop(user: string, options: { actor: string; reason?: string; removeWorkspace?: boolean }): Promise<void> {
+    const inFlight = this.#stopping.get(user);
+    if (inFlight) return inFlight;
+    const launch = this.#launches.get(user);
+    if (!launch && !this.#records.getCluster(user) && !options.removeWorkspace) return;
+    const run = (async () => {
+      if (launch) {
+        launch.controller.abort(new ClusterError(`stopped by ${options.actor}`, 409));
+        await launch.done;
+      }
+      if (this.#records.getCluster(user)) this.#records.updateCluster(user, { phase: 'stopping' });
+      await this.#proxy.deleteRoute(routePath(user));
+      await this.backend.stop(user, { removeWorkspace: options.removeWorkspace });
+      this.#records.deleteCluster(user);
+      this.#records.addEvent({ actor: options.actor, user, kind: options.removeWorkspace ? 'reset' : 'stop', detail: options.reason ? { reason: options.reason } : {} });
+      this.#metrics.activeClusters(this.#records.listClusters().filter((c) => c.phase === 'running').length);
+    })();
+    this.#stopping.set(user, run);
+    try {
+      await run;
+    } finally {
+      this.#stopping.delete(user);
+    }
+  }
+
+  /** Changes the worker count of a running cluster. */
+  async scale(user: string, workers: number, actor = user): Promise<void> {
+    this.checkWorkers(workers);
+    const record = this.#records.getCluster(user);
+    if (!record || record.phase !== 'running') throw new ClusterError(`${user} has no running cluster to scale`, 409);
+    await this.backend.scale(user, workers);
+    this.#records.updateCluster(user, { workers });
+    this.#records.addEvent({ actor, user, kind: 'scale', detail: { from: record.workers, to: workers } });
+  }
+
+  /** What a client may know about the user's cluster right now. */
+  view(user: string): ClusterView {
+    const launch = this.#launches.get(user);
+    const record = this.#records.getCluster(user);
+    if (launch) {
+      const position = this.#positions.get(user)?.() ?? 0;
+      return { phase: position > 0 ? 'queued' : 'starting', workers: launch.workers, ...(position > 0 ? { queuePosition: position } : {}), createdAt: launch.startedAt.toISOString() };
+    }
+    if (this.#stopping.has(user)) return { phase: 'stopping', workers: record?.workers ?? 0 };
+    if (!record) return { phase: 'stopped', workers: 0 };
+    return { phase: record.phase, workers: record.workers, url: userUrl(user), createdAt: record.createdAt, readyAt: record.readyAt };
+  }
+
+  /** The reason of the user's last failed launch, if it failed since the hub started. */
+  lastFailure(user: string): string | undefined {
+    return this.#lastFailure.get(user);
+  }
+
+  /** Users with a launch in flight (queued or starting). */
+  pendingUsers(): string[] {
+    return [...this.#launches.keys()];
+  }
+
+  /** The routes that should exist: every running cluster's path → target. */
+  wantedRoutes(): Map<string, { target: string; data: Record<string, unknown> }> {
+    const wanted = new Map<string, { target: string; data: Record<string, unknown> }>();
+    for (const c of this.#records.listClusters()) {
+      if (c.phase === 'running' && c.url) wanted.set(routePath(c.user), { target: c.url, data: { user: c.user, cluster: c.backend } });
+    }
+    return wanted;
+  }
+
+  /** Cancels pending launches (they clean up after themselves) and waits for them. */
+  async close(): Promise<void> {
+    const pending = [...this.#launches.values()];
+    for (const launch of pending) launch.controller.abort(new ClusterError('the hub is shutting down', 503));
+    await Promise.all(pending.map((l) => l.done));
+  }
+}
+
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason);
+    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+  });
+}
+
+function throwIfAborted(signal: AbortSignal, timeout: AbortSignal, timeoutMs: number, launch: Launch): void {
+  if (!signal.aborted) return;
+  if (timeout.aborted) throw new ClusterError(timeoutMessage(timeoutMs, launch), 504);
+  throw signal.reason instanceof Error ? signal.reason : new ClusterError(String(signal.reason));
+}
+
+function timeoutMessage(timeoutMs: number, launch: Launch): string {
+  return `the cluster was not ready after ${Math.round(timeoutMs / 1000)} s (last step: ${launch.lastMessage || 'none'})`;
+}

@@ -1,0 +1,214 @@
+/**
+ * The proxy layer against real configurable-http-proxy processes on loopback.
+ */
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { ChpClient, ProxyApiError } from '../spawner/proxy.ts';
+import { ChpSupervisor, type ChpSupervisorOptions } from '../spawner/proxy-supervisor.ts';
+import { syncRoutes, type WantedRoute } from '../spawner/route-sync.ts';
+import { freePort, startHttpTarget, waitUntil, type HttpTarget } from './helpers/net.ts';
+
+const TOKEN = 'test-token-0123456789abcdef';
+const cleanup: Array<() => Promise<void>> = [];
+test.after.always(async () => {
+  await Promise.all(cleanup.map((fn) => fn()));
+});
+
+async function target(name: string): Promise<HttpTarget> {
+  const t = await startHttpTarget(name);
+  cleanup.push(t.close);
+  return t;
+}
+
+/** A supervised CHP on free ports, its hub stub as default target, and an API client. */
+async function startProxy(extra: Partial<ChpSupervisorOptions> = {}) {
+  const hub = await target('hub');
+  const supervisor = new ChpSupervisor({
+    port: await freePort(),
+    apiPort: await freePort(),
+    defaultTarget: hub.url,
+    authToken: TOKEN,
+    logLevel: 'warn',
+    ...extra,
+  });
+  await supervisor.start();
+  cleanup.push(() => supervisor.stop());
+  const client = new ChpClient({ apiUrl: supervisor.apiUrl, authToken: TOKEN });
+  return { supervisor, client, hub };
+}
+
+async function getJson(url: string): Promise<{ status: number; body: { name?: string; url?: string } }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  const text = await res.text();
+  return { status: res.status, body: res.headers.get('content-type')?.includes('json') ? JSON.parse(text) : {} };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const shared = startProxy();
+
+test('a route can be added, listed with its data, and deleted', async (t) => {
+  const { client } = await shared;
+  const a = await target('a');
+  await client.addRoute('/user/alice', a.url, { user: 'alice', cluster: true });
+  const routes = await client.getRoutes();
+  t.is(routes['/user/alice']?.target, a.url);
+  t.is(routes['/user/alice']?.user, 'alice');
+  t.is(routes['/user/alice']?.cluster, true);
+  t.truthy(routes['/user/alice']?.last_activity);
+
+  await client.deleteRoute('/user/alice');
+  t.false('/user/alice' in (await client.getRoutes()));
+  await t.notThrowsAsync(client.deleteRoute('/user/alice'), 'deleting a route that is gone succeeds');
+});
+
+test('traffic through the proxy reaches the route target, and the rest reaches the hub', async (t) => {
+  const { client, supervisor } = await shared;
+  const b = await target('bob');
+  await client.addRoute('/user/bob/', b.url, { user: 'bob' });
+  const routed = await getJson(`${supervisor.publicUrl}/user/bob/lab/tree?x=1`);
+  t.is(routed.status, 200);
+  t.deepEqual(routed.body, { name: 'bob', method: 'GET', url: '/user/bob/lab/tree?x=1' });
+  const other = await getJson(`${supervisor.publicUrl}/hub/home`);
+  t.is(other.body.name, 'hub');
+});
+
+test('inactive_since lists only the routes without traffic since then', async (t) => {
+  const { client, supervisor } = await shared;
+  const busy = await target('busy');
+  const idle = await target('idle');
+  await client.addRoute('/user/busy', busy.url);
+  await client.addRoute('/user/idle', idle.url);
+  const added = await client.getRoutes();
+  const since = new Date(Math.max(...['/user/busy', '/user/idle'].map((p) => Date.parse(added[p]!.last_activity!))) + 1);
+  await waitUntil('the clock to pass the cut-off', () => Date.now() > since.getTime());
+
+  t.is((await getJson(`${supervisor.publicUrl}/user/busy/api/status`)).status, 200);
+  const inactive = await waitUntil('the busy route to leave the inactive list', async () => {
+    const r = await client.getRoutes(since);
+    return '/user/busy' in r ? undefined : r;
+  });
+  t.true('/user/idle' in inactive);
+  const all = await client.getRoutes();
+  t.true(Date.parse(all['/user/busy']!.last_activity!) > Date.parse(all['/user/idle']!.last_activity!));
+});
+
+test('a wrong token gives an error naming the call and the status', async (t) => {
+  const { supervisor } = await shared;
+  const bad = new ChpClient({ apiUrl: supervisor.apiUrl, authToken: 'not-the-token' });
+  const err = await t.throwsAsync(bad.getRoutes(), { instanceOf: ProxyApiError });
+  t.is(err?.status, 403);
+  t.regex(err?.message ?? '', /GET \/api\/routes failed: 403 Forbidden \(the auth token does not match/);
+  const post = await t.throwsAsync(bad.addRoute('/user/x', 'http://127.0.0.1:1'));
+  t.regex(post?.message ?? '', /POST \/api\/routes\/user\/x failed: 403/);
+});
+
+test('a proxy that is not there gives an error saying it cannot be reached', async (t) => {
+  const client = new ChpClient({ apiUrl: `http://127.0.0.1:${await freePort()}`, authToken: TOKEN, timeoutMs: 2000 });
+  const err = await t.throwsAsync(client.deleteRoute('/user/x'), { instanceOf: ProxyApiError });
+  t.is(err?.status, 0);
+  t.regex(err?.message ?? '', /DELETE \/api\/routes\/user\/x failed: cannot reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
+});
+
+test('route sync adds missing routes, fixes wrong targets, removes stale ones and leaves the rest', async (t) => {
+  const { client, supervisor } = await startProxy();
+  const a = await target('a');
+  const b = await target('b');
+  await client.addRoute('/user/a', 'http://127.0.0.1:1', { user: 'a' });
+  await client.addRoute('/user/stale', a.url, { user: 'stale' });
+  await client.addRoute('/services/other', a.url);
+  const wanted = new Map<string, WantedRoute>([
+    ['/user/a/', { target: a.url, data: { user: 'a' } }],
+    ['/user/b/', { target: b.url, data: { user: 'b' } }],
+  ]);
+
+  t.deepEqual(await syncRoutes(client, wanted), { added: 1, fixed: 1, removed: 1, errors: [] });
+  const routes = await client.getRoutes();
+  t.deepEqual(Object.keys(routes).sort(), ['/', '/services/other', '/user/a', '/user/b']);
+  t.is(routes['/user/a']?.target, a.url);
+  t.is(routes['/user/b']?.user, 'b');
+  t.is((await getJson(`${supervisor.publicUrl}/user/b/lab`)).body.name, 'b');
+  t.deepEqual(await syncRoutes(client, () => wanted), { added: 0, fixed: 0, removed: 0, errors: [] }, 'a second sync has nothing to do');
+});
+
+test('a killed proxy is restarted, and after a resync its routes and traffic are back', async (t) => {
+  const { client, supervisor } = await startProxy();
+  const c = await target('carol');
+  const wanted = new Map<string, WantedRoute>([['/user/carol', { target: c.url, data: { user: 'carol' } }]]);
+  await syncRoutes(client, wanted);
+  const firstPid = supervisor.pid!;
+
+  const restarted = once(supervisor, 'restart', { signal: AbortSignal.timeout(20_000) });
+  const killedAt = Date.now();
+  process.kill(firstPid, 'SIGKILL');
+  const [info] = await restarted;
+  t.log(`proxy answering again ${Date.now() - killedAt} ms after kill -9`);
+  t.not(info.pid, firstPid);
+  t.is(info.reason, 'signal SIGKILL');
+  t.is(supervisor.restarts, 1);
+  t.false('/user/carol' in (await client.getRoutes()), 'a new proxy starts with an empty table');
+
+  t.like(await syncRoutes(client, wanted), { added: 1, removed: 0 });
+  t.is((await getJson(`${supervisor.publicUrl}/user/carol/`)).body.name, 'carol');
+});
+
+test('the supervisor gives up after too many restarts in a row', async (t) => {
+  const { supervisor } = await startProxy({ maxRestarts: 1, restartBackoffMs: 10 });
+  const restarted = once(supervisor, 'restart', { signal: AbortSignal.timeout(20_000) });
+  process.kill(supervisor.pid!, 'SIGKILL');
+  await restarted;
+  const failed = once(supervisor, 'failed', { signal: AbortSignal.timeout(20_000) });
+  process.kill(supervisor.pid!, 'SIGKILL');
+  const [err] = await failed;
+  t.regex(err.message, /died 1 times within 60 s .*not restarting/);
+  t.is(supervisor.pid, undefined);
+});
+
+test('stop() ends the proxy and does not restart it', async (t) => {
+  const { supervisor } = await startProxy();
+  const pid = supervisor.pid!;
+  let restarts = 0;
+  supervisor.on('restart', () => restarts++);
+  await supervisor.stop();
+  t.false(alive(pid));
+  t.is(supervisor.pid, undefined);
+  t.is(restarts, 0);
+});
+
+test('a taken API port fails the start with a message saying so', async (t) => {
+  const squatter = createServer();
+  squatter.listen({ host: '127.0.0.1', port: 0 });
+  await once(squatter, 'listening');
+  cleanup.push(() => new Promise((resolve) => squatter.close(() => resolve())));
+  const apiPort = (squatter.address() as { port: number }).port;
+  const supervisor = new ChpSupervisor({ port: await freePort(), apiPort, defaultTarget: 'http://127.0.0.1:1', authToken: TOKEN });
+  await t.throwsAsync(supervisor.start(), { message: new RegExp(`API port 127\\.0\\.0\\.1:${apiPort} is not available \\(EADDRINUSE\\)`) });
+  t.is(supervisor.pid, undefined);
+});
+
+test('the proxy goes away when the hub process dies without stopping it', async (t) => {
+  const [port, apiPort] = [await freePort(), await freePort()];
+  const script = `
+    import { ChpSupervisor } from ${JSON.stringify(new URL('../spawner/proxy-supervisor.ts', import.meta.url).href)};
+    const s = new ChpSupervisor({ port: ${port}, apiPort: ${apiPort}, defaultTarget: 'http://127.0.0.1:1', authToken: 'x' });
+    await s.start();
+    console.log(s.pid);
+    setInterval(() => {}, 1000);`;
+  const hub = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  cleanup.push(async () => void hub.kill('SIGKILL'));
+  const [chunk] = (await once(hub.stdout!, 'data', { signal: AbortSignal.timeout(20_000) })) as [Buffer];
+  const proxyPid = Number(String(chunk).trim());
+  t.true(alive(proxyPid));
+  hub.kill('SIGKILL');
+  await waitUntil('the orphaned proxy to exit', () => !alive(proxyPid), { timeoutMs: 10_000 });
+  t.pass();
+});
