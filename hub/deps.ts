@@ -22,4 +22,6 @@ export interface HubDeps {
   metrics: HubMetrics;
   secrets: { cookieSecret: string };
   culler?: CullerControl;
+  /** Dashboard links of a running cluster (label → path under /user/{name}/). */
+  links?: (user: string) => Promise<Record<string, string>> | undefined;
 }

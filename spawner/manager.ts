@@ -217,7 +217,7 @@ export class SpawnManager {
    * Stops a cluster through the one stop path (user Stop, admin, culler): the route goes
    * first, so nobody reaches a half-stopped cluster. A pending launch is cancelled.
    */
-  async stop(user: string, options: { actor: string; reason?: string; removeWorkspace?: boolean }): Promise<void> {
+  async stop(user: string, options: { actor: string; reason?: string; removeWorkspace?: boolean; kind?: string }): Promise<void> {
     const inFlight = this.#stopping.get(user);
     if (inFlight) return inFlight;
     const launch = this.#launches.get(user);
@@ -231,7 +231,7 @@ export class SpawnManager {
       await this.#proxy.deleteRoute(routePath(user));
       await this.backend.stop(user, { removeWorkspace: options.removeWorkspace });
       this.#records.deleteCluster(user);
-      this.#records.addEvent({ actor: options.actor, user, kind: options.removeWorkspace ? 'reset' : 'stop', detail: options.reason ? { reason: options.reason } : {} });
+      this.#records.addEvent({ actor: options.actor, user, kind: options.kind ?? (options.removeWorkspace ? 'reset' : 'stop'), detail: options.reason ? { reason: options.reason } : {} });
       this.#metrics.activeClusters(this.#records.listClusters().filter((c) => c.phase === 'running').length);
     })();
     this.#stopping.set(user, run);

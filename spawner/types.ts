@@ -72,6 +72,11 @@ export interface Backend {
   scale(user: string, workers: number): Promise<void>;
   /** Every cluster this backend manages, whether or not the hub knows it. */
   list(): Promise<ClusterListing[]>;
+  /**
+   * Dashboards of a running cluster, label → path under the user's Jupyter base URL
+   * (reached through Jupyter's authenticated proxy, e.g. `proxy/8787/status`).
+   */
+  links?(user: string): Promise<Record<string, string>>;
   /** Release watches, timers and child handles (the clusters keep running). */
   close?(): Promise<void>;
 }

@@ -16,9 +16,9 @@ export type DashboardLinks = (user: string) => Promise<Record<string, string>>;
 
 const defaultLinks: DashboardLinks = async () => ({ 'Dask dashboard': 'proxy/8787/status', 'Spark UI': 'proxy/8080/' });
 
-export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: boolean; links?: DashboardLinks }): void {
+export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: boolean }): void {
   const { manager, store, config } = deps;
-  const links = options.links ?? defaultLinks;
+  const links: DashboardLinks = async (user) => (await deps.links?.(user)) ?? defaultLinks(user);
   const banner = devBanner(options.devLogin);
   const page = (ctx: Context, title: string, body: string) => {
     const user = ctx.state.user as AuthUser;
@@ -30,6 +30,11 @@ export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: b
     const user = ctx.state.user as AuthUser | undefined;
     if (!user) ctx.redirect(`/hub/login?next=${encodeURIComponent(ctx.path)}`);
     return user;
+  };
+  /** After a form POST, the browser GETs the next page (303 See Other). */
+  const seeOther = (ctx: Context, url: string) => {
+    ctx.status = 303;
+    ctx.redirect(url);
   };
   const formWorkers = (ctx: Context): number => {
     const raw = (ctx.request as { body?: Record<string, unknown> }).body?.workers;
@@ -60,13 +65,13 @@ export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: b
     const user = viewer(ctx);
     if (!user) return;
     manager.launch(user.login, formWorkers(ctx), user.login);
-    ctx.redirect('/hub/home');
+    seeOther(ctx, '/hub/home');
   });
   router.post('/hub/stop', async (ctx) => {
     const user = viewer(ctx);
     if (!user) return;
     await manager.stop(user.login, { actor: user.login, reason: 'stopped by the user' });
-    ctx.redirect('/hub/home');
+    seeOther(ctx, '/hub/home');
   });
 
   // Rule: self or admin. Into JupyterLab, with the cluster's token (Jupyter turns it into its own cookie).
@@ -110,18 +115,18 @@ export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: b
     else if (verb === 'reset') await manager.stop(name, { actor: actor.login, reason: `reset by ${actor.login}`, removeWorkspace: true });
     else if (verb === 'scale') await manager.scale(name, formWorkers(ctx), actor.login);
     else throw new HttpError(404, `Unknown action: ${verb}`);
-    ctx.redirect(`/hub/admin?done=${encodeURIComponent(`${verb}: ${name}`)}`);
+    seeOther(ctx, `/hub/admin?done=${encodeURIComponent(`${verb}: ${name}`)}`);
   });
   router.post('/hub/admin/stop-all', async (ctx) => {
     const actor = adminOnly(ctx);
     const users = new Set([...store.listClusters().map((c) => c.user), ...manager.pendingUsers()]);
     await Promise.allSettled([...users].map((u) => manager.stop(u, { actor: actor.login, reason: `stopped by ${actor.login} (stop all)` })));
-    ctx.redirect(`/hub/admin?done=${encodeURIComponent(`stopped ${users.size} clusters`)}`);
+    seeOther(ctx, `/hub/admin?done=${encodeURIComponent(`stopped ${users.size} clusters`)}`);
   });
   router.post('/hub/admin/cull', async (ctx) => {
     adminOnly(ctx);
     if (!deps.culler) throw new HttpError(409, 'The culler is disabled (culler.enabled: false)');
     await deps.culler.sweep({ dryRun: false });
-    ctx.redirect(`/hub/admin?done=${encodeURIComponent('cull sweep finished')}`);
+    seeOther(ctx, `/hub/admin?done=${encodeURIComponent('cull sweep finished')}`);
   });
 }

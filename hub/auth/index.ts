@@ -1,0 +1,103 @@
+/**
+ * Sign-in for the hub: signed session cookies, GitHub OAuth through passport (or the
+ * development sign-in on loopback), API tokens, CSRF. The app installs it with
+ * `createAuth(deps).install(app, router)`; routes guard themselves with `requireUser()`
+ * and `csrfProtect()`.
+ */
+import type Koa from 'koa';
+import type Router from '@koa/router';
+import session from 'koa-session';
+import koaPassport, { type KoaPassportInstance } from 'koa-passport';
+import type { Config } from '../../config/schema.ts';
+import type { Store } from '../store/types.ts';
+import type { Logger } from '../../spawner/log.ts';
+import { layout } from '../pages/layout.ts';
+import { csrfToken } from './csrf.ts';
+import { githubStrategy } from './github.ts';
+import { devBanner } from './pages.ts';
+import { addSignInRoutes } from './routes.ts';
+import { devLoginEnabled, isHttpsPublic } from './settings.ts';
+import { resolveUser, type AuthUser } from './user.ts';
+
+export type { AuthUser, RequireUserOptions } from './user.ts';
+export { requireUser } from './user.ts';
+export { csrfProtect, csrfToken } from './csrf.ts';
+export { checkAuthConfig, devLoginEnabled, publicUrl } from './settings.ts';
+export { devBanner } from './pages.ts';
+export { isAllowed } from './allow.ts';
+
+/** The session cookie's name (its signature cookie is `clusterhub-session.sig`). */
+export const SESSION_COOKIE = 'clusterhub-session';
+const SESSION_MAX_AGE_MS = 14 * 24 * 3600 * 1000;
+
+export interface AuthDeps {
+  config: Config;
+  store: Store;
+  log: Logger;
+  secrets: { cookieSecret: string };
+}
+
+/** What the app gets from `createAuth`. */
+export interface Auth {
+  /**
+   * Sets app.keys, installs koa-session, passport and `ctx.state.user` resolution on the app,
+   * and the sign-in routes on the router (full `/hub/...` paths: the router has no prefix).
+   * Install it after the error handler and before the router's routes.
+   */
+  install(app: Koa, router: Router): void;
+  /** True when the development sign-in is on: every page must then show `devBanner(true)`. */
+  devLoginEnabled: boolean;
+  /** A complete page for this request: layout with its user, CSRF token and banner filled in. */
+  page(ctx: Koa.Context, options: { title: string; body: string }): string;
+}
+
+/** Build sign-in from the config; nothing is installed until `install`. */
+export function createAuth(deps: AuthDeps): Auth {
+  const { config, store, log, secrets } = deps;
+  if (secrets.cookieSecret.length < 32) throw new Error('hub.cookieSecret must be at least 32 characters');
+  const devLogin = devLoginEnabled(config);
+  let passport: KoaPassportInstance | undefined;
+  if (config.auth.github) {
+    passport = new koaPassport.KoaPassport();
+    passport.use(githubStrategy(config));
+    // The session keeps only the login; the row is read from the store on every request.
+    passport.serializeUser((user, done) => done(null, user));
+  }
+
+  return {
+    devLoginEnabled: devLogin,
+
+    install(app: Koa, router: Router): void {
+      app.keys = [secrets.cookieSecret];
+      const secure = isHttpsPublic(config);
+      if (secure) {
+        // TLS ends before the hub (at the proxy or an ingress): the public URL is what counts.
+        app.use((ctx, next) => {
+          ctx.cookies.secure = true;
+          return next();
+        });
+      }
+      app.use(session({
+        key: SESSION_COOKIE,
+        maxAge: SESSION_MAX_AGE_MS,
+        httpOnly: true,
+        sameSite: 'lax',
+        secure,
+        signed: true,
+        renew: true,
+      }, app));
+      // Without GitHub, ctx.login still comes from a passport instance of its own.
+      const instance = passport ?? new koaPassport.KoaPassport();
+      if (!passport) instance.serializeUser((user, done) => done(null, user));
+      app.use(instance.initialize());
+      app.use(resolveUser(store, log));
+      addSignInRoutes(router, { config, store, log, passport, devLogin });
+      if (devLogin) log.warn('development sign-in is on: anyone can sign in as anyone (loopback only)');
+    },
+
+    page(ctx, options) {
+      const user = ctx.state.user as AuthUser | undefined;
+      return layout({ ...options, user, csrf: user ? csrfToken(ctx) : undefined, banner: devBanner(devLogin) });
+    },
+  };
+}

@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+/**
+ * The `clusterhub` command: `start` (default) runs the hub, `token <login>` prints a new API
+ * token, `check-config [file]` validates a configuration and names every bad key.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { openStore } from './store/sqlite.ts';
+
+const USAGE = `usage: clusterhub [start] [--config FILE]
+       clusterhub token <login> [--config FILE] [--note TEXT]
+       clusterhub check-config [FILE]
+
+The config file may also be given as CLUSTERHUB_CONFIG; every key can be overridden
+by an environment variable (spawn.maxWorkers → CLUSTERHUB_SPAWN_MAX_WORKERS).`;
+
+function configFrom(file: string | undefined): Config {
+  return loadConfig({ file: file ?? process.env.CLUSTERHUB_CONFIG });
+}
+
+async function start(file: string | undefined): Promise<void> {
+  const config = configFrom(file);
+  const { startHub } = await import('./main.ts');
+  const hub = await startHub(config, { onSetup: (line) => process.stderr.write(`[setup] ${line}\n`) });
+  process.stderr.write(`\nclusterhub is running: open ${hub.publicUrl}\n(backend: ${config.spawn.backend}; stop with Ctrl-C)\n\n`);
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    process.stderr.write(`\n${signal}: stopping the hub (clusters keep running and are found again at the next start)\n`);
+    hub.close().then(() => process.exit(0), (err) => {
+      process.stderr.write(`error while stopping: ${(err as Error).message}\n`);
+      process.exit(1);
+    });
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+function token(login: string | undefined, file: string | undefined, note: string | undefined): void {
+  if (!login) throw new UsageError('token needs a login: clusterhub token <login>');
+  const config = configFrom(file);
+  mkdirSync(config.hub.stateDir, { recursive: true, mode: 0o700 });
+  const store = openStore(join(config.hub.stateDir, 'clusterhub.sqlite'));
+  try {
+    const admin = config.auth.admins.includes(login);
+    store.upsertUser({ login, admin });
+    const { token: secret } = store.createToken(login, { scopes: admin ? ['user', 'admin'] : ['user'], note: note ?? 'created with clusterhub token' });
+    store.addEvent({ actor: 'cli', user: login, kind: 'token-created', detail: { admin } });
+    process.stdout.write(`${secret}\n`);
+  } finally {
+    store.close();
+  }
+}
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { config: { type: 'string', short: 'c' }, note: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const [command = 'start', ...rest] = positionals;
+  try {
+    switch (command) {
+      case 'start':
+        await start(values.config);
+        return -1;
+      case 'token':
+        token(rest[0], values.config, values.note);
+        return 0;
+      case 'check-config': {
+        const config = configFrom(rest[0] ?? values.config);
+        const [{ checkAuthConfig }, { checkCullerConfig }] = await Promise.all([import('./auth/settings.ts'), import('../culler/config.ts')]);
+        checkAuthConfig(config);
+        checkCullerConfig(config);
+        process.stdout.write(`configuration OK${rest[0] ?? values.config ? ` (${rest[0] ?? values.config})` : ''}\n`);
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown command: ${command}`);
+    }
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`${err.message}\n${USAGE}\n`);
+      return 2;
+    }
+    process.stderr.write(`clusterhub: ${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+// -1: a server is running; it exits on a signal.
+if (code >= 0) process.exit(code);

@@ -1,0 +1,52 @@
+/** Wires the culler to the hub: its candidates, the one stop path, and orphans from the backend. */
+import type { Config } from '../config/schema.ts';
+import { Culler } from '../culler/job.ts';
+import type { CullCandidate } from '../culler/types.ts';
+import type { Logger } from '../spawner/log.ts';
+import { routePath, userUrl, type SpawnManager } from '../spawner/manager.ts';
+import type { Backend, Proxy } from '../spawner/types.ts';
+import type { CullerControl } from './deps.ts';
+import type { HubMetrics } from './metrics.ts';
+import type { Store } from './store/types.ts';
+
+export interface CullingDeps {
+  config: Config;
+  store: Store;
+  manager: SpawnManager;
+  proxy: Proxy;
+  backend: Backend;
+  log: Logger;
+  metrics: HubMetrics;
+}
+
+/** Starts the scheduled culler (or returns undefined when `culler.enabled` is false). */
+export function startCuller(deps: CullingDeps): (CullerControl & { stop(): Promise<void> }) | undefined {
+  const { config, store, manager, backend } = deps;
+  if (!config.culler.enabled) return undefined;
+  const culler = new Culler({
+    clusters: () => store.listClusters().map((c): CullCandidate => ({
+      user: c.user, phase: c.phase, createdAt: c.createdAt, readyAt: c.readyAt, url: c.url,
+      jupyterToken: c.jupyterToken, baseUrl: userUrl(c.user), routePath: routePath(c.user),
+    })),
+    stop: async (user, reason) => {
+      await manager.stop(user, { actor: 'culler', reason, kind: 'culled' });
+      deps.metrics.culled(1);
+    },
+    proxy: deps.proxy,
+    orphans: async () => {
+      const known = new Set([...store.listClusters().map((c) => c.user), ...manager.pendingUsers()]);
+      return (await backend.list()).filter((l) => !known.has(l.user)).map((l) => ({ user: l.user, createdAt: l.createdAt }));
+    },
+    removeOrphan: (user) => backend.stop(user),
+    log: deps.log,
+  }, config.culler);
+  culler.start();
+  return {
+    sweep: (options) => culler.sweep(options),
+    async outlook() {
+      const report = await culler.sweep({ dryRun: true });
+      return new Map(report.clusters.map((c) => [c.user, { idleSeconds: c.idleSeconds, cullAt: c.cullAt }]));
+    },
+    stop: () => culler.stop(),
+  };
+}
