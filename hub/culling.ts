@@ -2,7 +2,7 @@
 import type { Config } from '../config/schema.ts';
 import { Culler } from '../culler/job.ts';
 import type { CullCandidate } from '../culler/types.ts';
-import type { Logger } from '../spawner/log.ts';
+import { childLogger, type Logger } from '../spawner/log.ts';
 import { routePath, userUrl, type SpawnManager } from '../spawner/manager.ts';
 import type { Backend, Proxy } from '../spawner/types.ts';
 import type { CullerControl } from './deps.ts';
@@ -38,14 +38,18 @@ export function startCuller(deps: CullingDeps): (CullerControl & { stop(): Promi
       return (await backend.list()).filter((l) => !known.has(l.user)).map((l) => ({ user: l.user, createdAt: l.createdAt }));
     },
     removeOrphan: (user) => backend.stop(user),
-    log: deps.log,
+    log: childLogger(deps.log, { component: 'culler' }),
   }, config.culler);
   culler.start();
   return {
     sweep: (options) => culler.sweep(options),
+    // The last sweep's view; before the first sweep, a dry run supplies one.
     async outlook() {
-      const report = await culler.sweep({ dryRun: true });
-      return new Map(report.clusters.map((c) => [c.user, { idleSeconds: c.idleSeconds, cullAt: c.cullAt }]));
+      const report = culler.lastReport() ?? await culler.sweep({ dryRun: true });
+      return new Map(report.clusters.map((c) => {
+        const at = c.cullAt ? culler.sweepAtOrAfter(new Date(c.cullAt)) : null;
+        return [c.user, { idleSeconds: c.idleSeconds, cullAt: at ? at.toISOString() : c.cullAt }];
+      }));
     },
     stop: () => culler.stop(),
   };

@@ -1,0 +1,285 @@
+/**
+ * The culler job: on a node-cron schedule, stop clusters that are idle (proxy and Jupyter
+ * agree) or past max age, remove backend orphans past their grace period, and delete
+ * `/user/*` routes that lead to no known cluster. Decisions come from `policy.ts`.
+ *
+ * Two sweeps never run at once: a trigger while a sweep of the same kind (real or dry run)
+ * runs joins it and gets its report; a trigger of the other kind waits for it, then runs.
+ * The cron task also uses node-cron's `noOverlap`, so a tick during a long sweep is skipped.
+ */
+import cron from 'node-cron';
+import type { Logger as CronLogger, ScheduledTask } from 'node-cron';
+import type { Logger } from '../spawner/log.ts';
+import type { RouteInfo } from '../spawner/types.ts';
+import { fetchActivity } from './activity.ts';
+import { checkCullerConfig } from './config.ts';
+import { forEachLimit } from './limit.ts';
+import { decide, needsJupyter } from './policy.ts';
+import type { ClusterReport, CullCandidate, CullerConfig, CullerDeps, RouteEvidence, SweepReport } from './types.ts';
+
+interface Slot { dryRun: boolean; promise: Promise<SweepReport> }
+/** The proxy's routing table this sweep: every route, and those idle since the cutoff. */
+interface Routes { all: Record<string, RouteInfo>; idle: Record<string, RouteInfo> }
+
+/** Culls idle and over-age clusters and sweeps orphans; `start()` schedules it, `sweep()` runs it now. */
+export class Culler {
+  readonly #deps: CullerDeps;
+  readonly #config: CullerConfig;
+  readonly #log: Logger;
+  readonly #now: () => Date;
+  #task: ScheduledTask | null = null;
+  #running: Slot | null = null;
+  #waiting: (Slot & { begin(): void }) | null = null;
+  #last: SweepReport | null = null;
+  /** When each orphan without a creation time was first seen, so it still ages. */
+  readonly #orphanFirstSeen = new Map<string, number>();
+
+  constructor(deps: CullerDeps, config: CullerConfig) {
+    checkCullerConfig({ culler: config });
+    this.#deps = deps;
+    this.#config = config;
+    this.#log = deps.log;
+    this.#now = deps.now ?? (() => new Date());
+  }
+
+  /** Run a sweep now (or join the one running). `dryRun` defaults to `culler.dryRun`. */
+  sweep(options: { dryRun?: boolean } = {}): Promise<SweepReport> {
+    const dryRun = options.dryRun ?? this.#config.dryRun;
+    for (const slot of [this.#running, this.#waiting]) {
+      if (slot && slot.dryRun === dryRun) return slot.promise;
+    }
+    if (!this.#running) return this.#launch(dryRun);
+    // A sweep of the other kind runs, and nothing of this kind waits yet: wait behind it.
+    const { promise, resolve, reject } = Promise.withResolvers<SweepReport>();
+    this.#waiting = { dryRun, promise, begin: () => this.#launch(dryRun).then(resolve, reject) };
+    return promise;
+  }
+
+  /** Schedule sweeps on `culler.schedule` (not when `culler.enabled` is false; `sweep()` still works). */
+  start(): void {
+    if (this.#task) return;
+    if (!this.#config.enabled) {
+      this.#log.info('culler disabled (culler.enabled: false); sweeps run only when asked');
+      return;
+    }
+    this.#task = cron.schedule(this.#config.schedule, async () => { await this.sweep(); }, {
+      name: 'culler',
+      noOverlap: true,
+      logger: cronLogger(this.#log),
+    });
+    this.#log.info({ schedule: this.#config.schedule, nextSweepAt: this.nextSweepAt()?.toISOString() }, 'culler scheduled');
+  }
+
+  /** Stop scheduling and wait for a running sweep to finish. */
+  async stop(): Promise<void> {
+    const task = this.#task;
+    this.#task = null;
+    if (task) {
+      await task.stop();
+      await task.destroy();
+    }
+    await Promise.allSettled([this.#running?.promise, this.#waiting?.promise]);
+  }
+
+  /** When the next scheduled sweep runs, or null when not started. */
+  nextSweepAt(): Date | null {
+    return this.#task?.getNextRun() ?? null;
+  }
+
+  /**
+   * The scheduled sweep that will cull a cluster whose policy says `cullAt`: the first
+   * run at or after it (null when not started, or beyond the next 8,192 runs).
+   */
+  sweepAtOrAfter(cullAt: Date): Date | null {
+    if (!this.#task) return null;
+    for (let count = 16; count <= 8192; count *= 2) {
+      const found = this.#task.getNextRuns(count).find((run) => run.getTime() >= cullAt.getTime());
+      if (found) return found;
+    }
+    return null;
+  }
+
+  /** The report of the last finished sweep (the admin page's idle times and cull times). */
+  lastReport(): SweepReport | null {
+    return this.#last;
+  }
+
+  #launch(dryRun: boolean): Promise<SweepReport> {
+    const promise = this.#run(dryRun).finally(() => {
+      this.#running = null;
+      const next = this.#waiting;
+      this.#waiting = null;
+      next?.begin();
+    });
+    this.#running = { dryRun, promise };
+    return promise;
+  }
+
+  async #run(dryRun: boolean): Promise<SweepReport> {
+    const started = this.#now();
+    const report: SweepReport = {
+      startedAt: started.toISOString(), finishedAt: '', durationMs: 0, dryRun,
+      clusters: [], culled: [], orphansRemoved: [], orphansWaiting: [], routesRemoved: [], errors: [],
+    };
+    const routes = await this.#routes(started, report);
+    let known: CullCandidate[] | null = null;
+    try {
+      // Read after the routes: a route seen above was added after its cluster's row, so
+      // every live route belongs to a cluster listed here.
+      known = this.#deps.clusters();
+    } catch (err) {
+      report.errors.push({ step: 'clusters', message: message(err) });
+    }
+    // Without the hub's list nothing is known, so nothing may be called stray or orphaned.
+    if (known) {
+      await forEachLimit(known, this.#config.concurrency, (c) => this.#judge(c, routes, started, dryRun, report),
+        (c, err) => report.errors.push({ user: c.user, step: 'activity', message: message(err) }));
+      if (routes) await this.#removeStrayRoutes(routes.all, known, dryRun, report);
+      await this.#removeOrphans(known, dryRun, report);
+    }
+
+    report.clusters.sort((a, b) => a.user.localeCompare(b.user));
+    report.culled.sort();
+    const finished = this.#now();
+    report.finishedAt = finished.toISOString();
+    report.durationMs = finished.getTime() - started.getTime();
+    this.#last = report;
+    this.#log.info({
+      dryRun, checked: report.clusters.length, culled: report.culled, orphansRemoved: report.orphansRemoved,
+      jupyterUnreachable: report.clusters.filter((c) => c.jupyterUnreachable).length,
+      routesRemoved: report.routesRemoved, errors: report.errors.length, durationMs: report.durationMs,
+    }, dryRun ? 'cull sweep (dry run) done' : 'cull sweep done');
+    return report;
+  }
+
+  /** All routes and the idle ones (`inactive_since`), or null when the proxy API fails. */
+  async #routes(now: Date, report: SweepReport): Promise<Routes | null> {
+    // CHP lists routes with last_activity strictly before inactive_since; one millisecond
+    // later makes "idle exactly the timeout" count as idle, as the policy does.
+    const cutoff = new Date(now.getTime() - this.#config.idleTimeoutSeconds * 1000 + 1);
+    try {
+      const [idle, all] = await Promise.all([this.#deps.proxy.getRoutes(cutoff), this.#deps.proxy.getRoutes()]);
+      return { idle, all };
+    } catch (err) {
+      report.errors.push({ step: 'routes', message: message(err) });
+      this.#log.error({ err: message(err) }, 'culler cannot read the proxy routes; only max age is applied this sweep');
+      return null;
+    }
+  }
+
+  async #judge(c: CullCandidate, routes: Routes | null, now: Date, dryRun: boolean, report: SweepReport): Promise<void> {
+    const route = routeEvidence(c.routePath, routes);
+    const base = { cluster: c, route, now, config: this.#config };
+    const jupyter = needsJupyter(base)
+      ? await fetchActivity(c, { fetch: this.#deps.fetch, timeoutMs: this.#deps.activityTimeoutMs })
+      : null;
+    const d = decide({ ...base, jupyter });
+    const line: ClusterReport = {
+      user: c.user, action: d.action, reason: d.reason, idleSeconds: d.idleSeconds,
+      cullAt: d.cullAt?.toISOString() ?? null, evidence: d.evidence, stopped: false,
+    };
+    if (jupyter && 'unreachable' in jupyter) {
+      line.jupyterUnreachable = jupyter.unreachable;
+      this.#log.debug({ user: c.user, jupyter: jupyter.unreachable, decidedBy: d.evidence, action: d.action }, 'Jupyter unreachable');
+    }
+    report.clusters.push(line);
+    if (d.action !== 'cull') return;
+
+    report.culled.push(c.user);
+    const evidence = d.evidence === 'proxy' && line.jupyterUnreachable ? `proxy only (Jupyter unreachable: ${line.jupyterUnreachable})` : d.evidence;
+    this.#log.info({ user: c.user, reason: d.reason, idleSeconds: d.idleSeconds, evidence, dryRun },
+      dryRun ? 'would cull cluster (dry run)' : 'culling cluster');
+    if (dryRun) return;
+    try {
+      await this.#deps.stop(c.user, d.reason);
+      line.stopped = true;
+    } catch (err) {
+      report.errors.push({ user: c.user, step: 'stop', message: message(err) });
+      this.#log.error({ user: c.user, err: message(err) }, 'culler could not stop cluster');
+    }
+  }
+
+  /** Delete `/user/*` routes that lead to no cluster the hub knows. */
+  async #removeStrayRoutes(all: Record<string, RouteInfo>, known: CullCandidate[], dryRun: boolean, report: SweepReport): Promise<void> {
+    const knownPaths = new Set(known.map((c) => trimSlash(c.routePath)));
+    let stray = Object.keys(all).filter((path) => path.startsWith('/user/') && !knownPaths.has(trimSlash(path)));
+    if (!stray.length) return;
+    // Look again just before deleting: a launch may have become known during the sweep.
+    try {
+      for (const c of this.#deps.clusters()) knownPaths.add(trimSlash(c.routePath));
+      stray = stray.filter((path) => !knownPaths.has(trimSlash(path)));
+    } catch (err) {
+      report.errors.push({ step: 'clusters', message: message(err) });
+      return;
+    }
+    await forEachLimit(stray, this.#config.concurrency, async (path) => {
+      this.#log.info({ route: path, target: all[path]?.target, dryRun }, dryRun ? 'would delete stray route (dry run)' : 'deleting route with no cluster');
+      if (!dryRun) await this.#deps.proxy.deleteRoute(path);
+      report.routesRemoved.push(path);
+    }, (path, err) => report.errors.push({ step: 'deleteRoute', user: path, message: message(err) }));
+  }
+
+  /** Remove backend clusters the hub has no record of, once older than the grace period. */
+  async #removeOrphans(known: CullCandidate[], dryRun: boolean, report: SweepReport): Promise<void> {
+    let orphans: Awaited<ReturnType<CullerDeps['orphans']>>;
+    try {
+      orphans = await this.#deps.orphans();
+    } catch (err) {
+      report.errors.push({ step: 'orphans', message: message(err) });
+      return;
+    }
+    const now = this.#now().getTime();
+    const knownUsers = new Set(known.map((c) => c.user));
+    for (const user of this.#orphanFirstSeen.keys()) {
+      if (!orphans.some((o) => o.user === user)) this.#orphanFirstSeen.delete(user);
+    }
+    const due = [];
+    for (const o of orphans) {
+      if (knownUsers.has(o.user)) continue;
+      const created = o.createdAt ? Date.parse(o.createdAt) : NaN;
+      if (!this.#orphanFirstSeen.has(o.user)) this.#orphanFirstSeen.set(o.user, now);
+      const since = Number.isFinite(created) ? Math.min(created, now) : this.#orphanFirstSeen.get(o.user)!;
+      const removeAt = since + this.#config.orphanGraceSeconds * 1000;
+      if (now >= removeAt) due.push(o.user);
+      else report.orphansWaiting.push({ user: o.user, removeAt: new Date(removeAt).toISOString() });
+    }
+    await forEachLimit(due, this.#config.concurrency, async (user) => {
+      this.#log.info({ user, dryRun }, dryRun ? 'would remove orphaned cluster (dry run)' : 'removing orphaned cluster');
+      if (!dryRun) {
+        await this.#deps.removeOrphan(user);
+        this.#orphanFirstSeen.delete(user);
+      }
+      report.orphansRemoved.push(user);
+    }, (user, err) => report.errors.push({ user, step: 'removeOrphan', message: message(err) }));
+  }
+}
+
+/** The proxy's evidence for one route path. */
+function routeEvidence(routePath: string, routes: Routes | null): RouteEvidence {
+  if (!routes) return 'unknown';
+  const path = trimSlash(routePath);
+  const idle = routes.idle[path];
+  const info = idle ?? routes.all[path];
+  if (!info) return 'missing';
+  const at = info.last_activity ? new Date(info.last_activity) : null;
+  return { lastActivity: at && !Number.isNaN(at.getTime()) ? at : null, inactive: idle !== undefined };
+}
+
+/** CHP stores `/user/a/` as `/user/a`. */
+function trimSlash(path: string): string {
+  return path.length > 1 ? path.replace(/\/+$/, '') : path;
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** node-cron's own messages (overlap skipped, missed ticks) into our log. */
+function cronLogger(log: Logger): CronLogger {
+  return {
+    info: (m) => log.info({ component: 'node-cron' }, m),
+    warn: (m) => log.warn({ component: 'node-cron' }, m),
+    error: (m, err) => log.error({ component: 'node-cron', err: message(err ?? m) }, typeof m === 'string' ? m : m.message),
+    debug: (m) => log.debug({ component: 'node-cron' }, typeof m === 'string' ? m : m.message),
+  };
+}
