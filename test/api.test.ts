@@ -21,7 +21,7 @@ test.before(async () => {
 });
 test.after.always(() => hub?.destroy());
 
-const as = (login: string | undefined) => (login ? { Authorization: `token ${tokens[login]}` } : {});
+const as = (login: string | undefined): Record<string, string> => (login ? { Authorization: `token ${tokens[login]}` } : {});
 
 interface Route { method: string; path: string; json?: unknown; admin: boolean }
 
