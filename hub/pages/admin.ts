@@ -11,6 +11,10 @@ export interface AdminRow {
   cullAt: string | null;
 }
 
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
 function ago(iso: string | null): string {
   if (!iso) return '—';
   const seconds = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
@@ -44,7 +48,7 @@ ${action(r.login, 'reset', 'Reset')}</td></tr>`;
   return `<div class="card">
 <h1>Students</h1>
 ${message ? `<p id="flash">${e(message)}</p>` : ''}
-<p>${rows.length} users, ${running} clusters. <form method="post" action="/hub/admin/stop-all" style="display:inline">${token}<button type="submit">Stop all clusters</button></form>
+<p>${plural(rows.length, 'user')}, ${plural(running, 'cluster')}. <form method="post" action="/hub/admin/stop-all" style="display:inline">${token}<button type="submit">Stop all clusters</button></form>
 <form method="post" action="/hub/admin/cull" style="display:inline">${token}<button type="submit">Cull idle now</button></form></p>
 <table><thead><tr><th>User</th><th>State</th><th>Workers</th><th>Last activity</th><th>Idle</th><th></th></tr></thead>
 <tbody>${body}</tbody></table></div>`;
