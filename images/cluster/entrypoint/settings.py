@@ -1,0 +1,121 @@
+"""Everything the entrypoint reads from its environment, parsed once.
+
+Pure: `load(environ)` turns a mapping into `Settings`, so the rules can be tested
+without starting anything. README.md lists every variable.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+from dataclasses import dataclass
+
+
+class SettingsError(ValueError):
+    """A variable is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    bind: str
+    scheduler_host: str
+    jupyter_port: int
+    jupyter_token: str
+    base_url: str
+    workspace: str
+    runtime_dir: str
+    dask_port: int
+    dashboard_port: int
+    ipp_ports: str
+    spark: str  # 'on' or 'off' once resolved
+    spark_port: int
+    spark_ui_port: int
+    threads: int
+    memory: str
+    memory_mb: int
+    engines: int
+    worker_name: str
+    materials_git_url: str
+    materials_dir: str
+    stop_grace: float
+
+
+_UNITS = {'': 1, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30, 't': 1 << 40}
+
+
+def memory_bytes(text: str) -> int:
+    """`1GiB`, `512MB`, `2G` → bytes (binary units: what Dask and Spark mean in practice)."""
+    m = re.fullmatch(r'\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*', text, re.IGNORECASE)
+    if not m:
+        raise SettingsError(f'CLUSTER_MEMORY: expected a size like 1GiB, got {text!r}')
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def java_found(environ: dict[str, str]) -> bool:
+    """Spark needs a JVM: JAVA_HOME/bin/java, or `java` on PATH."""
+    home = environ.get('JAVA_HOME')
+    if home and os.access(os.path.join(home, 'bin', 'java'), os.X_OK):
+        return True
+    return shutil.which('java', path=environ.get('PATH')) is not None
+
+
+def _int(environ: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = environ.get(name, '')
+    if raw == '':
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f'{name}: expected an integer, got {raw!r}') from None
+    if value < minimum:
+        raise SettingsError(f'{name}: must be at least {minimum}, got {value}')
+    return value
+
+
+def load(environ: dict[str, str], mode: str) -> Settings:
+    """Read CLUSTER_* variables; `mode` is `scheduler`, `worker` or `status`."""
+    e = environ
+    bind = e.get('CLUSTER_BIND', '127.0.0.1')
+    # Engines must be told a reachable address, never the wildcard.
+    default_host = socket.gethostname() if bind in ('0.0.0.0', '::') else bind
+    token = e.get('CLUSTER_JUPYTER_TOKEN', '')
+    if mode == 'scheduler' and not token:
+        raise SettingsError('CLUSTER_JUPYTER_TOKEN: required, Jupyter never runs without a token')
+    base_url = e.get('CLUSTER_BASE_URL', '/')
+    if not base_url.startswith('/'):
+        raise SettingsError(f'CLUSTER_BASE_URL: must start with /, got {base_url!r}')
+    if not base_url.endswith('/'):
+        base_url += '/'
+    spark = e.get('CLUSTER_SPARK', 'auto')
+    if spark not in ('auto', 'on', 'off'):
+        raise SettingsError(f'CLUSTER_SPARK: expected auto, on or off, got {spark!r}')
+    if spark == 'auto':
+        spark = 'on' if java_found(e) else 'off'
+    elif spark == 'on' and not java_found(e):
+        raise SettingsError('CLUSTER_SPARK=on but no java on PATH or in JAVA_HOME')
+    memory = e.get('CLUSTER_MEMORY', '1GiB')
+    home = e.get('HOME', '/tmp')
+    return Settings(
+        bind=bind,
+        scheduler_host=e.get('CLUSTER_SCHEDULER_HOST', default_host),
+        jupyter_port=_int(e, 'CLUSTER_JUPYTER_PORT', 8888, 1),
+        jupyter_token=token,
+        base_url=base_url,
+        workspace=e.get('CLUSTER_WORKSPACE', os.path.join(home, 'work')),
+        runtime_dir=e.get('CLUSTER_RUNTIME_DIR', os.path.join(home, '.clusterhub')),
+        dask_port=_int(e, 'CLUSTER_DASK_PORT', 8786, 1),
+        dashboard_port=_int(e, 'CLUSTER_DASK_DASHBOARD_PORT', 8787, 1),
+        ipp_ports=e.get('CLUSTER_IPP_PORTS', ''),
+        spark=spark,
+        spark_port=_int(e, 'CLUSTER_SPARK_PORT', 7077, 1),
+        spark_ui_port=_int(e, 'CLUSTER_SPARK_UI_PORT', 8080, 1),
+        threads=_int(e, 'CLUSTER_THREADS', 1, 1),
+        memory=memory,
+        memory_mb=max(1, memory_bytes(memory) >> 20),
+        engines=_int(e, 'CLUSTER_ENGINES', 1, 0),
+        worker_name=e.get('CLUSTER_WORKER_NAME', socket.gethostname()),
+        materials_git_url=e.get('CLUSTER_MATERIALS_GIT_URL', ''),
+        materials_dir=e.get('CLUSTER_MATERIALS_DIR', 'materials'),
+        stop_grace=float(_int(e, 'CLUSTER_STOP_GRACE', 10, 1)),
+    )

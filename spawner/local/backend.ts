@@ -1,0 +1,290 @@
+/**
+ * The local backend: a cluster is a scheduler process group plus one process group
+ * per worker, all running images/cluster/bin/start on 127.0.0.1, with a state file
+ * so a restarted hub can adopt or clean up what it finds.
+ */
+import { randomBytes } from 'node:crypto';
+import { readdir, rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Config } from '../../config/schema.ts';
+import type { Logger } from '../log.ts';
+import { ClusterError } from '../types.ts';
+import type { Backend, ClusterListing, ClusterStatus, ProgressEvent, StartOptions, StopOptions } from '../types.ts';
+import { clusterEnv, schedulerEnv, workerEnv } from './env.ts';
+import { groupTripwire, joined, launchCluster, type LaunchContext } from './launch.ts';
+import { groupAlive, killGroups, signalProcess, spawnGroup, tailFile, waitGroupsGone, type GroupHandle } from './processes.ts';
+import { StatusWatcher, WaitFailure, within, type Tripwire } from './readiness.ts';
+import { recordStatus } from './status.ts';
+import { clusterPaths, nextWorkerIndices, readRecord, recordGroups, removeRecord, writeRecord, type ClusterRecord } from './state.ts';
+
+/** The entrypoint of the cluster image, run here as plain processes. */
+export const ENTRYPOINT = resolve(import.meta.dirname, '../../images/cluster/bin/start');
+
+export interface LocalTimeouts {
+  /** Scheduler engines (Jupyter, Dask, IPython controller, Spark master) answering. */
+  schedulerMs: number;
+  /** Workers joining every engine, at start and on scale-up. */
+  workersMs: number;
+  /** SIGTERM → SIGKILL for stop; a scale-down also allows the Dask retirement. */
+  stopGraceMs: number;
+}
+
+export interface LocalBackendOptions {
+  config: Config['local'];
+  /** Workspaces go to `{stateDir}/workspaces/{login}`, logs and state to `{stateDir}/clusters/{login}`. */
+  stateDir: string;
+  /** bin directory of the virtualenv from `ensureVenv`. */
+  venvBin: string;
+  log: Logger;
+  /** Defaults to images/cluster/bin/start of this checkout. */
+  entrypoint?: string;
+  /** Environment the cluster's is derived from (only a safe subset passes). Default process.env. */
+  env?: NodeJS.ProcessEnv;
+  timeouts?: Partial<LocalTimeouts>;
+}
+
+const LOGIN = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
+
+function checkUser(user: string): void {
+  // The login becomes a directory name: never let it climb out of stateDir.
+  if (!LOGIN.test(user)) throw new ClusterError(`not a valid login: ${JSON.stringify(user)}`, 400);
+}
+
+/** Local process-group clusters; see spawner/types.ts for the contract. */
+export class LocalBackend implements Backend {
+  readonly kind = 'local';
+  readonly #o: LocalBackendOptions;
+  readonly #t: LocalTimeouts;
+  readonly #entrypoint: string;
+  readonly #starting = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  readonly #locks = new Map<string, Promise<unknown>>();
+
+  readonly #ctx: LaunchContext;
+
+  constructor(options: LocalBackendOptions) {
+    this.#o = options;
+    this.#t = { schedulerMs: 180_000, workersMs: 180_000, stopGraceMs: 20_000, ...options.timeouts };
+    this.#entrypoint = options.entrypoint ?? ENTRYPOINT;
+    this.#ctx = {
+      o: options, t: this.#t, entrypoint: this.#entrypoint,
+      env: (record) => this.#env(record),
+      spawnWorker: (record, index) => this.#spawnWorker(record, index),
+      teardown: (user, record) => this.#teardown(user, record),
+    };
+  }
+
+  /** One operation per user at a time (scale and stop must not interleave). */
+  async #locked<T>(user: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.#locks.get(user) ?? Promise.resolve();
+    const next = previous.catch(() => {}).then(fn);
+    this.#locks.set(user, next);
+    try {
+      return await next;
+    } finally {
+      if (this.#locks.get(user) === next) this.#locks.delete(user);
+    }
+  }
+
+  #env(record: ClusterRecord) {
+    const paths = clusterPaths(this.#o.stateDir, record.user);
+    const common = clusterEnv({
+      base: this.#o.env ?? process.env, venvBin: this.#o.venvBin, config: this.#o.config,
+      record, workspace: paths.workspace, runtimeDir: paths.runtimeDir,
+    });
+    return { paths, common, scheduler: schedulerEnv(common, record, this.#o.config) };
+  }
+
+  #spawnWorker(record: ClusterRecord, index: number): GroupHandle {
+    const { paths, common } = this.#env(record);
+    const handle = spawnGroup({
+      command: this.#entrypoint, args: ['worker'], env: workerEnv(common, index),
+      cwd: paths.workspace, logFile: paths.workerLog(index),
+    });
+    record.workers.push({ index, pgid: handle.pid });
+    return handle;
+  }
+
+  async *start(user: string, options: StartOptions): AsyncGenerator<ProgressEvent> {
+    checkUser(user);
+    if (this.#starting.has(user)) throw new ClusterError(`a launch for ${user} is already in progress`, 409);
+    const abort = new AbortController();
+    const onAbort = () => abort.abort(options.signal?.reason);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (options.signal?.aborted) abort.abort(options.signal.reason);
+    let finished!: () => void;
+    this.#starting.set(user, { abort, done: new Promise<void>((r) => { finished = r; }) });
+    const paths = clusterPaths(this.#o.stateDir, user);
+    const box: { record?: ClusterRecord } = {};
+    let ready = false;
+    const started = Date.now();
+    try {
+      yield* launchCluster(this.#ctx, user, options, abort.signal, box);
+      box.record!.phase = 'running';
+      await writeRecord(paths.stateFile, box.record!);
+      ready = true;
+      this.#o.log.info({ user, seconds: (Date.now() - started) / 1000 }, 'local cluster ready');
+      yield { progress: 100, message: 'Your cluster is ready', ready: true, url: `http://127.0.0.1:${box.record!.ports.jupyter}` };
+    } catch (err) {
+      const failure = await this.#describe(err);
+      this.#o.log.warn({ user, err: failure.message }, 'local cluster launch failed');
+      throw failure;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+      // Failed, cancelled or abandoned by the consumer: leave nothing behind.
+      if (!ready) await this.#teardown(user, box.record).catch((err: Error) => this.#o.log.error({ user, err: err.message }, 'cleanup failed'));
+      this.#starting.delete(user);
+      finished();
+    }
+  }
+
+  /** A ClusterError with the reason and the tail of the log that tells why. */
+  async #describe(err: unknown): Promise<ClusterError> {
+    if (err instanceof ClusterError) return err;
+    const message = err instanceof Error ? err.message : String(err);
+    const log = err instanceof WaitFailure && err.logFile ? await tailFile(err.logFile, 25) : '';
+    return new ClusterError(log ? `${message}. Last lines of ${err instanceof WaitFailure ? err.logFile : 'the log'}:\n${log}` : message);
+  }
+
+  /** Kill every group of the record, remove the state file and runtime files (logs stay). */
+  async #teardown(user: string, record: ClusterRecord | undefined): Promise<void> {
+    const paths = clusterPaths(this.#o.stateDir, user);
+    if (record) await killGroups(recordGroups(record), this.#t.stopGraceMs);
+    await removeRecord(paths.stateFile);
+    await rm(paths.runtimeDir, { recursive: true, force: true });
+  }
+
+  async stop(user: string, options: StopOptions = {}): Promise<void> {
+    checkUser(user);
+    const starting = this.#starting.get(user);
+    if (starting) {
+      starting.abort.abort(new Error('stopped'));
+      await starting.done;
+    }
+    await this.#locked(user, async () => {
+      const paths = clusterPaths(this.#o.stateDir, user);
+      const record = await readRecord(paths.stateFile);
+      await this.#teardown(user, record);
+      if (options.removeWorkspace) await rm(paths.workspace, { recursive: true, force: true });
+      if (record) this.#o.log.info({ user, removeWorkspace: !!options.removeWorkspace }, 'local cluster stopped');
+    });
+  }
+
+  async status(user: string): Promise<ClusterStatus> {
+    checkUser(user);
+    const record = await readRecord(clusterPaths(this.#o.stateDir, user).stateFile);
+    if (this.#starting.has(user)) return { state: 'starting', ...(record ? { workers: record.workers.length } : {}) };
+    return recordStatus(record, groupAlive);
+  }
+
+  async scale(user: string, workers: number): Promise<void> {
+    checkUser(user);
+    if (!Number.isInteger(workers) || workers < 0) throw new ClusterError(`workers must be a whole number ≥ 0, got ${workers}`, 400);
+    if (this.#starting.has(user)) throw new ClusterError(`${user}'s cluster is still starting`, 409);
+    await this.#locked(user, async () => {
+      const paths = clusterPaths(this.#o.stateDir, user);
+      const record = await readRecord(paths.stateFile);
+      if (!record || record.phase !== 'running') throw new ClusterError(`${user} has no running cluster`, 409);
+      const current = record.workers.length;
+      if (workers > current) await this.#scaleUp(record, workers);
+      else if (workers < current) await this.#scaleDown(record, workers);
+    });
+  }
+
+  async #scaleUp(record: ClusterRecord, n: number): Promise<void> {
+    const { paths, scheduler } = this.#env(record);
+    const before = [...record.workers];
+    const tripwires: Tripwire[] = [];
+    for (const index of nextWorkerIndices(record.workers, n - record.workers.length)) {
+      tripwires.push(groupTripwire(`worker-${index}`, this.#spawnWorker(record, index), paths.workerLog(index)));
+    }
+    await writeRecord(paths.stateFile, record);
+    const added = record.workers.slice(before.length);
+    const watcher = new StatusWatcher(this.#entrypoint, scheduler, paths.workspace);
+    const want = joined(record, n);
+    const signal = new AbortController().signal;
+    try {
+      const opts = { timeoutMs: this.#t.workersMs, signal, tripwires, timeoutLog: paths.workerLog(added[0]!.index) };
+      await within('new workers joining', watcher.until((s) => want.dask(s) && want.ipp(s) && (!record.spark || want.spark(s))), opts);
+      this.#o.log.info({ user: record.user, workers: n }, 'local cluster scaled up');
+    } catch (err) {
+      // No half-scaled cluster: the new workers go, the old ones stay.
+      await killGroups(added.map((w) => w.pgid), this.#t.stopGraceMs);
+      record.workers = before;
+      await writeRecord(paths.stateFile, record);
+      throw await this.#describe(err);
+    } finally {
+      watcher.close();
+    }
+  }
+
+  async #scaleDown(record: ClusterRecord, n: number): Promise<void> {
+    const paths = clusterPaths(this.#o.stateDir, record.user);
+    const sorted = [...record.workers].sort((a, b) => a.index - b.index);
+    const leaving = sorted.slice(n);
+    // SIGTERM to the supervisor alone: it retires its Dask worker (data moves away) first.
+    for (const w of leaving) signalProcess(w.pgid, 'SIGTERM');
+    const pgids = leaving.map((w) => w.pgid);
+    if (!(await waitGroupsGone(pgids, 30_000 + this.#t.stopGraceMs))) await killGroups(pgids, 1000);
+    record.workers = sorted.slice(0, n);
+    await writeRecord(paths.stateFile, record);
+    this.#o.log.info({ user: record.user, workers: n }, 'local cluster scaled down');
+  }
+
+  async list(): Promise<ClusterListing[]> {
+    const dir = resolve(this.#o.stateDir, 'clusters');
+    const users = await readdir(dir).catch(() => [] as string[]);
+    const out: ClusterListing[] = [];
+    for (const user of users.filter((u) => LOGIN.test(u))) {
+      if (this.#starting.has(user)) {
+        out.push({ user, state: 'starting' });
+        continue;
+      }
+      const record = await readRecord(clusterPaths(this.#o.stateDir, user).stateFile);
+      if (!record) continue;
+      const status = await this.status(user);
+      if (status.state === 'running' && (await this.#answers(record))) {
+        out.push({
+          user, ...status, url: `http://127.0.0.1:${record.ports.jupyter}`,
+          jupyterToken: record.jupyterToken, createdAt: record.createdAt,
+        });
+      } else {
+        this.#o.log.warn({ user, state: status.state, reason: status.reason }, 'removing a dead local cluster');
+        await this.#locked(user, () => this.#teardown(user, record));
+      }
+    }
+    return out;
+  }
+
+  /** Nothing to release: clusters are detached process groups and waits end with their calls. */
+  async close(): Promise<void> {}
+
+  /** Dashboards, as paths under the user's Jupyter base URL (Jupyter's authenticated proxy). */
+  async links(user: string): Promise<Record<string, string>> {
+    checkUser(user);
+    const record = await readRecord(clusterPaths(this.#o.stateDir, user).stateFile);
+    if (!record) return {};
+    return {
+      'Dask dashboard': `proxy/${record.ports.dashboard}/status`,
+      ...(record.spark ? { 'Spark master': `proxy/${record.ports.sparkUi}/` } : {}),
+    };
+  }
+
+  /** Jupyter answers its status API with the cluster's token. */
+  async #answers(record: ClusterRecord): Promise<boolean> {
+    try {
+      const response = await fetch(`http://127.0.0.1:${record.ports.jupyter}${record.baseUrl}api/status`, {
+        headers: { Authorization: `token ${record.jupyterToken}` },
+        signal: AbortSignal.timeout(5000),
+      });
+      await response.body?.cancel();
+      return response.ok;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** A random Jupyter token, for callers (and tests) that do not bring one. */
+export function newJupyterToken(): string {
+  return randomBytes(24).toString('hex');
+}

@@ -1,0 +1,75 @@
+/**
+ * The small JSON file a local cluster leaves in `{stateDir}/clusters/{login}/cluster.json`,
+ * so a restarted hub can find, adopt or clean up what is running.
+ */
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface WorkerRecord {
+  /** 1-based; names the log file and the Dask worker (`worker-{index}`). */
+  index: number;
+  /** Leader pid = process group id. */
+  pgid: number;
+}
+
+export interface ClusterRecord {
+  version: 1;
+  user: string;
+  /** `starting` until every engine and worker answered. */
+  phase: 'starting' | 'running';
+  createdAt: string;
+  jupyterToken: string;
+  baseUrl: string;
+  ports: { jupyter: number; dask: number; dashboard: number; spark: number; sparkUi: number };
+  spark: boolean;
+  enginesPerWorker: number;
+  scheduler?: { pgid: number };
+  workers: WorkerRecord[];
+}
+
+/** Where the per-user pieces live. */
+export function clusterPaths(stateDir: string, user: string) {
+  const dir = join(stateDir, 'clusters', user);
+  return {
+    dir,
+    stateFile: join(dir, 'cluster.json'),
+    runtimeDir: join(dir, 'runtime'),
+    schedulerLog: join(dir, 'scheduler.log'),
+    workerLog: (index: number) => join(dir, `worker-${index}.log`),
+    workspace: join(stateDir, 'workspaces', user),
+  };
+}
+
+export async function readRecord(stateFile: string): Promise<ClusterRecord | undefined> {
+  try {
+    const record = JSON.parse(await readFile(stateFile, 'utf8')) as ClusterRecord;
+    return record.version === 1 ? record : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Atomic write, readable by the hub's user only (it holds the Jupyter token). */
+export async function writeRecord(stateFile: string, record: ClusterRecord): Promise<void> {
+  await mkdir(join(stateFile, '..'), { recursive: true });
+  const tmp = `${stateFile}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify(record, null, 2), { mode: 0o600 });
+  await rename(tmp, stateFile);
+}
+
+export async function removeRecord(stateFile: string): Promise<void> {
+  await rm(stateFile, { force: true });
+}
+
+/** Every process group the record owns. */
+export function recordGroups(record: ClusterRecord): number[] {
+  return [...(record.scheduler ? [record.scheduler.pgid] : []), ...record.workers.map((w) => w.pgid)];
+}
+
+/** Lowest unused worker indices, so names stay small across scale-downs. */
+export function nextWorkerIndices(workers: WorkerRecord[], count: number): number[] {
+  const used = new Set(workers.map((w) => w.index));
+  const out: number[] = [];
+  for (let i = 1; out.length < count; i++) if (!used.has(i)) out.push(i);
+  return out;
+}
