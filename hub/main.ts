@@ -103,6 +103,8 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       supervisor = new ChpSupervisor({
         ip: config.hub.bind, port: config.hub.port, apiIp: '127.0.0.1', apiPort: config.hub.port + 1,
         defaultTarget: `http://127.0.0.1:${config.hub.hubPort}`, authToken: secrets.proxyAuthToken, logger: log,
+        // CHP logs every API call at info; the hub logs the route changes that matter.
+        logLevel: config.hub.logLevel === 'debug' || config.hub.logLevel === 'trace' ? 'debug' : 'warn',
       });
       supervisor.on('restart', (info) => {
         log.warn({ ...info }, 'proxy restarted; putting every route back');

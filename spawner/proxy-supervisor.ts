@@ -166,7 +166,7 @@ export class ChpSupervisor extends EventEmitter<ChpSupervisorEvents> {
           run.ended ??= signal ? `signal ${signal}` : `exit code ${code}`;
           resolve();
           this.emit('exit', { pid: run.pid, code, signal, expected: this.#stopping || !run.ready });
-          if (run.ready && this.#run === run) this.#onUnexpectedExit(run);
+          if (run.ready && this.#run === run && !this.#stopping) this.#onUnexpectedExit(run);
         });
       }),
     };
