@@ -82,7 +82,7 @@ for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
   if [[ ${built_any} -eq 0 ]]; then
     log "building ${cmd} ${KUBE_VERSION} (cold build, several minutes)…"
   else
-    log "building ${cmd} ${KUBE_VERSION} (shares the compile cache, about a minute)…"
+    log "building ${cmd} ${KUBE_VERSION} (reuses the compile cache, 1–5 minutes)…"
   fi
   go_build "${cmd}" "k8s.io/kubernetes/cmd/${cmd}" "${kube_bin}" "${here}/tools" "${kube_ldflags}"
   built_any=1
