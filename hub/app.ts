@@ -21,6 +21,11 @@ export function createApp(deps: HubDeps): Koa {
   const router = new Router();
   const auth = createAuth({ config: deps.config, store: deps.store, log: deps.log, secrets: deps.secrets });
 
+  // Errors after the response started (a progress stream whose reader left) are logged, not printed.
+  app.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'ERR_STREAM_PREMATURE_CLOSE' || err.code === 'ECONNRESET') return;
+    deps.log.error({ err: String(err) }, 'response stream failed');
+  });
   app.use(requestLogger(deps.log));
   app.use(errorHandler(deps.log, (status, message) => errorPage(status, message)));
   app.use(bodyParser({

@@ -19,8 +19,12 @@ export interface CullingDeps {
   metrics: HubMetrics;
 }
 
-/** Starts the scheduled culler (or returns undefined when `culler.enabled` is false). */
-export function startCuller(deps: CullingDeps): (CullerControl & { stop(): Promise<void> }) | undefined {
+/**
+ * The hub's culler (undefined when `culler.enabled` is false). `start()` schedules it: the
+ * hub calls it once its records are reconciled and the routes are back, so no sweep judges
+ * a half-started hub (no proxy yet, records not yet adopted).
+ */
+export function createCuller(deps: CullingDeps): (CullerControl & { start(): void; stop(): Promise<void> }) | undefined {
   const { config, store, manager, backend } = deps;
   if (!config.culler.enabled) return undefined;
   const culler = new Culler({
@@ -40,9 +44,9 @@ export function startCuller(deps: CullingDeps): (CullerControl & { stop(): Promi
     removeOrphan: (user) => backend.stop(user),
     log: childLogger(deps.log, { component: 'culler' }),
   }, config.culler);
-  culler.start();
   return {
-    sweep: (options) => culler.sweep(options),
+    // `culler.dryRun` means "change nothing": a sweep asked for by an admin is a dry run too.
+    sweep: (options) => culler.sweep({ dryRun: config.culler.dryRun || options?.dryRun }),
     // The last sweep's view; before the first sweep, a dry run supplies one.
     async outlook() {
       const report = culler.lastReport() ?? await culler.sweep({ dryRun: true });
@@ -51,6 +55,7 @@ export function startCuller(deps: CullingDeps): (CullerControl & { stop(): Promi
         return [c.user, { idleSeconds: c.idleSeconds, cullAt: at ? at.toISOString() : c.cullAt }];
       }));
     },
+    start: () => culler.start(),
     stop: () => culler.stop(),
   };
 }

@@ -16,7 +16,7 @@ import type { Backend } from '../spawner/types.ts';
 import { createApp } from './app.ts';
 import { checkAuthConfig } from './auth/settings.ts';
 import { createBackend } from './backends.ts';
-import { startCuller } from './culling.ts';
+import { createCuller } from './culling.ts';
 import { createLogger } from './log.ts';
 import { createMetrics } from './metrics.ts';
 import { loadSecrets } from './secrets.ts';
@@ -88,8 +88,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       metrics.activeClusters(store.listClusters().filter((c) => c.phase === 'running').length);
     };
 
-    const culler = startCuller({ config, store, manager, proxy, backend, log, metrics });
-    cleanups.push(() => culler?.stop());
+    const culler = createCuller({ config, store, manager, proxy, backend, log, metrics });
     const app = createApp({ config, store, manager, proxy, log, metrics, secrets, culler: culler ?? undefined, links: (user) => backend.links?.(user) });
     const hubHost = managed ? '127.0.0.1' : config.hub.bind;
     const server = await listen(app.callback(), config.hub.hubPort, hubHost);
@@ -119,6 +118,9 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     await reconcile(reconcileDeps, { startup: true });
     await repairRoutes();
     metrics.activeClusters(store.listClusters().filter((c) => c.phase === 'running').length);
+    culler?.start();
+    // Cleanups run in reverse: the culler stops (and its sweep finishes) before the proxy goes.
+    cleanups.push(() => culler?.stop());
     const timer = setInterval(() => {
       repair().catch((err) => log.error({ err: String(err) }, 'periodic repair failed'));
     }, config.proxy.checkRoutesSeconds * 1000);

@@ -28,10 +28,12 @@ test('launch → progress stream → route in the proxy → traffic reaches the 
   t.is(res.json<{ progress_url: string }>().progress_url, '/hub/api/users/alice/cluster/progress');
   t.like((await alice.get('/hub/api/user')).json<Record<string, unknown>>(), { pending: 'spawn', server: null });
 
-  const reading = readProgress(hub, alice, 'alice');
-  for await (const e of hub.manager.progress('alice')) if (e.message === 'starting the echo cluster') break;
+  // Open the stream (headers arrive at once) before letting the launch go on.
+  const cookie = alice.cookiesFor(hub.publicUrl).map((c) => `${c.name}=${c.value}`).join('; ');
+  const stream = await fetch(`${hub.publicUrl}/hub/api/users/alice/cluster/progress`, { headers: { Cookie: cookie } });
+  t.regex(stream.headers.get('content-type') ?? '', /^text\/event-stream/);
   hold.resolve();
-  const events = await reading;
+  const events = (await stream.text()).split('\n').filter((l) => l.startsWith('data: ')).map((l) => JSON.parse(l.slice(6)) as Record<string, unknown>);
   t.true(events.some((e) => e.message === 'starting the echo cluster'));
   t.true(events.some((e) => e.message === 'workers joined'));
   t.deepEqual(events.at(-1), { progress: 100, message: 'Your cluster is ready', ready: true, url: '/user/alice/' });

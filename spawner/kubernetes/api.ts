@@ -1,0 +1,139 @@
+/**
+ * Polite access to the API server: a semaphore bounds the requests in flight (a class of
+ * 100 pressing Launch at once must not become a 429 storm) and transient answers
+ * (429, 5xx, optimistic-lock conflicts, dropped connections) are retried with backoff.
+ */
+import { setTimeout as delay } from 'node:timers/promises';
+
+/** The Kubernetes `Status` fields of a failed request that decisions depend on. */
+export interface ApiFailure {
+  code?: number;
+  /** `AlreadyExists`, `NotFound`, `Conflict`, `Forbidden`… */
+  reason?: string;
+  message: string;
+  retryAfterSeconds?: number;
+}
+
+/** Reads the status of an error thrown by @kubernetes/client-node (or anything else). */
+export function apiFailure(err: unknown): ApiFailure {
+  const e = err as { code?: unknown; body?: unknown; headers?: Record<string, string>; message?: string; cause?: { code?: string } };
+  const code = typeof e?.code === 'number' ? e.code : undefined;
+  let status: { reason?: string; message?: string; details?: { retryAfterSeconds?: number } } = {};
+  if (typeof e?.body === 'string') {
+    try {
+      status = JSON.parse(e.body);
+    } catch {
+      status = { message: e.body };
+    }
+  } else if (e?.body && typeof e.body === 'object') {
+    status = e.body as typeof status;
+  }
+  const header = Number(e?.headers?.['retry-after']);
+  const message = status.message || (code === undefined ? String(e?.message ?? err) : `HTTP ${code}`);
+  const retryAfterSeconds = status.details?.retryAfterSeconds ?? (Number.isFinite(header) ? header : undefined);
+  return { code, reason: status.reason, message, ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}) };
+}
+
+/** True when the request failed because the object does not exist. */
+export function isNotFound(err: unknown): boolean {
+  return apiFailure(err).code === 404;
+}
+
+/** True when a create failed because the object is already there. */
+export function isAlreadyExists(err: unknown): boolean {
+  const f = apiFailure(err);
+  return f.code === 409 && f.reason === 'AlreadyExists';
+}
+
+/**
+ * RBAC's answer right after a RoleBinding was created and before the authorizer's cache
+ * has it: worth a retry, unlike an admission plugin's 403 (quota, PodSecurity).
+ */
+export function isRbacDenial(err: unknown): boolean {
+  const f = apiFailure(err);
+  return f.code === 403 && /\bcannot \w+ resource\b/.test(f.message);
+}
+
+/** Transient by nature: throttling, server trouble, optimistic-lock conflicts, lost connections. */
+export function isRetryable(err: unknown): boolean {
+  const f = apiFailure(err);
+  if (f.code === undefined) {
+    const code = (err as { cause?: { code?: string }; code?: unknown })?.cause?.code;
+    return typeof code === 'string' && /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|UND_ERR_SOCKET|UND_ERR_CLOSED)$/.test(code);
+  }
+  return f.code === 429 || f.code >= 500 || (f.code === 409 && f.reason === 'Conflict');
+}
+
+export interface ApiGateOptions {
+  /** Requests in flight at once. */
+  concurrency: number;
+  /** Attempts per request, the first included (default 6). */
+  attempts?: number;
+  /** First backoff (default 200 ms), doubled per attempt with jitter, capped at 5 s. */
+  baseDelayMs?: number;
+  /** Counts every request sent, retries included (metrics, benchmarks). */
+  onRequest?: (what: string) => void;
+}
+
+/** Bounded concurrency plus retries, around every API call the backend makes. */
+export class ApiGate {
+  readonly #limit: number;
+  readonly #attempts: number;
+  readonly #baseDelayMs: number;
+  readonly #onRequest: (what: string) => void;
+  #active = 0;
+  readonly #waiting: Array<() => void> = [];
+
+  constructor(options: ApiGateOptions) {
+    if (!Number.isInteger(options.concurrency) || options.concurrency < 1) throw new RangeError('concurrency must be a positive integer');
+    this.#limit = options.concurrency;
+    this.#attempts = options.attempts ?? 6;
+    this.#baseDelayMs = options.baseDelayMs ?? 200;
+    this.#onRequest = options.onRequest ?? (() => {});
+  }
+
+  /** Requests waiting for a slot right now. */
+  get queued(): number {
+    return this.#waiting.length;
+  }
+
+  /**
+   * Runs `fn` in a slot; retries while `retry(err)` (default {@link isRetryable}) says so.
+   * The slot is released during backoff, so one struggling request never blocks the rest.
+   */
+  async run<T>(what: string, fn: () => Promise<T>, options: { signal?: AbortSignal; retry?: (err: unknown) => boolean } = {}): Promise<T> {
+    const retry = options.retry ?? isRetryable;
+    for (let attempt = 1; ; attempt++) {
+      options.signal?.throwIfAborted();
+      await this.#acquire();
+      let failure: unknown;
+      try {
+        this.#onRequest(what);
+        return await fn();
+      } catch (err) {
+        failure = err;
+      } finally {
+        this.#release();
+      }
+      if (attempt >= this.#attempts || !retry(failure)) throw failure;
+      const after = apiFailure(failure).retryAfterSeconds;
+      const backoff = Math.min(5000, this.#baseDelayMs * 2 ** (attempt - 1));
+      const wait = after !== undefined ? Math.min(after * 1000, 10_000) : backoff / 2 + Math.random() * (backoff / 2);
+      await delay(wait, undefined, { signal: options.signal });
+    }
+  }
+
+  #acquire(): Promise<void> {
+    if (this.#active < this.#limit) {
+      this.#active++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next) next();
+    else this.#active--;
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * The Kubernetes backend: one namespace per user holding a scheduler Deployment, a worker
+ * Deployment and their fences (quota, limits, network policy, PodSecurity `restricted`).
+ * Waits by watching shared informers; every API call goes through one bounded gate.
+ */
+import type { KubeConfig, RbacV1Subject, V1Namespace } from '@kubernetes/client-node';
+import type { Config } from '../../config/schema.ts';
+import type { Logger } from '../log.ts';
+import { ClusterError, type Backend, type ClusterListing, type ClusterStatus, type ProgressEvent, type StartOptions, type StopOptions } from '../types.ts';
+import { apiFailure } from './api.ts';
+import { clusterRef, createContext, isOurs, loginOf, orUndefined, readNamespace, type BackendContext } from './context.ts';
+import { deleteNamespace, launchCluster } from './launch.ts';
+import { instanceSelector, NAMES, routeTarget, TOKEN_KEY } from './labels.ts';
+import { clusterStateOf } from './progress.ts';
+
+/** The ClusterRole (k8s/rbac/clusterrole.yaml) bound in each new namespace by default. */
+export const DEFAULT_CLUSTER_ROLE = 'clusterhub-cluster';
+
+export interface KubernetesBackendOptions {
+  config: Config;
+  kubeConfig: KubeConfig;
+  log: Logger;
+  /**
+   * ClusterRole granted to the backend inside each namespace it creates (default
+   * {@link DEFAULT_CLUSTER_ROLE}); null when its identity already has those rights cluster-wide.
+   */
+  clusterRole?: string | null;
+  /** Who that RoleBinding names; default: whoever the kubeconfig authenticates as. */
+  subject?: RbacV1Subject;
+  /** Called for every API request sent (retries included), for metrics and benchmarks. */
+  onRequest?: (what: string) => void;
+}
+
+/** Clusters as namespaces on any conformant Kubernetes. */
+export class KubernetesBackend implements Backend {
+  readonly kind = 'kubernetes';
+  readonly #ctx: BackendContext;
+  /** Users whose launch runs in this process: `list()` and `status()` say `starting`. */
+  readonly #launching = new Set<string>();
+
+  constructor(options: KubernetesBackendOptions) {
+    this.#ctx = createContext({
+      config: options.config,
+      kubeConfig: options.kubeConfig,
+      log: options.log,
+      clusterRole: options.clusterRole === undefined ? DEFAULT_CLUSTER_ROLE : options.clusterRole,
+      subject: options.subject,
+      onRequest: options.onRequest,
+    });
+  }
+
+  async *start(user: string, options: StartOptions): AsyncGenerator<ProgressEvent> {
+    if (this.#launching.has(user)) throw new ClusterError(`${user}'s cluster is already starting`, 409);
+    this.#launching.add(user);
+    try {
+      yield* launchCluster(this.#ctx, user, options);
+    } finally {
+      this.#launching.delete(user);
+    }
+  }
+
+  /** Deletes the namespace and returns at once; a relaunch waits for it to be gone. */
+  async stop(user: string, _options?: StopOptions): Promise<void> {
+    const { namespace } = clusterRef(this.#ctx.k, user);
+    const ns = await readNamespace(this.#ctx, namespace);
+    // The workspace is an emptyDir inside the namespace: a reset needs nothing more.
+    if (!ns || !isOurs(this.#ctx.k, ns) || ns.metadata?.deletionTimestamp) return;
+    await deleteNamespace(this.#ctx, namespace, ns.metadata?.uid);
+  }
+
+  async status(user: string): Promise<ClusterStatus> {
+    const { namespace } = clusterRef(this.#ctx.k, user);
+    const ns = await readNamespace(this.#ctx, namespace);
+    if (!ns || !isOurs(this.#ctx.k, ns) || ns.metadata?.deletionTimestamp) return { state: 'stopped' };
+    const { state, workers, readyWorkers, reason } = await this.#describe(ns);
+    return { state, ...(workers !== undefined ? { workers } : {}), ...(readyWorkers !== undefined ? { readyWorkers } : {}), ...(reason ? { reason } : {}) };
+  }
+
+  async scale(user: string, workers: number): Promise<void> {
+    const max = this.#ctx.config.spawn.maxWorkers;
+    if (!Number.isInteger(workers) || workers < 0 || workers > max) {
+      throw new ClusterError(`workers must be an integer from 0 to ${max}, got ${workers}`, 422);
+    }
+    const { namespace } = clusterRef(this.#ctx.k, user);
+    try {
+      // A JSON patch on the scale subresource: `add` also works when replicas is 0 (omitted).
+      await this.#ctx.gate.run('patch deployment scale', () => this.#ctx.clients.apps.patchNamespacedDeploymentScale({
+        name: NAMES.workers, namespace, body: [{ op: 'add', path: '/spec/replicas', value: workers }],
+      }));
+    } catch (err) {
+      if (apiFailure(err).code === 404) throw new ClusterError(`${user} has no cluster to scale`, 404);
+      throw err;
+    }
+  }
+
+  /** Every namespace of this instance but those already terminating, with what can be read from it. */
+  async list(): Promise<ClusterListing[]> {
+    const { clients, gate, k } = this.#ctx;
+    const all = await gate.run('list namespaces', () => clients.core.listNamespace({ labelSelector: instanceSelector(k) }));
+    const live = all.items.filter((ns) => !ns.metadata?.deletionTimestamp && isOurs(k, ns));
+    const listings = await Promise.all(live.map((ns) => this.#describe(ns)));
+    return listings.filter((l): l is ClusterListing => l.user !== '');
+  }
+
+  async close(): Promise<void> {
+    await this.#ctx.watch.close();
+  }
+
+  /** One namespace's cluster: parts read from the API, state from the pod informer. */
+  async #describe(ns: V1Namespace): Promise<ClusterListing> {
+    const { clients, gate, k, watch } = this.#ctx;
+    const namespace = ns.metadata?.name ?? '';
+    const user = loginOf(ns) ?? '';
+    await watch.start();
+    const [scheduler, workers, secret] = await Promise.all([
+      orUndefined(gate.run('get deployment', () => clients.apps.readNamespacedDeployment({ name: NAMES.scheduler, namespace }))),
+      orUndefined(gate.run('get deployment', () => clients.apps.readNamespacedDeployment({ name: NAMES.workers, namespace }))),
+      orUndefined(gate.run('get secret', () => clients.core.readNamespacedSecret({ name: NAMES.tokenSecret, namespace }))),
+    ]);
+    const encoded = secret?.data?.[TOKEN_KEY];
+    const created = ns.metadata?.creationTimestamp;
+    const base: ClusterListing = {
+      user,
+      state: 'starting',
+      ...(workers ? { workers: workers.spec?.replicas ?? 0 } : {}),
+      ...(encoded ? { jupyterToken: Buffer.from(encoded, 'base64').toString('utf8') } : {}),
+      ...(created ? { createdAt: new Date(created).toISOString() } : {}),
+    };
+    const observed = clusterStateOf(watch.pods(namespace));
+    if (this.#launching.has(user)) return { ...base, readyWorkers: observed.readyWorkers };
+    const missing = [!scheduler && 'scheduler Deployment', !workers && 'worker Deployment', !secret && 'token Secret'].filter(Boolean);
+    if (missing.length) {
+      return { ...base, state: 'failed', reason: `the launch did not finish (no ${missing.join(', no ')})`, readyWorkers: observed.readyWorkers };
+    }
+    return {
+      ...base,
+      state: observed.state,
+      readyWorkers: observed.readyWorkers,
+      ...(observed.reason ? { reason: observed.reason } : {}),
+      ...(observed.state === 'running' ? { url: routeTarget(k, namespace) } : {}),
+    };
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * What the backend's operations share: API clients, the request gate, the informers and
+ * the identity the per-namespace RoleBinding names. Built once per backend.
+ */
+import {
+  AppsV1Api, AuthenticationV1Api, CoreV1Api, NetworkingV1Api, RbacAuthorizationV1Api,
+  type KubeConfig, type RbacV1Subject, type V1Namespace,
+} from '@kubernetes/client-node';
+import type { Config } from '../../config/schema.ts';
+import type { Logger } from '../log.ts';
+import { safeName } from '../names.ts';
+import { ApiGate, isNotFound } from './api.ts';
+import { ANNOTATION_LOGIN, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_USER, MANAGED_BY, type ClusterRef, type KubernetesConfig } from './labels.ts';
+import { ClusterWatch } from './watch.ts';
+
+/** The API groups the backend talks to. */
+export interface KubeClients {
+  core: CoreV1Api;
+  apps: AppsV1Api;
+  networking: NetworkingV1Api;
+  rbac: RbacAuthorizationV1Api;
+  auth: AuthenticationV1Api;
+}
+
+/** Everything an operation needs; see {@link createContext}. */
+export interface BackendContext {
+  config: Config;
+  k: KubernetesConfig;
+  clients: KubeClients;
+  gate: ApiGate;
+  watch: ClusterWatch;
+  log: Logger;
+  /** ClusterRole bound in each new namespace, or null when the backend's identity already has cluster-wide rights. */
+  clusterRole: string | null;
+  /** Who the RoleBinding grants the ClusterRole to: the identity the backend runs as. */
+  subject(): Promise<RbacV1Subject>;
+}
+
+export interface ContextOptions {
+  config: Config;
+  kubeConfig: KubeConfig;
+  log: Logger;
+  clusterRole: string | null;
+  /** Overrides the SelfSubjectReview lookup of the backend's own identity. */
+  subject?: RbacV1Subject;
+  onRequest?: (what: string) => void;
+}
+
+/** Clients, gate and informers for one backend instance. */
+export function createContext(o: ContextOptions): BackendContext {
+  const kc = o.kubeConfig;
+  const clients: KubeClients = {
+    core: kc.makeApiClient(CoreV1Api),
+    apps: kc.makeApiClient(AppsV1Api),
+    networking: kc.makeApiClient(NetworkingV1Api),
+    rbac: kc.makeApiClient(RbacAuthorizationV1Api),
+    auth: kc.makeApiClient(AuthenticationV1Api),
+  };
+  const k = o.config.kubernetes;
+  const gate = new ApiGate({ concurrency: k.apiConcurrency, onRequest: o.onRequest });
+  const watch = new ClusterWatch({ kubeConfig: kc, core: clients.core, config: k, log: o.log });
+  let subject: Promise<RbacV1Subject> | undefined = o.subject ? Promise.resolve(o.subject) : undefined;
+  return {
+    config: o.config, k, clients, gate, watch, log: o.log, clusterRole: o.clusterRole,
+    subject: () => (subject ??= whoAmI(clients, gate).catch((err) => {
+      subject = undefined;
+      throw err;
+    })),
+  };
+}
+
+/** The backend's own identity (SelfSubjectReview), as an RBAC subject. */
+async function whoAmI(clients: KubeClients, gate: ApiGate): Promise<RbacV1Subject> {
+  const review = await gate.run('create selfsubjectreview', () =>
+    clients.auth.createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } }));
+  const username = review.status?.userInfo?.username;
+  if (!username) throw new Error('the API server did not say who the backend is (SelfSubjectReview has no username)');
+  const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(username);
+  return sa ? { kind: 'ServiceAccount', name: sa[2]!, namespace: sa[1]! } : { kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: username };
+}
+
+/** The namespace and names of a login's cluster. */
+export function clusterRef(k: KubernetesConfig, login: string): ClusterRef {
+  const safeLogin = safeName(login, 63 - k.namespacePrefix.length - 1);
+  return { login, safeLogin, namespace: `${k.namespacePrefix}-${safeLogin}` };
+}
+
+/** True when the namespace carries this instance's labels (never touch anything else). */
+export function isOurs(k: KubernetesConfig, ns: V1Namespace): boolean {
+  const labels = ns.metadata?.labels ?? {};
+  return labels[LABEL_MANAGED_BY] === MANAGED_BY && labels[LABEL_INSTANCE] === k.instance;
+}
+
+/** The login a namespace belongs to: the annotation, else the label's safe name. */
+export function loginOf(ns: V1Namespace): string | undefined {
+  return ns.metadata?.annotations?.[ANNOTATION_LOGIN] ?? ns.metadata?.labels?.[LABEL_USER];
+}
+
+/** Reads a namespace; undefined when it does not exist. */
+export async function readNamespace(ctx: BackendContext, name: string, signal?: AbortSignal): Promise<V1Namespace | undefined> {
+  try {
+    return await ctx.gate.run('get namespace', () => ctx.clients.core.readNamespace({ name }), { signal });
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/** Undefined instead of a 404. */
+export async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}

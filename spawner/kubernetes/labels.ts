@@ -1,0 +1,68 @@
+/**
+ * How clusterhub marks and names what it owns in Kubernetes: labels, annotations, fixed
+ * object names and the references a launch carries. Shared by the object builders, the
+ * informers and the backend.
+ */
+import type { Config } from '../../config/schema.ts';
+
+/** The `kubernetes` section of the configuration. */
+export type KubernetesConfig = Config['kubernetes'];
+
+export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
+export const LABEL_COMPONENT = 'app.kubernetes.io/component';
+export const LABEL_USER = 'clusterhub.io/user';
+export const LABEL_INSTANCE = 'clusterhub.io/instance';
+/** Marks the pods of one launch, so a relaunch never mistakes a previous launch's pods for its own. */
+export const LABEL_LAUNCH = 'clusterhub.io/launch';
+/** The original GitHub login (labels cannot hold every login; annotations can). */
+export const ANNOTATION_LOGIN = 'clusterhub.io/login';
+export const MANAGED_BY = 'clusterhub';
+
+/** Fixed object names inside a cluster's namespace. */
+export const NAMES = {
+  quota: 'cluster',
+  limitRange: 'cluster',
+  networkPolicy: 'cluster',
+  serviceAccount: 'cluster',
+  tokenSecret: 'jupyter-token',
+  roleBinding: 'clusterhub-backend',
+  scheduler: 'scheduler',
+  workers: 'workers',
+} as const;
+
+/** Key of the Jupyter token in the token Secret. */
+export const TOKEN_KEY = 'token';
+
+/** Which cluster an object belongs to. */
+export interface ClusterRef {
+  /** The GitHub login, as the hub knows it. */
+  login: string;
+  /** `safeName(login)`: label-safe. */
+  safeLogin: string;
+  namespace: string;
+}
+
+/** What a launch adds to the reference: everything the pods need. */
+export interface LaunchSpec extends ClusterRef {
+  workers: number;
+  /** `/user/{login}/` */
+  baseUrl: string;
+  /** Random per launch: see {@link LABEL_LAUNCH}. */
+  launchId: string;
+}
+
+/** The label selector that finds every namespace of this hub instance. */
+export function instanceSelector(k: KubernetesConfig): string {
+  return `${LABEL_MANAGED_BY}=${MANAGED_BY},${LABEL_INSTANCE}=${k.instance}`;
+}
+
+/** Labels every object of a cluster carries. */
+export function clusterLabels(k: KubernetesConfig, ref: ClusterRef): Record<string, string> {
+  return { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_INSTANCE]: k.instance, [LABEL_USER]: ref.safeLogin };
+}
+
+/** Where the proxy sends `/user/{login}/`: the scheduler Service, never a pod IP. */
+export function routeTarget(k: KubernetesConfig, namespace: string): string {
+  return k.routeTarget.replaceAll('{namespace}', namespace);
+}
+

@@ -1,0 +1,162 @@
+/**
+ * One launch on Kubernetes: wait out a previous namespace, create the objects, then follow
+ * the shared informers until the scheduler and every worker are Ready. Any failure deletes
+ * the namespace, so nothing is left behind and the student can press Launch again.
+ */
+import { randomBytes } from 'node:crypto';
+import { ClusterError, type ProgressEvent, type StartOptions } from '../types.ts';
+import { apiFailure, isAlreadyExists, isRbacDenial, isRetryable } from './api.ts';
+import { clusterRef, isOurs, readNamespace, type BackendContext } from './context.ts';
+import { routeTarget, type ClusterRef, type LaunchSpec } from './labels.ts';
+import {
+  renderLimitRange, renderNamespace, renderNetworkPolicy, renderQuota, renderRoleBinding, renderSchedulerDeployment,
+  renderSchedulerService, renderServiceAccount, renderTokenSecret, renderWorkerDeployment,
+} from './objects.ts';
+import { assessLaunch, launchEvents, launchOf } from './progress.ts';
+import { Changes } from './watch.ts';
+
+/** Starts `login`'s cluster; yields progress and ends with the ready event, or throws a ClusterError. */
+export async function* launchCluster(ctx: BackendContext, login: string, options: StartOptions): AsyncGenerator<ProgressEvent> {
+  const { k } = ctx;
+  const max = ctx.config.spawn.maxWorkers;
+  if (!Number.isInteger(options.workers) || options.workers < 0 || options.workers > max) {
+    throw new ClusterError(`workers must be an integer from 0 to ${max}, got ${options.workers}`, 422);
+  }
+  const signal = options.signal;
+  const ref = clusterRef(k, login);
+  const spec: LaunchSpec = { ...ref, workers: options.workers, baseUrl: options.baseUrl, launchId: randomBytes(6).toString('hex') };
+  // The watch is subscribed before anything is created, so no change is missed.
+  const changes = new Changes();
+  const unsubscribe = ctx.watch.subscribe(ref.namespace, changes.bump);
+  let created = false;
+  try {
+    await ctx.watch.start();
+    let since: Date | undefined;
+    for (let first = true; !since; first = false) {
+      const previous = await readNamespace(ctx, ref.namespace, signal);
+      if (previous && !isOurs(k, previous)) {
+        throw new ClusterError(`namespace ${ref.namespace} exists and is not managed by this clusterhub`, 409);
+      }
+      if (previous) {
+        if (!previous.metadata?.deletionTimestamp) {
+          // The hub only starts what it believes stopped: a live leftover is stale (its token is not the new one).
+          ctx.log.warn({ user: login, namespace: ref.namespace }, 'replacing a leftover cluster');
+          await deleteNamespace(ctx, ref.namespace, previous.metadata?.uid);
+        }
+        if (first) yield { progress: 2, message: 'Waiting for the previous cluster to finish terminating' };
+        await namespaceGone(ctx, ref.namespace, changes, signal);
+        continue;
+      }
+      try {
+        const ns = await ctx.gate.run('create namespace', () => ctx.clients.core.createNamespace({ body: renderNamespace(k, ref) }), { signal });
+        since = ns.metadata?.creationTimestamp ? new Date(ns.metadata.creationTimestamp) : new Date();
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+        // Someone (a lagging cache, a second hub) got there first: look again.
+      }
+    }
+    created = true;
+    yield { progress: 10, message: `Namespace ${ref.namespace} created` };
+
+    await createObjects(ctx, ref, options.jupyterToken, signal);
+    yield { progress: 20, message: 'Quota, limits, network policy, identity and token created' };
+    await Promise.all([
+      create(ctx, 'service', () => ctx.clients.core.createNamespacedService({ namespace: ref.namespace, body: renderSchedulerService(k, ref) }), signal),
+      create(ctx, 'scheduler deployment', () => ctx.clients.apps.createNamespacedDeployment({ namespace: ref.namespace, body: renderSchedulerDeployment(k, spec) }), signal),
+      create(ctx, 'worker deployment', () => ctx.clients.apps.createNamespacedDeployment({ namespace: ref.namespace, body: renderWorkerDeployment(k, spec) }), signal),
+    ]);
+    const plural = options.workers === 1 ? '' : 's';
+    yield { progress: 30, message: `Scheduler and ${options.workers} worker${plural} requested` };
+
+    const emitted = new Set<string>();
+    let progress = 30;
+    for (;;) {
+      const version = changes.version;
+      const ns = ctx.watch.namespace(ref.namespace);
+      if (ns?.metadata?.deletionTimestamp) throw new ClusterError('the cluster was stopped during the launch', 409);
+      const pods = ctx.watch.pods(ref.namespace).filter((p) => launchOf(p) === spec.launchId);
+      const events = launchEvents(ctx.watch.events(ref.namespace), pods, since);
+      const a = assessLaunch({ pods, events, workers: options.workers });
+      for (const step of a.steps) {
+        // The event informer may lag the pod informer: a step already overtaken is news no more.
+        if (emitted.has(step.message) || step.progress < progress) continue;
+        emitted.add(step.message);
+        progress = step.progress;
+        yield step;
+      }
+      if (a.failure) throw new ClusterError(a.failure.message, a.failure.status);
+      if (a.ready) break;
+      await changes.after(version, signal);
+    }
+    yield { progress: 100, message: 'Cluster ready', ready: true, url: routeTarget(k, ref.namespace) };
+  } catch (err) {
+    if (created) {
+      await deleteNamespace(ctx, ref.namespace).catch((e) => ctx.log.error({ user: login, err: String(e) }, 'cleanup after a failed launch failed'));
+    }
+    throw asClusterError(err, signal);
+  } finally {
+    unsubscribe();
+  }
+}
+
+/** Deletes a namespace (and so everything in it); a missing one is fine. */
+export async function deleteNamespace(ctx: BackendContext, name: string, uid?: string): Promise<void> {
+  try {
+    await ctx.gate.run('delete namespace', () => ctx.clients.core.deleteNamespace({
+      name, propagationPolicy: 'Background', ...(uid ? { body: { preconditions: { uid } } } : {}),
+    }));
+  } catch (err) {
+    const f = apiFailure(err);
+    if (f.code === 404 || f.code === 409) return;
+    throw err;
+  }
+}
+
+/** Resolves when the namespace no longer exists, by watching (the informer cache, confirmed once by a read). */
+async function namespaceGone(ctx: BackendContext, name: string, changes: Changes, signal?: AbortSignal): Promise<void> {
+  for (;;) {
+    const version = changes.version;
+    if (!ctx.watch.namespace(name) && !(await readNamespace(ctx, name, signal))) return;
+    await changes.after(version, signal);
+  }
+}
+
+/** The RoleBinding first (it makes the rest allowed), then the namespace's fixed objects. */
+async function createObjects(ctx: BackendContext, ref: ClusterRef, token: string, signal?: AbortSignal): Promise<void> {
+  const { k, clients } = ctx;
+  const namespace = ref.namespace;
+  if (ctx.clusterRole) {
+    const subject = await ctx.subject();
+    await create(ctx, 'rolebinding', () => clients.rbac.createNamespacedRoleBinding({ namespace, body: renderRoleBinding(k, ref, ctx.clusterRole!, subject) }), signal);
+  }
+  await Promise.all([
+    create(ctx, 'resourcequota', () => clients.core.createNamespacedResourceQuota({ namespace, body: renderQuota(k, ref) }), signal),
+    create(ctx, 'limitrange', () => clients.core.createNamespacedLimitRange({ namespace, body: renderLimitRange(k, ref) }), signal),
+    create(ctx, 'networkpolicy', () => clients.networking.createNamespacedNetworkPolicy({ namespace, body: renderNetworkPolicy(k, ref) }), signal),
+    create(ctx, 'serviceaccount', () => clients.core.createNamespacedServiceAccount({ namespace, body: renderServiceAccount(k, ref) }), signal),
+    create(ctx, 'secret', () => clients.core.createNamespacedSecret({ namespace, body: renderTokenSecret(k, ref, token) }), signal),
+  ]);
+}
+
+/**
+ * Creates one object: RBAC denials are retried briefly (the new RoleBinding reaches the
+ * authorizer's cache a moment later); an admission refusal (quota, PodSecurity, limits)
+ * becomes a ClusterError with Kubernetes' own words.
+ */
+async function create(ctx: BackendContext, what: string, fn: () => Promise<unknown>, signal?: AbortSignal): Promise<void> {
+  try {
+    await ctx.gate.run(`create ${what}`, fn, { signal, retry: (e) => isRetryable(e) || isRbacDenial(e) });
+  } catch (err) {
+    if (isAlreadyExists(err)) return;
+    const f = apiFailure(err);
+    if (f.code === 403 || f.code === 422 || f.code === 400) throw new ClusterError(`Kubernetes refused the ${what}: ${f.message}`, 422);
+    throw err;
+  }
+}
+
+function asClusterError(err: unknown, signal?: AbortSignal): Error {
+  if (err instanceof ClusterError) return err;
+  if (signal?.aborted) return signal.reason instanceof Error ? signal.reason : new ClusterError(String(signal.reason), 409);
+  const f = apiFailure(err);
+  return new ClusterError(`the Kubernetes API failed: ${f.message}`, 503);
+}

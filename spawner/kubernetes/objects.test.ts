@@ -1,0 +1,169 @@
+import test from 'ava';
+import type { V1Container, V1Deployment } from '@kubernetes/client-node';
+import { configSchema, type ConfigInput } from '../../config/schema.ts';
+import { clusterRef } from './context.ts';
+import { ANNOTATION_LOGIN, LABEL_INSTANCE, LABEL_LAUNCH, LABEL_MANAGED_BY, LABEL_USER, routeTarget, type LaunchSpec } from './labels.ts';
+import {
+  mergeDeep, renderLimitRange, renderNamespace, renderNetworkPolicy, renderQuota, renderRoleBinding, renderSchedulerDeployment,
+  renderSchedulerService, renderServiceAccount, renderTokenSecret, renderWorkerDeployment,
+} from './objects.ts';
+import { PORTS } from './ports.ts';
+
+function k8s(input: ConfigInput['kubernetes'] = {}) {
+  return configSchema.parse({ kubernetes: input }).kubernetes;
+}
+
+function spec(login = 'Alice', workers = 3): LaunchSpec {
+  return { ...clusterRef(k8s(), login), workers, baseUrl: `/user/${login}/`, launchId: 'abc123' };
+}
+
+const env = (c: V1Container) => Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
+const container = (d: V1Deployment) => d.spec!.template.spec!.containers[0]!;
+
+test('the namespace enforces PodSecurity restricted and keeps the original login in an annotation', (t) => {
+  const ns = renderNamespace(k8s({ instance: 'class-a' }), clusterRef(k8s(), 'Alice'));
+  const labels = ns.metadata!.labels!;
+  t.is(ns.metadata!.name, clusterRef(k8s(), 'Alice').namespace);
+  t.is(labels['pod-security.kubernetes.io/enforce'], 'restricted');
+  t.is(labels['pod-security.kubernetes.io/enforce-version'], 'latest');
+  t.is(labels[LABEL_MANAGED_BY], 'clusterhub');
+  t.is(labels[LABEL_INSTANCE], 'class-a');
+  t.regex(labels[LABEL_USER]!, /^alice---[0-9a-f]{8}$/);
+  t.is(ns.metadata!.annotations![ANNOTATION_LOGIN], 'Alice');
+});
+
+test('every object of a cluster carries the managed-by, instance and user labels', (t) => {
+  const k = k8s();
+  const ref = clusterRef(k, 'bob');
+  const s = { ...ref, workers: 1, baseUrl: '/user/bob/', launchId: 'x' };
+  const objects = [
+    renderQuota(k, ref), renderLimitRange(k, ref), renderNetworkPolicy(k, ref), renderServiceAccount(k, ref),
+    renderTokenSecret(k, ref, 'tok'), renderSchedulerService(k, ref), renderSchedulerDeployment(k, s), renderWorkerDeployment(k, s),
+    renderRoleBinding(k, ref, 'clusterhub-cluster', { kind: 'ServiceAccount', name: 'hub', namespace: 'clusterhub' }),
+  ];
+  for (const o of objects) {
+    t.is(o.metadata!.namespace, 'clusterhub-bob', o.kind);
+    t.like(o.metadata!.labels, { [LABEL_MANAGED_BY]: 'clusterhub', [LABEL_INSTANCE]: 'default', [LABEL_USER]: 'bob' }, o.kind);
+  }
+});
+
+test('every container runs with the securityContext PodSecurity restricted requires', (t) => {
+  const k = k8s();
+  for (const d of [renderSchedulerDeployment(k, spec()), renderWorkerDeployment(k, spec())]) {
+    const pod = d.spec!.template.spec!;
+    t.like(pod.securityContext, { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } });
+    t.false(pod.automountServiceAccountToken);
+    for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
+      t.like(c.securityContext, { runAsNonRoot: true, runAsUser: 1000, allowPrivilegeEscalation: false, seccompProfile: { type: 'RuntimeDefault' } });
+      t.deepEqual(c.securityContext!.capabilities, { drop: ['ALL'] });
+      t.falsy(c.securityContext!.privileged);
+    }
+  }
+});
+
+test('the scheduler runs the image in scheduler mode with its token from the Secret and a probe that needs no token', (t) => {
+  const k = k8s({ image: 'registry.example/cluster:1', schedulerResources: { cpu: '2', memory: '6Gi' } });
+  const d = renderSchedulerDeployment(k, spec('Alice'));
+  const c = container(d);
+  t.is(d.spec!.replicas, 1);
+  t.is(d.spec!.strategy!.type, 'Recreate');
+  t.is(c.image, 'registry.example/cluster:1');
+  t.deepEqual(c.args, ['scheduler']);
+  t.deepEqual(c.resources, { requests: { cpu: '2', memory: '6Gi' }, limits: { cpu: '2', memory: '6Gi' } });
+  const e = env(c);
+  t.deepEqual(e['CLUSTER_BIND'], { fieldRef: { fieldPath: 'status.podIP' } });
+  t.is(e['CLUSTER_BASE_URL'], '/user/Alice/');
+  t.deepEqual(e['CLUSTER_JUPYTER_TOKEN'], { secretKeyRef: { name: 'jupyter-token', key: 'token' } });
+  t.deepEqual(c.readinessProbe!.httpGet, { path: '/user/Alice/api', port: 'jupyter' });
+  t.is(d.spec!.template.metadata!.labels![LABEL_LAUNCH], 'abc123');
+});
+
+test('workers run in worker mode, N replicas, pointed at the scheduler Service', (t) => {
+  const k = k8s({ workerResources: { cpu: '1500m', memory: '3Gi' } });
+  const s = spec('bob', 5);
+  const d = renderWorkerDeployment(k, s);
+  t.is(d.metadata!.name, 'workers');
+  t.is(d.spec!.replicas, 5);
+  t.deepEqual(container(d).args, ['worker']);
+  const e = env(container(d));
+  t.is(e['CLUSTER_SCHEDULER_HOST'], 'scheduler.clusterhub-bob.svc');
+  t.is(e['CLUSTER_THREADS'], '2');
+  t.is(e['CLUSTER_MEMORY'], '3Gi');
+  t.is(e['CLUSTER_JUPYTER_TOKEN'], undefined);
+  t.notDeepEqual(d.spec!.selector, renderSchedulerDeployment(k, s).spec!.selector);
+});
+
+test('the scheduler Service names Jupyter, Dask, Spark and IPython Parallel ports', (t) => {
+  const svc = renderSchedulerService(k8s(), clusterRef(k8s(), 'bob'));
+  const ports = Object.fromEntries(svc.spec!.ports!.map((p) => [p.name, p.port]));
+  t.like(ports, { jupyter: 8888, dask: 8786, 'dask-dashboard': 8787, spark: 7077, 'spark-ui': 8080, 'ipp-0': 10101 });
+  for (const p of svc.spec!.ports!) t.true(p.name!.length <= 15);
+  t.deepEqual(svc.spec!.selector, renderSchedulerDeployment(k8s(), spec('bob')).spec!.selector!.matchLabels);
+  t.is(Object.keys(PORTS).length, svc.spec!.ports!.length);
+});
+
+test('the route target is the Service, with the namespace substituted', (t) => {
+  t.is(routeTarget(k8s(), 'clusterhub-bob'), 'http://scheduler.clusterhub-bob.svc.cluster.local:8888');
+  t.is(routeTarget(k8s({ routeTarget: 'http://{namespace}.example:80/{namespace}' }), 'n'), 'http://n.example:80/n');
+});
+
+test('quota and limits come from the configuration defaults', (t) => {
+  const k = k8s();
+  const ref = clusterRef(k, 'bob');
+  t.like(renderQuota(k, ref).spec!.hard, { 'limits.cpu': '16', 'limits.memory': '64Gi', 'requests.cpu': '16', pods: '110' });
+  t.deepEqual(renderLimitRange(k, ref).spec!.limits.find((l) => l.type === 'Pod')!.max, { cpu: '2', memory: '8Gi' });
+});
+
+test('ingress is admitted from the namespace and the proxy pods only; egress is open by default', (t) => {
+  const k = k8s({ proxyNamespace: 'hub-ns', proxyPodSelector: { app: 'chp' } });
+  const np = renderNetworkPolicy(k, clusterRef(k, 'bob'));
+  t.deepEqual(np.spec!.policyTypes, ['Ingress']);
+  t.deepEqual(np.spec!.ingress![0]!._from, [
+    { podSelector: {} },
+    { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'hub-ns' } }, podSelector: { matchLabels: { app: 'chp' } } },
+  ]);
+  t.is(np.spec!.egress, undefined);
+});
+
+test('restrictEgress keeps the namespace and DNS only', (t) => {
+  const np = renderNetworkPolicy(k8s({ restrictEgress: true }), clusterRef(k8s(), 'bob'));
+  t.deepEqual(np.spec!.policyTypes, ['Ingress', 'Egress']);
+  t.deepEqual(np.spec!.egress, [
+    { to: [{ podSelector: {} }] },
+    { ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
+  ]);
+});
+
+test('the service account mounts no API token and the Secret holds the Jupyter token', (t) => {
+  const ref = clusterRef(k8s(), 'bob');
+  t.false(renderServiceAccount(k8s(), ref).automountServiceAccountToken);
+  t.deepEqual(renderTokenSecret(k8s(), ref, 's3cret').stringData, { token: 's3cret' });
+});
+
+test('nodeSelector, tolerations and extraPodSpec are merged into both pod specs', (t) => {
+  const k = k8s({
+    nodeSelector: { pool: 'students' },
+    tolerations: [{ key: 'students', operator: 'Exists', effect: 'NoSchedule' }],
+    extraPodSpec: { priorityClassName: 'low', nodeSelector: { zone: 'a' }, volumes: [{ name: 'data', emptyDir: {} }] },
+  });
+  for (const d of [renderSchedulerDeployment(k, spec()), renderWorkerDeployment(k, spec())]) {
+    const pod = d.spec!.template.spec!;
+    t.deepEqual(pod.nodeSelector, { pool: 'students', zone: 'a' });
+    t.deepEqual(pod.tolerations, [{ key: 'students', operator: 'Exists', effect: 'NoSchedule' }]);
+    t.is(pod.priorityClassName, 'low');
+    t.deepEqual(pod.volumes!.map((v) => v.name), ['tmp', 'workspace', 'data']);
+    t.is(pod.containers.length, 1);
+  }
+});
+
+test('mergeDeep merges objects, appends arrays and lets scalars from extra win', (t) => {
+  t.deepEqual(mergeDeep({ a: { b: 1, c: [1] }, d: 'x' }, { a: { c: [2], e: true }, d: 'y' }), { a: { b: 1, c: [1, 2], e: true }, d: 'y' });
+  t.deepEqual(mergeDeep({ a: 1 }, undefined), { a: 1 });
+});
+
+test('the RoleBinding grants the named ClusterRole to the given subject in the namespace only', (t) => {
+  const rb = renderRoleBinding(k8s(), clusterRef(k8s(), 'bob'), 'clusterhub-cluster', { kind: 'ServiceAccount', name: 'hub', namespace: 'clusterhub' });
+  t.deepEqual(rb.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'clusterhub-cluster' });
+  t.is(rb.metadata!.namespace, 'clusterhub-bob');
+  t.deepEqual(rb.subjects, [{ kind: 'ServiceAccount', name: 'hub', namespace: 'clusterhub' }]);
+});

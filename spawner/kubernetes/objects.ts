@@ -1,0 +1,266 @@
+/**
+ * The Kubernetes objects of one user's cluster, as pure functions of the configuration
+ * and the launch: no I/O, unit-tested without a cluster (objects.test.ts).
+ */
+import type {
+  V1Container, V1Deployment, V1LimitRange, V1Namespace, V1NetworkPolicy, V1PodSpec,
+  V1ResourceQuota, V1RoleBinding, V1Secret, V1SecurityContext, V1Service, V1ServiceAccount, RbacV1Subject,
+} from '@kubernetes/client-node';
+import {
+  ANNOTATION_LOGIN, clusterLabels, LABEL_COMPONENT, LABEL_LAUNCH, LABEL_MANAGED_BY, MANAGED_BY, NAMES, TOKEN_KEY,
+  type ClusterRef, type KubernetesConfig, type LaunchSpec,
+} from './labels.ts';
+import { clusterEnv, cpuThreads, PORTS } from './ports.ts';
+
+/** The namespace, with PodSecurity `restricted` enforced on everything inside. */
+export function renderNamespace(k: KubernetesConfig, ref: ClusterRef): V1Namespace {
+  return {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: {
+      name: ref.namespace,
+      labels: {
+        ...clusterLabels(k, ref),
+        'pod-security.kubernetes.io/enforce': 'restricted',
+        'pod-security.kubernetes.io/enforce-version': 'latest',
+        'pod-security.kubernetes.io/warn': 'restricted',
+        'pod-security.kubernetes.io/warn-version': 'latest',
+      },
+      annotations: { [ANNOTATION_LOGIN]: ref.login },
+    },
+  };
+}
+
+/** The cluster's total share of the machine. */
+export function renderQuota(k: KubernetesConfig, ref: ClusterRef): V1ResourceQuota {
+  const { cpu, memory, pods } = k.quota;
+  return {
+    apiVersion: 'v1',
+    kind: 'ResourceQuota',
+    metadata: { name: NAMES.quota, namespace: ref.namespace, labels: clusterLabels(k, ref) },
+    spec: {
+      hard: {
+        'requests.cpu': cpu, 'limits.cpu': cpu,
+        'requests.memory': memory, 'limits.memory': memory,
+        pods: String(pods),
+      },
+    },
+  };
+}
+
+/** The largest pod (and container) a cluster may run. */
+export function renderLimitRange(k: KubernetesConfig, ref: ClusterRef): V1LimitRange {
+  const max = { cpu: k.podMax.cpu, memory: k.podMax.memory };
+  return {
+    apiVersion: 'v1',
+    kind: 'LimitRange',
+    metadata: { name: NAMES.limitRange, namespace: ref.namespace, labels: clusterLabels(k, ref) },
+    spec: { limits: [{ type: 'Pod', max }, { type: 'Container', max }] },
+  };
+}
+
+/**
+ * Ingress only from the namespace itself and from the proxy's pods; egress open unless
+ * `restrictEgress`, then the namespace plus DNS (port 53 anywhere: cluster DNS lives in
+ * different places on different distributions).
+ */
+export function renderNetworkPolicy(k: KubernetesConfig, ref: ClusterRef): V1NetworkPolicy {
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: { name: NAMES.networkPolicy, namespace: ref.namespace, labels: clusterLabels(k, ref) },
+    spec: {
+      podSelector: {},
+      policyTypes: k.restrictEgress ? ['Ingress', 'Egress'] : ['Ingress'],
+      ingress: [{
+        _from: [
+          { podSelector: {} },
+          {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': k.proxyNamespace } },
+            podSelector: { matchLabels: { ...k.proxyPodSelector } },
+          },
+        ],
+      }],
+      ...(k.restrictEgress
+        ? {
+            egress: [
+              { to: [{ podSelector: {} }] },
+              { ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }] },
+            ],
+          }
+        : {}),
+    },
+  };
+}
+
+/** The pods' identity: no API token is mounted, the pods never talk to the API server. */
+export function renderServiceAccount(k: KubernetesConfig, ref: ClusterRef): V1ServiceAccount {
+  return {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name: NAMES.serviceAccount, namespace: ref.namespace, labels: clusterLabels(k, ref) },
+    automountServiceAccountToken: false,
+  };
+}
+
+/** The Jupyter token, read by the scheduler pod and by `list()` after a hub restart. */
+export function renderTokenSecret(k: KubernetesConfig, ref: ClusterRef, jupyterToken: string): V1Secret {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: NAMES.tokenSecret, namespace: ref.namespace, labels: clusterLabels(k, ref) },
+    type: 'Opaque',
+    stringData: { [TOKEN_KEY]: jupyterToken },
+  };
+}
+
+/**
+ * Grants the backend the `clusterRole` (k8s/rbac: the in-namespace permissions) in this
+ * namespace only; see k8s/rbac/clusterrole.yaml for why it is bound per namespace.
+ */
+export function renderRoleBinding(k: KubernetesConfig, ref: ClusterRef, clusterRole: string, subject: RbacV1Subject): V1RoleBinding {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: NAMES.roleBinding, namespace: ref.namespace, labels: clusterLabels(k, ref) },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRole },
+    subjects: [subject],
+  };
+}
+
+/** The Service `scheduler`: Jupyter, Dask, Spark and IPython Parallel, under fixed ports. */
+export function renderSchedulerService(k: KubernetesConfig, ref: ClusterRef): V1Service {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: NAMES.scheduler, namespace: ref.namespace, labels: { ...clusterLabels(k, ref), [LABEL_COMPONENT]: 'scheduler' } },
+    spec: {
+      selector: { ...podSelector('scheduler') },
+      ports: Object.entries(PORTS).map(([name, port]) => ({ name, port, targetPort: name, protocol: 'TCP' })),
+    },
+  };
+}
+
+/** One scheduler pod (a Deployment of 1, so a lost pod comes back), ready when Jupyter answers. */
+export function renderSchedulerDeployment(k: KubernetesConfig, spec: LaunchSpec): V1Deployment {
+  const container: V1Container = {
+    name: 'scheduler',
+    image: k.image,
+    imagePullPolicy: k.imagePullPolicy,
+    args: ['scheduler'],
+    env: [
+      ...clusterEnv({ mode: 'scheduler', baseUrl: spec.baseUrl, schedulerHost: schedulerHost(spec.namespace) }),
+      { name: 'CLUSTER_JUPYTER_TOKEN', valueFrom: { secretKeyRef: { name: NAMES.tokenSecret, key: TOKEN_KEY } } },
+    ],
+    ports: Object.entries(PORTS).map(([name, containerPort]) => ({ name, containerPort, protocol: 'TCP' })),
+    // `{base_url}api` answers without a token, so the probe needs no secret.
+    readinessProbe: {
+      httpGet: { path: `${spec.baseUrl}api`, port: 'jupyter' },
+      periodSeconds: 2,
+      timeoutSeconds: 2,
+      failureThreshold: 3,
+    },
+    resources: requestsEqualLimits(k.schedulerResources),
+    securityContext: restrictedContainer(),
+  };
+  return deployment(k, spec, 'scheduler', 1, container, 'Recreate');
+}
+
+/** N worker pods of the same image in `worker` mode, pointed at the scheduler Service. */
+export function renderWorkerDeployment(k: KubernetesConfig, spec: LaunchSpec): V1Deployment {
+  const container: V1Container = {
+    name: 'worker',
+    image: k.image,
+    imagePullPolicy: k.imagePullPolicy,
+    args: ['worker'],
+    env: clusterEnv({
+      mode: 'worker', baseUrl: spec.baseUrl, schedulerHost: schedulerHost(spec.namespace),
+      threads: cpuThreads(k.workerResources.cpu), memory: k.workerResources.memory,
+    }),
+    resources: requestsEqualLimits(k.workerResources),
+    securityContext: restrictedContainer(),
+  };
+  return deployment(k, spec, 'workers', spec.workers, container, 'RollingUpdate');
+}
+
+/** `scheduler.{namespace}.svc`: what workers dial. */
+export function schedulerHost(namespace: string): string {
+  return `${NAMES.scheduler}.${namespace}.svc`;
+}
+
+/**
+ * `extra` merged into `base`: objects merge key by key, arrays are appended (extra volumes,
+ * tolerations or sidecars add to ours), anything else in `extra` wins.
+ */
+export function mergeDeep<T>(base: T, extra: unknown): T {
+  if (Array.isArray(base) && Array.isArray(extra)) return [...base, ...extra] as T;
+  if (isPlainObject(base) && isPlainObject(extra)) {
+    const out: Record<string, unknown> = { ...base };
+    for (const [key, value] of Object.entries(extra)) out[key] = key in out ? mergeDeep(out[key], value) : value;
+    return out as T;
+  }
+  return extra === undefined ? base : (extra as T);
+}
+
+/** The container securityContext PodSecurity `restricted` asks for. */
+export function restrictedContainer(): V1SecurityContext {
+  return {
+    runAsNonRoot: true,
+    runAsUser: 1000,
+    runAsGroup: 1000,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
+}
+
+type Component = 'scheduler' | 'workers';
+
+function podSelector(component: Component): Record<string, string> {
+  return { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_COMPONENT]: component };
+}
+
+function deployment(k: KubernetesConfig, spec: LaunchSpec, component: Component, replicas: number, container: V1Container, strategy: string): V1Deployment {
+  const labels = { ...clusterLabels(k, spec), [LABEL_COMPONENT]: component };
+  const base: V1PodSpec = {
+    serviceAccountName: NAMES.serviceAccount,
+    automountServiceAccountToken: false,
+    // Service links would put SCHEDULER_PORT=tcp://… into the environment, which the engines misread.
+    enableServiceLinks: false,
+    securityContext: {
+      runAsNonRoot: true,
+      runAsUser: 1000,
+      runAsGroup: 1000,
+      fsGroup: 1000,
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+    containers: [container],
+    // The root filesystem stays the image's; scratch space and the (ephemeral) workspace are emptyDirs.
+    volumes: [{ name: 'tmp', emptyDir: {} }, { name: 'workspace', emptyDir: {} }],
+    nodeSelector: { ...k.nodeSelector },
+    tolerations: k.tolerations.map((t) => ({ ...t })),
+  };
+  container.volumeMounts = [{ name: 'tmp', mountPath: '/tmp' }, { name: 'workspace', mountPath: '/workspace' }];
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: component === 'scheduler' ? NAMES.scheduler : NAMES.workers, namespace: spec.namespace, labels },
+    spec: {
+      replicas,
+      strategy: { type: strategy },
+      selector: { matchLabels: podSelector(component) },
+      template: {
+        metadata: { labels: { ...labels, ...podSelector(component), [LABEL_LAUNCH]: spec.launchId } },
+        spec: mergeDeep(base, k.extraPodSpec),
+      },
+    },
+  };
+}
+
+function requestsEqualLimits(r: { cpu: string; memory: string }): V1Container['resources'] {
+  return { requests: { cpu: r.cpu, memory: r.memory }, limits: { cpu: r.cpu, memory: r.memory } };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,291 @@
+/**
+ * The Kubernetes backend against a real control plane (kube-apiserver, controller-manager,
+ * scheduler, etcd; kwok fake nodes), running as the hub's ServiceAccount with only the
+ * rights of k8s/rbac. kwok pods become Running/Ready but run nothing, so nothing here
+ * expects Jupyter to answer.
+ */
+import test from 'ava';
+import {
+  AppsV1Api, CoreV1Api, KubeConfig, NetworkingV1Api, RbacAuthorizationV1Api, type V1Pod,
+} from '@kubernetes/client-node';
+import { configSchema, type ConfigInput } from '../config/schema.ts';
+import { namespaceFor } from '../spawner/names.ts';
+import { silentLogger } from '../spawner/log.ts';
+import { ChpClient } from '../spawner/proxy.ts';
+import { ChpSupervisor } from '../spawner/proxy-supervisor.ts';
+import { KubernetesBackend } from '../spawner/kubernetes/backend.ts';
+import { ClusterError, type ProgressEvent } from '../spawner/types.ts';
+import { backendContract } from '../spawner/backend-contract.ts';
+import { ensurePlane, type Plane } from './kube/plane.ts';
+import { watchUntil } from './kube/watch.ts';
+import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
+import { freePort, startHttpTarget } from './helpers/net.ts';
+
+const LAUNCH_MS = 120_000;
+let plane: Plane;
+let admin: KubeConfig;
+let asBackend: KubeConfig;
+
+test.before(async () => {
+  plane = await ensurePlane({ nodes: 4 });
+  admin = new KubeConfig();
+  admin.loadFromFile(plane.kubeconfigPath);
+  await applyRbac(admin);
+  asBackend = await backendKubeConfig(admin);
+});
+
+test.after.always(async () => {
+  await plane?.stop();
+});
+
+/** What is left of a user's namespace once it had a minute to finish terminating. */
+async function leftovers(namespace: string): Promise<string[]> {
+  try {
+    await namespaceGone(namespace);
+    return [];
+  } catch {
+    const ns = await admin.makeApiClient(CoreV1Api).readNamespace({ name: namespace }).catch(() => undefined);
+    return ns ? [`namespace ${namespace} (${ns.status?.phase})`] : [];
+  }
+}
+
+// The contract every backend passes (serial tests, run before the ones below).
+let contractNs = (login: string) => login;
+let failingNs = (login: string) => login;
+backendContract(test, async () => {
+  const made = makeBackend();
+  contractNs = made.ns;
+  return { backend: made.backend, cleanup: () => made.backend.close() };
+}, {
+  name: 'kubernetes',
+  user: 'contract-user',
+  workers: 2,
+  scaledWorkers: 3,
+  failingUser: 'contract-fails',
+  async makeFailing() {
+    const made = makeBackend({ nodeSelector: { 'clusterhub.io/pool': 'nowhere' } });
+    failingNs = made.ns;
+    return { backend: made.backend, cleanup: () => made.backend.close() };
+  },
+  leftovers: (user) => leftovers(user === 'contract-fails' ? failingNs(user) : contractNs(user)),
+});
+
+/** A backend of its own (prefix and instance) for one test, closed with the test. */
+function backendFor(t: { teardown(fn: () => unknown): void }, kubernetes: ConfigInput['kubernetes'] = {}) {
+  const made = makeBackend(kubernetes);
+  t.teardown(() => made.backend.close());
+  return made;
+}
+
+/** A backend with its own namespace prefix and instance label, as the hub's ServiceAccount. */
+function makeBackend(kubernetes: ConfigInput['kubernetes'] = {}) {
+  const prefix = plane.newPrefix('kb');
+  const config = configSchema.parse({
+    spawn: { maxWorkers: 100, defaultWorkers: 2 },
+    kubernetes: {
+      namespacePrefix: prefix,
+      instance: prefix,
+      image: 'clusterhub/cluster:test',
+      schedulerResources: { cpu: '200m', memory: '256Mi' },
+      workerResources: { cpu: '100m', memory: '128Mi' },
+      ...kubernetes,
+    },
+  });
+  const backend = new KubernetesBackend({ config, kubeConfig: asBackend, log: silentLogger() });
+  return { backend, config, ns: (login: string) => namespaceFor(prefix, login) };
+}
+
+/** Runs a launch to its end: the events, or the error it threw. */
+async function launch(backend: KubernetesBackend, user: string, workers = 2, signal = AbortSignal.timeout(LAUNCH_MS)) {
+  const events: ProgressEvent[] = [];
+  try {
+    for await (const e of backend.start(user, { workers, jupyterToken: `token-of-${user}`, baseUrl: `/user/${user}/`, signal })) events.push(e);
+    return { events, ready: events.at(-1)?.ready === true ? events.at(-1)! : undefined, error: undefined };
+  } catch (error) {
+    return { events, ready: undefined, error: error as Error };
+  }
+}
+
+/** Resolves once the namespace no longer exists (watched from the list's resourceVersion). */
+async function namespaceGone(name: string, timeoutMs = 60_000): Promise<void> {
+  const core = admin.makeApiClient(CoreV1Api);
+  const list = await core.listNamespace({ fieldSelector: `metadata.name=${name}` });
+  if (list.items.length === 0) return;
+  await watchUntil(admin, '/api/v1/namespaces', { fieldSelector: `metadata.name=${name}`, resourceVersion: list.metadata?.resourceVersion },
+    (phase) => (phase === 'DELETED' ? true : undefined), { what: `namespace ${name} to be deleted`, timeoutMs });
+}
+
+/**
+ * Resolves with the namespace's pods once `done(pods)` holds: listed, then watched from the
+ * list's resourceVersion (a replay without one would pass through every count on its way).
+ */
+async function podsUntil(namespace: string, what: string, done: (pods: V1Pod[]) => boolean, timeoutMs = 180_000): Promise<V1Pod[]> {
+  const list = await admin.makeApiClient(CoreV1Api).listNamespacedPod({ namespace });
+  const pods = new Map(list.items.map((p) => [p.metadata!.name!, p]));
+  if (done([...pods.values()])) return [...pods.values()];
+  return watchUntil(admin, `/api/v1/namespaces/${namespace}/pods`, { resourceVersion: list.metadata?.resourceVersion }, (phase, pod: V1Pod) => {
+    if (phase === 'DELETED') pods.delete(pod.metadata!.name!);
+    else pods.set(pod.metadata!.name!, pod);
+    return done([...pods.values()]) ? [...pods.values()] : undefined;
+  }, { what, timeoutMs });
+}
+
+const isReady = (p: V1Pod) => !p.metadata?.deletionTimestamp && (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
+const workersOf = (pods: readonly V1Pod[]) => pods.filter((p) => p.metadata?.labels?.['app.kubernetes.io/component'] === 'workers');
+
+test('a launch creates every object, they pass admission, the scheduler is Ready and the proxy routes to the Service', async (t) => {
+  const { backend, ns } = backendFor(t);
+  const { events, ready, error } = await launch(backend, 'Alice', 2);
+  t.is(error, undefined);
+  const namespace = ns('Alice');
+  t.is(ready?.url, `http://scheduler.${namespace}.svc.cluster.local:8888`);
+  const messages = events.map((e) => e.message);
+  t.true(messages.includes(`Namespace ${namespace} created`));
+  t.true(messages.some((m) => /^Scheduler pod scheduled on kwok-node-/.test(m)), messages.join('\n'));
+  t.true(messages.includes('Scheduler ready'));
+  t.true(messages.includes('2 of 2 workers ready'));
+  t.deepEqual(events.map((e) => e.progress), [...events.map((e) => e.progress)].sort((a, b) => a - b));
+
+  const core = admin.makeApiClient(CoreV1Api);
+  const apps = admin.makeApiClient(AppsV1Api);
+  const nsObj = await core.readNamespace({ name: namespace });
+  t.like(nsObj.metadata?.labels, { 'app.kubernetes.io/managed-by': 'clusterhub', 'pod-security.kubernetes.io/enforce': 'restricted' });
+  t.is(nsObj.metadata?.annotations?.['clusterhub.io/login'], 'Alice');
+  await core.readNamespacedResourceQuota({ name: 'cluster', namespace });
+  await core.readNamespacedLimitRange({ name: 'cluster', namespace });
+  await admin.makeApiClient(NetworkingV1Api).readNamespacedNetworkPolicy({ name: 'cluster', namespace });
+  t.false((await core.readNamespacedServiceAccount({ name: 'cluster', namespace })).automountServiceAccountToken);
+  const secret = await core.readNamespacedSecret({ name: 'jupyter-token', namespace });
+  t.is(Buffer.from(secret.data!['token']!, 'base64').toString(), 'token-of-Alice');
+  t.is((await core.readNamespacedService({ name: 'scheduler', namespace })).spec?.ports?.find((p) => p.name === 'jupyter')?.port, 8888);
+  t.is((await apps.readNamespacedDeployment({ name: 'workers', namespace })).status?.readyReplicas, 2);
+  await admin.makeApiClient(RbacAuthorizationV1Api).readNamespacedRoleBinding({ name: 'clusterhub-backend', namespace });
+  const pods = (await core.listNamespacedPod({ namespace })).items;
+  t.is(pods.filter(isReady).length, 3, 'every pod passed PodSecurity restricted and is Ready');
+
+  const hub = await startHttpTarget('hub');
+  t.teardown(hub.close);
+  const proxy = new ChpSupervisor({ port: await freePort(), apiPort: await freePort(), defaultTarget: hub.url, authToken: 'kube-test-token-0123456789', logLevel: 'warn' });
+  await proxy.start();
+  t.teardown(() => proxy.stop());
+  const chp = new ChpClient({ apiUrl: proxy.apiUrl, authToken: 'kube-test-token-0123456789' });
+  await chp.addRoute('/user/Alice', ready!.url!, { user: 'Alice', cluster: 'kubernetes' });
+  t.is((await chp.getRoutes())['/user/Alice']?.target, `http://scheduler.${namespace}.svc.cluster.local:8888`);
+
+  t.like(await backend.status('Alice'), { state: 'running', workers: 2, readyWorkers: 2 });
+  const listed = (await backend.list()).find((l) => l.user === 'Alice');
+  t.like(listed, { state: 'running', workers: 2, jupyterToken: 'token-of-Alice', url: ready!.url });
+  await backend.stop('Alice');
+});
+
+test('scale 2 → 100 → 2 runs every worker, then removes them', async (t) => {
+  const { backend, ns } = backendFor(t);
+  t.is((await launch(backend, 'scaler', 2)).error, undefined);
+  const namespace = ns('scaler');
+  await backend.scale('scaler', 100);
+  const up = await podsUntil(namespace, '100 Ready workers', (pods) => workersOf(pods).filter(isReady).length === 100);
+  t.true(workersOf(up).every((p) => p.status?.phase === 'Running'));
+  t.like(await backend.status('scaler'), { state: 'running', workers: 100, readyWorkers: 100 });
+  await backend.scale('scaler', 2);
+  const down = await podsUntil(namespace, 'workers back to 2', (pods) => workersOf(pods).length === 2);
+  t.is(workersOf(down).filter(isReady).length, 2);
+  await t.throwsAsync(backend.scale('scaler', 101), { instanceOf: ClusterError, message: /from 0 to 100, got 101/ });
+  await backend.stop('scaler');
+});
+
+test('stop removes the namespace and everything in it', async (t) => {
+  const { backend, ns } = backendFor(t);
+  t.is((await launch(backend, 'stopper', 1)).error, undefined);
+  await backend.stop('stopper');
+  await backend.stop('stopper');
+  t.like(await backend.status('stopper'), { state: 'stopped' });
+  await namespaceGone(ns('stopper'));
+  t.deepEqual(await backend.list(), []);
+});
+
+test('a launch while the previous namespace is terminating waits for it, then succeeds', async (t) => {
+  const { backend } = backendFor(t);
+  t.is((await launch(backend, 'again', 1)).error, undefined);
+  await backend.stop('again');
+  const second = await launch(backend, 'again', 1);
+  t.is(second.error, undefined);
+  t.is(second.events[0]?.message, 'Waiting for the previous cluster to finish terminating');
+  t.true(second.ready?.ready);
+  await backend.stop('again');
+});
+
+test('20 users launching at once all succeed', async (t) => {
+  const { backend } = backendFor(t);
+  const users = Array.from({ length: 20 }, (_, i) => `student-${i}`);
+  const results = await Promise.all(users.map((u) => launch(backend, u, 1, AbortSignal.timeout(240_000))));
+  t.deepEqual(results.map((r) => r.error?.message), users.map(() => undefined));
+  const listed = await backend.list();
+  t.deepEqual(listed.map((l) => l.user).sort(), [...users].sort());
+  t.true(listed.every((l) => l.state === 'running'));
+  await Promise.all(users.map((u) => backend.stop(u)));
+});
+
+test('an unschedulable cluster fails with the scheduler\'s reason and leaves nothing behind', async (t) => {
+  const { backend, ns } = backendFor(t, { nodeSelector: { 'clusterhub.io/pool': 'nowhere' } });
+  const { error, events } = await launch(backend, 'nowhere', 1);
+  t.true(error instanceof ClusterError);
+  t.regex(error!.message, /Unschedulable.*node\(s\) didn't match Pod's node affinity\/selector/);
+  t.true(events.some((e) => e.message === 'Scheduler and 1 worker requested'));
+  await namespaceGone(ns('nowhere'));
+});
+
+test('a quota too small fails with FailedCreate and leaves nothing behind', async (t) => {
+  const { backend, ns } = backendFor(t, { quota: { cpu: '400m', memory: '64Gi', pods: 10 } });
+  const { error } = await launch(backend, 'tight', 4);
+  t.true(error instanceof ClusterError);
+  t.regex(error!.message, /FailedCreate.*exceeded quota/);
+  await namespaceGone(ns('tight'));
+});
+
+test('a pod that PodSecurity restricted refuses fails the launch with the admission message', async (t) => {
+  const { backend, ns } = backendFor(t, { extraPodSpec: { hostNetwork: true } });
+  const { error } = await launch(backend, 'hostnet', 0);
+  t.true(error instanceof ClusterError);
+  t.regex(error!.message, /FailedCreate.*violates PodSecurity "restricted:latest":.*hostNetwork=true/);
+  await namespaceGone(ns('hostnet'));
+});
+
+test('a hub restart in the middle of a launch leaves no orphan: a new backend lists it', async (t) => {
+  const { backend, config, ns } = backendFor(t);
+  const launching = backend.start('crash', { workers: 1, jupyterToken: 'tok', baseUrl: '/user/crash/', signal: AbortSignal.timeout(LAUNCH_MS) });
+  for await (const e of launching) if (e.message.startsWith('Scheduler and')) break; // the hub dies here: no cleanup runs
+  await backend.close();
+  const restarted = new KubernetesBackend({ config, kubeConfig: asBackend, log: silentLogger() });
+  t.teardown(() => restarted.close());
+  const found = (await restarted.list()).find((l) => l.user === 'crash');
+  t.truthy(found);
+  t.true(['starting', 'running'].includes(found!.state));
+  t.is(found!.jupyterToken, 'tok');
+  await restarted.stop('crash');
+  await namespaceGone(ns('crash'));
+});
+
+test('the backend\'s identity cannot read Secrets, bind roles or delete outside its namespaces', async (t) => {
+  const core = asBackend.makeApiClient(CoreV1Api);
+  const status = (p: Promise<unknown>) => p.then(() => 200, (e) => (e as { code?: number }).code);
+  t.is(await status(core.listNamespacedSecret({ namespace: 'kube-system' })), 403);
+  const plain = plane.newPrefix('plain');
+  const adminCore = admin.makeApiClient(CoreV1Api);
+  await adminCore.createNamespace({ body: { metadata: { name: plain } } });
+  await adminCore.createNamespacedSecret({ namespace: plain, body: { metadata: { name: 's' }, stringData: { k: 'v' } } });
+  t.is(await status(core.readNamespacedSecret({ name: 's', namespace: plain })), 403);
+  const rbac = asBackend.makeApiClient(RbacAuthorizationV1Api);
+  t.is(await status(rbac.createNamespacedRoleBinding({ namespace: plain, body: {
+    metadata: { name: 'sneak' },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'clusterhub-cluster' },
+    subjects: [{ kind: 'ServiceAccount', name: 'clusterhub', namespace: 'clusterhub' }],
+  } })), 403);
+  t.is(await status(rbac.createNamespacedRoleBinding({ namespace: plain, body: {
+    metadata: { name: 'sneak' },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' },
+    subjects: [{ kind: 'ServiceAccount', name: 'clusterhub', namespace: 'clusterhub' }],
+  } })), 403);
+  t.is(await status(core.deleteNamespace({ name: plain })), 403);
+  t.is(await status(core.createNamespace({ body: { metadata: { name: `${plain}-x`, labels: { 'app.kubernetes.io/managed-by': 'clusterhub' } } } })), 403);
+  t.is((await adminCore.readNamespace({ name: plain })).status?.phase, 'Active');
+});
