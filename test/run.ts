@@ -57,10 +57,11 @@ process.stdout.write(`using ${chromium}\n`);
 step('tests (ava)');
 const files = process.argv.slice(2);
 const { code, output } = await run(process.execPath, [join(root, 'node_modules', 'ava', 'entrypoints', 'cli.js'), ...files], { capture: true });
-const count = (re: RegExp) => Number(re.exec(output)?.[1] ?? 0);
-const passed = count(/(\d+) tests? passed/);
-const failed = count(/(\d+) tests? failed/) + count(/(\d+) uncaught exceptions?/) + count(/(\d+) unhandled rejections?/);
-const skipped = count(/(\d+) tests? skipped/) + count(/(\d+) tests? todo/);
+// ava prints a ✔ or ✘ line per test; its summary omits the passed count when something failed.
+const lines = (re: RegExp) => output.split('\n').filter((l) => re.test(l)).length;
+const passed = lines(/^\s*✔/);
+const failed = lines(/^\s*✘/) + Number(/(\d+) uncaught exceptions?/.exec(output)?.[1] ?? 0) + Number(/(\d+) unhandled rejections?/.exec(output)?.[1] ?? 0);
+const skipped = lines(/^\s*- \[skip\]/) + lines(/^\s*- \[todo\]/);
 const minutes = ((performance.now() - started) / 60000).toFixed(1);
 process.stdout.write(`\nsuite finished in ${minutes} min\n`);
 process.stdout.write(`ava: ${passed} passed, ${failed + (code !== 0 && failed === 0 ? 1 : 0)} failed${skipped ? `, ${skipped} skipped` : ''}\n`);

@@ -157,6 +157,16 @@ class Supervisor:
             except InterruptedError:
                 ready = []
             signals = os.read(self._wake_r, 4096) if ready else b''
+            # A stop first: a group-wide SIGTERM reaches the children too, and their exits
+            # in the same wake-up are part of the stop, not an engine dying.
+            if phase == 'running' and any(s in (signal.SIGTERM, signal.SIGINT) for s in signals):
+                log('stop requested')
+                if self.drain:
+                    phase, deadline = 'draining', time.monotonic() + self.drain_timeout
+                    threading.Thread(target=self._drain_then_wake, args=(drained,), daemon=True).start()
+                else:
+                    phase, deadline = 'terminating', time.monotonic() + self.grace
+                    self._signal_all(signal.SIGTERM)
             for child in self._reap():
                 if not child.required and child.exit_code != 0:
                     log(f'warning: {child.name} failed with status {child.exit_code}')
@@ -171,14 +181,6 @@ class Supervisor:
                     status = 1
                     phase, deadline = 'terminating', time.monotonic() + self.grace
                     log(f'stopping everything because {child.name} is gone')
-                    self._signal_all(signal.SIGTERM)
-            if phase == 'running' and any(s in (signal.SIGTERM, signal.SIGINT) for s in signals):
-                log('stop requested')
-                if self.drain:
-                    phase, deadline = 'draining', time.monotonic() + self.drain_timeout
-                    threading.Thread(target=self._drain_then_wake, args=(drained,), daemon=True).start()
-                else:
-                    phase, deadline = 'terminating', time.monotonic() + self.grace
                     self._signal_all(signal.SIGTERM)
             now = time.monotonic()
             if phase == 'draining' and (drained.is_set() or now >= deadline):
