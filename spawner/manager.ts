@@ -12,10 +12,13 @@ import { ClusterError, type Backend, type ProgressEvent, type Proxy } from './ty
 /** How the manager remembers clusters (the hub's Store satisfies it). */
 export interface ClusterRecord {
   user: string;
+  /** The backend's kind (`local`, `kubernetes`). */
   backend: string;
   phase: 'starting' | 'running' | 'stopping';
   workers: number;
+  /** Jupyter's token for this cluster (a random secret; the database file is 0600). */
   jupyterToken: string;
+  /** Proxy target once ready. */
   url: string | null;
   createdAt: string;
   readyAt: string | null;

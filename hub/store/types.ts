@@ -1,4 +1,5 @@
 /** The Store contract: users, clusters, API tokens (hashed at rest) and events. */
+import type { ClusterRecord } from '../../spawner/manager.ts';
 
 export interface UserRow {
   login: string;
@@ -8,22 +9,10 @@ export interface UserRow {
   lastSeen: string | null;
 }
 
-/** Where a user's cluster is in its life, as the hub records it. */
-export type ClusterPhase = 'starting' | 'running' | 'stopping';
-
-export interface ClusterRow {
-  user: string;
-  backend: string;
-  phase: ClusterPhase;
-  workers: number;
-  /** Jupyter's token for this cluster (a random secret; the database file is 0600). */
-  jupyterToken: string;
-  /** Proxy target once ready. */
-  url: string | null;
-  createdAt: string;
-  readyAt: string | null;
-  lastActivity: string | null;
-}
+/** A user's cluster as the hub records it: the spawn manager's record (one definition). */
+export type ClusterRow = ClusterRecord;
+/** Where a user's cluster is in its life: starting, running, stopping. */
+export type ClusterPhase = ClusterRecord['phase'];
 
 export interface TokenRow {
   id: string;
