@@ -125,6 +125,8 @@ async function namespaceGone(ctx: BackendContext, name: string, changes: Changes
 async function createObjects(ctx: BackendContext, ref: ClusterRef, token: string, signal?: AbortSignal): Promise<void> {
   const { k, clients } = ctx;
   const namespace = ref.namespace;
+  // A new IPython Parallel key per launch: it lives only in this namespace's Secret.
+  const secrets = { jupyterToken: token, ippKey: randomBytes(32).toString('hex') };
   if (ctx.clusterRole) {
     const subject = await ctx.subject();
     await create(ctx, 'rolebinding', () => clients.rbac.createNamespacedRoleBinding({ namespace, body: renderRoleBinding(k, ref, ctx.clusterRole!, subject) }), signal);
@@ -134,7 +136,7 @@ async function createObjects(ctx: BackendContext, ref: ClusterRef, token: string
     create(ctx, 'limitrange', () => clients.core.createNamespacedLimitRange({ namespace, body: renderLimitRange(k, ref) }), signal),
     create(ctx, 'networkpolicy', () => clients.networking.createNamespacedNetworkPolicy({ namespace, body: renderNetworkPolicy(k, ref) }), signal),
     create(ctx, 'serviceaccount', () => clients.core.createNamespacedServiceAccount({ namespace, body: renderServiceAccount(k, ref) }), signal),
-    create(ctx, 'secret', () => clients.core.createNamespacedSecret({ namespace, body: renderTokenSecret(k, ref, token) }), signal),
+    create(ctx, 'secret', () => clients.core.createNamespacedSecret({ namespace, body: renderTokenSecret(k, ref, secrets) }), signal),
   ]);
 }
 

@@ -38,7 +38,7 @@ test('every object of a cluster carries the managed-by, instance and user labels
   const s = { ...ref, workers: 1, baseUrl: '/user/bob/', launchId: 'x' };
   const objects = [
     renderQuota(k, ref), renderLimitRange(k, ref), renderNetworkPolicy(k, ref), renderServiceAccount(k, ref),
-    renderTokenSecret(k, ref, 'tok'), renderSchedulerService(k, ref), renderSchedulerDeployment(k, s), renderWorkerDeployment(k, s),
+    renderTokenSecret(k, ref, { jupyterToken: 'tok', ippKey: 'k' }), renderSchedulerService(k, ref), renderSchedulerDeployment(k, s), renderWorkerDeployment(k, s),
     renderRoleBinding(k, ref, 'clusterhub-cluster', { kind: 'ServiceAccount', name: 'hub', namespace: 'clusterhub' }),
   ];
   for (const o of objects) {
@@ -134,10 +134,24 @@ test('restrictEgress keeps the namespace and DNS only', (t) => {
   ]);
 });
 
-test('the service account mounts no API token and the Secret holds the Jupyter token', (t) => {
+test('the service account mounts no API token and the Secret holds the Jupyter token and the IPython Parallel key', (t) => {
   const ref = clusterRef(k8s(), 'bob');
   t.false(renderServiceAccount(k8s(), ref).automountServiceAccountToken);
-  t.deepEqual(renderTokenSecret(k8s(), ref, 's3cret').stringData, { token: 's3cret' });
+  t.deepEqual(renderTokenSecret(k8s(), ref, { jupyterToken: 's3cret', ippKey: 'k3y' }).stringData, { token: 's3cret', 'ipp-key': 'k3y' });
+});
+
+test('scheduler and workers get the IPython Parallel key from the Secret, the fixed ports and the scheduler host', (t) => {
+  const k = k8s();
+  const s = spec('bob');
+  for (const d of [renderSchedulerDeployment(k, s), renderWorkerDeployment(k, s)]) {
+    const e = env(container(d));
+    t.deepEqual(e['CLUSTER_IPP_KEY'], { secretKeyRef: { name: 'jupyter-token', key: 'ipp-key' } }, d.metadata!.name);
+    t.is(e['CLUSTER_IPP_PORTS'], '10101-10116');
+    t.is(e['CLUSTER_SCHEDULER_HOST'], 'scheduler.clusterhub-bob.svc');
+  }
+  // Every port the engines are told about is one the Service forwards.
+  const service = new Set(renderSchedulerService(k, s).spec!.ports!.map((p) => p.port));
+  for (let port = 10101; port <= 10116; port++) t.true(service.has(port), String(port));
 });
 
 test('nodeSelector, tolerations and extraPodSpec are merged into both pod specs', (t) => {

@@ -3,7 +3,7 @@
  * and the launch: no I/O, unit-tested without a cluster (objects.test.ts).
  */
 import type {
-  V1Container, V1Deployment, V1LimitRange, V1Namespace, V1NetworkPolicy, V1PodSpec,
+  V1Container, V1Deployment, V1EnvVar, V1LimitRange, V1Namespace, V1NetworkPolicy, V1PodSpec,
   V1ResourceQuota, V1RoleBinding, V1Secret, V1SecurityContext, V1Service, V1ServiceAccount, RbacV1Subject,
 } from '@kubernetes/client-node';
 import {
@@ -103,14 +103,25 @@ export function renderServiceAccount(k: KubernetesConfig, ref: ClusterRef): V1Se
   };
 }
 
-/** The Jupyter token, read by the scheduler pod and by `list()` after a hub restart. */
-export function renderTokenSecret(k: KubernetesConfig, ref: ClusterRef, jupyterToken: string): V1Secret {
+/** Key of the IPython Parallel key in the token Secret. */
+export const IPP_KEY_KEY = 'ipp-key';
+
+/** The cluster's secrets, made by the backend for each launch. */
+export interface ClusterSecrets {
+  /** Jupyter's token (the hub sends it; `list()` reads it back after a hub restart). */
+  jupyterToken: string;
+  /** Signs IPython Parallel's messages: with it, engines on workers reach the controller without shared files (images/cluster/README.md). */
+  ippKey: string;
+}
+
+/** The Jupyter token and the IPython Parallel key, read by the pods through `secretKeyRef`. */
+export function renderTokenSecret(k: KubernetesConfig, ref: ClusterRef, secrets: ClusterSecrets): V1Secret {
   return {
     apiVersion: 'v1',
     kind: 'Secret',
     metadata: { name: NAMES.tokenSecret, namespace: ref.namespace, labels: clusterLabels(k, ref) },
     type: 'Opaque',
-    stringData: { [TOKEN_KEY]: jupyterToken },
+    stringData: { [TOKEN_KEY]: secrets.jupyterToken, [IPP_KEY_KEY]: secrets.ippKey },
   };
 }
 
@@ -151,6 +162,7 @@ export function renderSchedulerDeployment(k: KubernetesConfig, spec: LaunchSpec)
     env: [
       ...clusterEnv({ mode: 'scheduler', baseUrl: spec.baseUrl, schedulerHost: schedulerHost(spec.namespace) }),
       { name: 'CLUSTER_JUPYTER_TOKEN', valueFrom: { secretKeyRef: { name: NAMES.tokenSecret, key: TOKEN_KEY } } },
+      ippKeyEnv(),
     ],
     ports: Object.entries(PORTS).map(([name, containerPort]) => ({ name, containerPort, protocol: 'TCP' })),
     // `{base_url}api` answers without a token, so the probe needs no secret.
@@ -173,10 +185,14 @@ export function renderWorkerDeployment(k: KubernetesConfig, spec: LaunchSpec): V
     image: k.image,
     imagePullPolicy: k.imagePullPolicy,
     args: ['worker'],
-    env: clusterEnv({
-      mode: 'worker', baseUrl: spec.baseUrl, schedulerHost: schedulerHost(spec.namespace),
-      threads: cpuThreads(k.workerResources.cpu), memory: k.workerResources.memory,
-    }),
+    env: [
+      ...clusterEnv({
+        mode: 'worker', baseUrl: spec.baseUrl, schedulerHost: schedulerHost(spec.namespace),
+        threads: cpuThreads(k.workerResources.cpu), memory: k.workerResources.memory,
+      }),
+      // With the key, the fixed CLUSTER_IPP_PORTS and CLUSTER_SCHEDULER_HOST, engines need no file from the scheduler.
+      ippKeyEnv(),
+    ],
     resources: requestsEqualLimits(k.workerResources),
     securityContext: restrictedContainer(),
   };
@@ -215,6 +231,10 @@ export function restrictedContainer(): V1SecurityContext {
 }
 
 type Component = 'scheduler' | 'workers';
+
+function ippKeyEnv(): V1EnvVar {
+  return { name: 'CLUSTER_IPP_KEY', valueFrom: { secretKeyRef: { name: NAMES.tokenSecret, key: IPP_KEY_KEY } } };
+}
 
 function podSelector(component: Component): Record<string, string> {
   return { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_COMPONENT]: component };

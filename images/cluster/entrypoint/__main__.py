@@ -5,6 +5,7 @@ import os
 import shutil
 import sys
 
+from ipp import ensure_engine_file
 from materials import clone_command
 from modes import scheduler_commands, worker_commands
 from settings import SettingsError, load
@@ -35,6 +36,9 @@ def main(argv: list[str]) -> int:
     if mode == 'worker':
         os.makedirs(paths(s)['worker_dir'], exist_ok=True)
     log(f'{mode} mode, listening on {s.bind}, scheduler at {s.scheduler_host}')
+    if mode == 'worker' and s.ipp_key:
+        # No shared files (Kubernetes): the engines' connection file comes from the environment.
+        log(ensure_engine_file(s, paths(s)['security']))
     if s.spark == 'off' and environ.get('CLUSTER_SPARK', 'auto') == 'auto':
         log('Spark skipped: no java on PATH or in JAVA_HOME (Dask and IPython Parallel start without it)')
     env = child_env(s, environ)

@@ -8,6 +8,12 @@ from settings import Settings
 from wiring import advertise_host, paths, spark_home
 
 
+# How long engines wait for the controller (its connection file, or with CLUSTER_IPP_KEY its
+# answer); longer than the Dask worker's --death-timeout, so a missing scheduler ends the
+# worker through Dask first.
+CONTROLLER_WAIT_S = 120
+
+
 def _bin(name: str) -> str:
     """Console scripts of the Python we run under (the venv or the image's)."""
     return os.path.join(os.path.dirname(sys.executable), name)
@@ -61,11 +67,13 @@ def worker_commands(s: Settings) -> list[tuple[str, list[str]]]:
             '--death-timeout', '60',
         ]),
     ]
+    engine_args = [f'--profile-dir={p["profile"]}', f'--IPEngine.wait_for_url_file={CONTROLLER_WAIT_S}', '--log-level=INFO']
+    if s.ipp_key:
+        # The file is there before the controller is (it comes from the environment): wait for
+        # the controller's answer instead of giving up after ipengine's default 5 seconds.
+        engine_args.append(f'--IPEngine.timeout={CONTROLLER_WAIT_S}')
     for i in range(s.engines):
-        commands.append((f'ipengine-{i}', [
-            _bin('ipengine'), f'--profile-dir={p["profile"]}',
-            '--IPEngine.wait_for_url_file=120', '--log-level=INFO',
-        ]))
+        commands.append((f'ipengine-{i}', [_bin('ipengine'), *engine_args]))
     if s.spark == 'on':
         commands.append(('spark-worker', [
             _spark_class(), 'org.apache.spark.deploy.worker.Worker',

@@ -27,7 +27,8 @@ class Settings:
     runtime_dir: str
     dask_port: int
     dashboard_port: int
-    ipp_ports: str
+    ipp_ports: tuple[int, ...]  # empty: the controller picks random ports
+    ipp_key: str  # empty: the controller makes its own key and files (shared runtime dir)
     spark: str  # 'on' or 'off' once resolved
     spark_port: int
     spark_ui_port: int
@@ -73,6 +74,41 @@ def _int(environ: dict[str, str], name: str, default: int, minimum: int = 0) -> 
     return value
 
 
+# What the controller's engine and client connection files take (see ipp.py).
+IPP_PORTS_NEEDED = 15
+
+
+def ipp_ports(text: str) -> tuple[int, ...]:
+    """`10101-10116`, `10101,10105,10107` or a mix → the ports, in order."""
+    ports: list[int] = []
+    for part in filter(None, (p.strip() for p in text.split(','))):
+        m = re.fullmatch(r'(\d+)(?:-(\d+))?', part)
+        if not m:
+            raise SettingsError(f'CLUSTER_IPP_PORTS: expected a range like 10101-10116 or a list of ports, got {text!r}')
+        first, last = int(m.group(1)), int(m.group(2) or m.group(1))
+        if not 1 <= first <= last <= 65535:
+            raise SettingsError(f'CLUSTER_IPP_PORTS: {part!r} is not a range of ports from 1 to 65535')
+        ports.extend(range(first, last + 1))
+    if len(set(ports)) != len(ports):
+        raise SettingsError(f'CLUSTER_IPP_PORTS: a port appears twice in {text!r}')
+    return tuple(ports)
+
+
+def _ipp_key(environ: dict[str, str], ports: tuple[int, ...], mode: str) -> str:
+    """CLUSTER_IPP_KEY, checked: with it, scheduler and workers share nothing but the environment."""
+    key = environ.get('CLUSTER_IPP_KEY', '')
+    if not key:
+        return ''
+    # ipyparallel encodes the key as ASCII; whitespace would not survive being pasted into env.
+    if not re.fullmatch(r'[\x21-\x7e]{16,}', key):
+        raise SettingsError('CLUSTER_IPP_KEY: expected at least 16 printable ASCII characters without spaces')
+    if mode != 'status' and len(ports) < IPP_PORTS_NEEDED:
+        raise SettingsError(
+            f'CLUSTER_IPP_PORTS: with CLUSTER_IPP_KEY, at least {IPP_PORTS_NEEDED} fixed ports are needed '
+            f'(workers must know them), got {len(ports)}')
+    return key
+
+
 def load(environ: dict[str, str], mode: str) -> Settings:
     """Read CLUSTER_* variables; `mode` is `scheduler`, `worker` or `status`."""
     e = environ
@@ -96,6 +132,7 @@ def load(environ: dict[str, str], mode: str) -> Settings:
         raise SettingsError('CLUSTER_SPARK=on but no java on PATH or in JAVA_HOME')
     memory = e.get('CLUSTER_MEMORY', '1GiB')
     home = e.get('HOME', '/tmp')
+    ports = ipp_ports(e.get('CLUSTER_IPP_PORTS', ''))
     return Settings(
         bind=bind,
         scheduler_host=e.get('CLUSTER_SCHEDULER_HOST', default_host),
@@ -106,7 +143,8 @@ def load(environ: dict[str, str], mode: str) -> Settings:
         runtime_dir=e.get('CLUSTER_RUNTIME_DIR', os.path.join(home, '.clusterhub')),
         dask_port=_int(e, 'CLUSTER_DASK_PORT', 8786, 1),
         dashboard_port=_int(e, 'CLUSTER_DASK_DASHBOARD_PORT', 8787, 1),
-        ipp_ports=e.get('CLUSTER_IPP_PORTS', ''),
+        ipp_ports=ports,
+        ipp_key=_ipp_key(e, ports, mode),
         spark=spark,
         spark_port=_int(e, 'CLUSTER_SPARK_PORT', 7077, 1),
         spark_ui_port=_int(e, 'CLUSTER_SPARK_UI_PORT', 8080, 1),

@@ -2,7 +2,8 @@
 `SparkSession.builder.getOrCreate()` find this cluster with no arguments.
 
 Everything lives under CLUSTER_RUNTIME_DIR, shared by the scheduler and (locally)
-the workers: the IPython profile with the controller's connection files, Spark's
+the workers: the IPython profile with the controller's connection files (with
+CLUSTER_IPP_KEY each side makes its own instead, see ipp.py), Spark's
 conf dir, Jupyter's config (which holds the token, so it is not in any environment).
 """
 from __future__ import annotations
@@ -13,7 +14,11 @@ import os
 import socket
 import sys
 
+from ipp import CLIENT_FILE, ENGINE_FILE, write_controller_files
 from settings import Settings
+
+# Secrets read from the environment once; children (and so kernels) never see them.
+_SECRETS = ('CLUSTER_JUPYTER_TOKEN', 'CLUSTER_IPP_KEY')
 
 
 def _wildcard(host: str) -> bool:
@@ -55,7 +60,7 @@ def local_host(s: Settings) -> str:
 def child_env(s: Settings, base: dict[str, str]) -> dict[str, str]:
     """Environment of every child; Jupyter hands it on to kernels."""
     p = paths(s)
-    env = {k: v for k, v in base.items() if k != 'CLUSTER_JUPYTER_TOKEN'}
+    env = {k: v for k, v in base.items() if k not in _SECRETS}
     env.update({
         'IPYTHONDIR': p['ipython'],
         'JUPYTER_RUNTIME_DIR': p['jupyter_runtime'],
@@ -87,7 +92,7 @@ def _write(path: str, text: str, mode: int = 0o644) -> None:
 def write_scheduler_files(s: Settings) -> None:
     """Jupyter, IPython controller and Spark driver configuration for this start."""
     p = paths(s)
-    for name in ('ipcontroller-engine.json', 'ipcontroller-client.json'):
+    for name in (ENGINE_FILE, CLIENT_FILE):
         # A stale file from an earlier run would send engines and clients nowhere.
         try:
             os.remove(os.path.join(p['security'], name))
@@ -120,8 +125,11 @@ def write_scheduler_files(s: Settings) -> None:
     }
     _write(p['jupyter_config'], json.dumps(jupyter, indent=2), 0o600)
     controller: dict = {'ip': s.bind, 'location': s.scheduler_host, 'use_threads': True}
-    if s.ipp_ports:
-        controller['ports'] = s.ipp_ports
+    if s.ipp_key:
+        # Workers elsewhere compute the same engine file from the same variables.
+        controller.update(write_controller_files(s, p['security']))
+    elif s.ipp_ports:
+        controller['ports'] = list(s.ipp_ports)
     _write(os.path.join(p['profile'], 'ipcontroller_config.json'), json.dumps({'IPController': controller}, indent=2))
     driver_host = advertise_host(s)
     spark = [
