@@ -127,3 +127,23 @@ test('a failed launch shows its reason and the student can launch again at once'
   t.is((await erin.post('/hub/spawn', { form: { workers: '1', _csrf: csrf } })).status, 303);
   for await (const e of hub.manager.progress('erin')) if (e.ready || e.failed) t.true(e.ready);
 });
+
+test('with an external proxy (as on Kubernetes) the hub uses its REST API and starts none', async (t) => {
+  const { ChpSupervisor } = await import('../spawner/proxy-supervisor.ts');
+  const { freePort } = await import('./helpers/net.ts');
+  const hubPort = await freePort();
+  const authToken = 'external-proxy-token-0123456789';
+  const proxy = new ChpSupervisor({ port: await freePort(), apiPort: await freePort(), defaultTarget: `http://127.0.0.1:${hubPort}`, authToken });
+  await proxy.start();
+  t.teardown(() => proxy.stop());
+  const backend = new EchoBackend();
+  const hub = await startTestHub({ backend, config: { hub: { hubPort, publicUrl: proxy.publicUrl }, proxy: { mode: 'external', apiUrl: proxy.apiUrl, authToken } } });
+  t.teardown(() => hub.destroy());
+  t.is(hub.supervisor, undefined);
+  hub.store.upsertUser({ login: 'ext' });
+  await hub.manager.launch('ext', 1).done;
+  const res = await fetch(`${proxy.publicUrl}/user/ext/tree`);
+  t.is(res.status, 200);
+  t.is(((await res.json()) as { name: string }).name, 'cluster of ext');
+  t.is((await fetch(`${proxy.publicUrl}/hub/health`)).status, 200, 'the proxy sends /hub/ to the hub');
+});
