@@ -26,6 +26,7 @@ import { ensurePlane, type Plane } from './kube/plane.ts';
 import { watchUntil } from './kube/watch.ts';
 import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
+import { apiAs, cullNow } from './helpers/hub-api.ts';
 import { waitUntil } from './helpers/net.ts';
 
 const IDLE = 3;
@@ -88,20 +89,8 @@ async function closePhase(): Promise<void> {
   hub = undefined;
 }
 
-async function api(path: string, as: string, init: { method?: string; json?: unknown } = {}): Promise<Response> {
-  return fetch(`${hub!.publicUrl}${path}`, {
-    method: init.method ?? 'GET',
-    headers: { Authorization: `token ${tokens[as]}`, 'Content-Type': 'application/json' },
-    body: init.json === undefined ? undefined : JSON.stringify(init.json),
-  });
-}
-
-/** `POST /hub/api/cull` as the instructor. */
-async function cull(body: { dry_run?: boolean } = {}): Promise<SweepReport> {
-  const res = await api('/hub/api/cull', 'teacher', { method: 'POST', json: body });
-  if (res.status !== 200) throw new Error(`POST /hub/api/cull: ${res.status} ${await res.text()}`);
-  return (await res.json()) as SweepReport;
-}
+const api = (path: string, as: string, init: { method?: string; json?: unknown } = {}) => apiAs(hub!, tokens[as]!, path, init);
+const cull = (body: { dry_run?: boolean } = {}) => cullNow(hub!, tokens.teacher!, body);
 
 /** Launch through the API as the user, and wait for the ready event. */
 async function launch(user: string): Promise<void> {

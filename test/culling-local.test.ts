@@ -20,6 +20,7 @@ import type { SweepReport } from '../culler/types.ts';
 import { newJupyterToken } from '../spawner/local/backend.ts';
 import { clusterProcesses, makeLocalBackend } from '../spawner/local/testing.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
+import { apiAs, cullNow } from './helpers/hub-api.ts';
 import { waitUntil } from './helpers/net.ts';
 
 const IDLE = 3;
@@ -57,21 +58,8 @@ async function closePhase(): Promise<void> {
   hub = undefined;
 }
 
-/** A request through the proxy's public address with a hub API token. */
-async function api(path: string, as: string, init: { method?: string; json?: unknown } = {}): Promise<Response> {
-  return fetch(`${hub!.publicUrl}${path}`, {
-    method: init.method ?? 'GET',
-    headers: { Authorization: `token ${tokens[as]}`, 'Content-Type': 'application/json' },
-    body: init.json === undefined ? undefined : JSON.stringify(init.json),
-  });
-}
-
-/** `POST /hub/api/cull` as the instructor. */
-async function cull(body: { dry_run?: boolean } = {}): Promise<SweepReport> {
-  const res = await api('/hub/api/cull', 'teacher', { method: 'POST', json: body });
-  if (res.status !== 200) throw new Error(`POST /hub/api/cull: ${res.status} ${await res.text()}`);
-  return (await res.json()) as SweepReport;
-}
+const api = (path: string, as: string, init: { method?: string; json?: unknown } = {}) => apiAs(hub!, tokens[as]!, path, init);
+const cull = (body: { dry_run?: boolean } = {}) => cullNow(hub!, tokens.teacher!, body);
 
 const line = (report: SweepReport, user: string) => report.clusters.find((c) => c.user === user);
 /** Where a user's Jupyter answers directly (not through the proxy), with its token. */
