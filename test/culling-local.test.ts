@@ -37,6 +37,7 @@ let maxAgeDeadline = 0;
 
 /** Start a hub on the shared state directory with these culler settings. */
 async function startPhase(culler: Record<string, unknown>): Promise<TestHub> {
+  await closePhase(); // a failed phase must not leave its hub running
   const log = captureLogger();
   logs = log.lines;
   hub = await startTestHub({

@@ -17,9 +17,29 @@ function step(title: string): void {
 }
 
 /** Runs a command with inherited output; resolves with its exit code and what it printed. */
-function run(cmd: string, args: string[], options: { capture?: boolean } = {}): Promise<{ code: number; output: string }> {
+function run(cmd: string, args: string[], options: { capture?: boolean; timeoutMinutes?: number } = {}): Promise<{ code: number; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: root, env, stdio: ['ignore', options.capture ? 'pipe' : 'inherit', options.capture ? 'pipe' : 'inherit'] });
+    // Its own process group, so a hung run can be ended with everything it started.
+    const child = spawn(cmd, args, { cwd: root, env, detached: options.timeoutMinutes !== undefined, stdio: ['ignore', options.capture ? 'pipe' : 'inherit', options.capture ? 'pipe' : 'inherit'] });
+    // Ctrl-C or CI's stop reach the detached group too.
+    const forward = (signal: NodeJS.Signals) => {
+      try {
+        process.kill(options.timeoutMinutes === undefined ? child.pid! : -child.pid!, signal);
+      } catch {
+        // already gone
+      }
+      process.exit(130);
+    };
+    process.once('SIGINT', forward);
+    process.once('SIGTERM', forward);
+    const watchdog = options.timeoutMinutes === undefined ? undefined : setTimeout(() => {
+      process.stdout.write(`\n${cmd} ${args.join(' ')}: still running after ${options.timeoutMinutes} min; ending it (a hung test or a leaked process)\n`);
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, options.timeoutMinutes * 60_000);
     let output = '';
     const tee = (stream: NodeJS.WritableStream) => (chunk: Buffer) => {
       output += chunk.toString();
@@ -28,7 +48,12 @@ function run(cmd: string, args: string[], options: { capture?: boolean } = {}): 
     child.stdout?.on('data', tee(process.stdout));
     child.stderr?.on('data', tee(process.stderr));
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, output }));
+    child.on('close', (code) => {
+      clearTimeout(watchdog);
+      process.off('SIGINT', forward);
+      process.off('SIGTERM', forward);
+      resolve({ code: code ?? 1, output });
+    });
   });
 }
 
@@ -56,7 +81,9 @@ process.stdout.write(`using ${chromium}\n`);
 
 step('tests (ava)');
 const files = process.argv.slice(2);
-const { code, output } = await run(process.execPath, [join(root, 'node_modules', 'ava', 'entrypoints', 'cli.js'), ...files], { capture: true });
+// Warm, the suite takes ~5 min; a run far past that is hung, and CI's own limit is 90 min.
+const timeoutMinutes = Number(process.env.CLUSTERHUB_TEST_TIMEOUT_MINUTES ?? 30);
+const { code, output } = await run(process.execPath, [join(root, 'node_modules', 'ava', 'entrypoints', 'cli.js'), ...files], { capture: true, timeoutMinutes });
 // ava prints a ✔ or ✘ line per test; its summary omits the passed count when something failed.
 const lines = (re: RegExp) => output.split('\n').filter((l) => re.test(l)).length;
 const passed = lines(/^\s*✔/);

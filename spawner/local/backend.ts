@@ -4,7 +4,7 @@
  * so a restarted hub can adopt or clean up what it finds.
  */
 import { randomBytes } from 'node:crypto';
-import { readdir, rm } from 'node:fs/promises';
+import { readFile, readdir, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../log.ts';
@@ -41,6 +41,20 @@ export interface LocalBackendOptions {
   /** Environment the cluster's is derived from (only a safe subset passes). Default process.env. */
   env?: NodeJS.ProcessEnv;
   timeouts?: Partial<LocalTimeouts>;
+  /** Picks `count` free ports (default: the OS's); tests pass one that hands out a taken port. */
+  ports?: (count: number) => Promise<number[]>;
+}
+
+/** Launch attempts when a port was taken between picking it and binding it (a race nobody can close). */
+const PORT_ATTEMPTS = 3;
+const PORT_TAKEN = /Address already in use|EADDRINUSE|BindException/;
+
+/** Whether a failed launch died of a taken port (the error, or anywhere in the log it points at). */
+async function portTaken(err: unknown, failure: Error): Promise<boolean> {
+  if (PORT_TAKEN.test(failure.message)) return true;
+  if (!(err instanceof WaitFailure) || !err.logFile) return false;
+  const log = await readFile(err.logFile, 'utf8').catch(() => '');
+  return PORT_TAKEN.test(log);
 }
 
 const LOGIN = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
@@ -118,7 +132,19 @@ export class LocalBackend implements Backend {
     let ready = false;
     const started = Date.now();
     try {
-      yield* launchCluster(this.#ctx, user, options, abort.signal, box);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          yield* launchCluster(this.#ctx, user, options, abort.signal, box);
+          break;
+        } catch (err) {
+          const failure = await this.#describe(err);
+          if (attempt >= PORT_ATTEMPTS || abort.signal.aborted || !await portTaken(err, failure)) throw failure;
+          this.#o.log.warn({ user, attempt, err: failure.message.split('\n')[0] }, 'a port was taken before the cluster bound it; starting again');
+          await this.#teardown(user, box.record);
+          box.record = undefined;
+          yield { progress: 3, message: 'A port was taken by another program in the meantime: starting again on other ports' };
+        }
+      }
       box.record!.phase = 'running';
       await writeRecord(paths.stateFile, box.record!);
       ready = true;

@@ -59,7 +59,7 @@ export async function* launchCluster(ctx: LaunchContext, user: string, options: 
   } catch (err) {
     throw new ClusterError((err as Error).message);
   }
-  const [jupyter, dask, dashboard, sparkPort, sparkUi] = (await freePorts(5)) as [number, number, number, number, number];
+  const [jupyter, dask, dashboard, sparkPort, sparkUi] = (await (ctx.o.ports ?? freePorts)(5)) as [number, number, number, number, number];
   const record: ClusterRecord = box.record = {
     version: 1, user, phase: 'starting', createdAt: new Date().toISOString(),
     jupyterToken: options.jupyterToken, baseUrl: options.baseUrl,
