@@ -1,9 +1,12 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { openStore } from '../hub/store/sqlite.ts';
 import { silentLogger } from './log.ts';
+import { freePorts } from './local/processes.ts';
+import { ChpClient } from './proxy.ts';
+import { ChpSupervisor } from './proxy-supervisor.ts';
 import { SpawnManager } from './manager.ts';
 import { reconcile } from './reconcile.ts';
-import { ClusterError, type Backend, type ClusterListing, type ClusterStatus, type ProgressEvent, type Proxy, type RouteInfo, type StartOptions } from './types.ts';
+import { ClusterError, type Backend, type ClusterListing, type ClusterStatus, type ProgressEvent, type StartOptions } from './types.ts';
 
 /** A backend the test steers: each start waits until the test lets it finish. */
 class StepBackend implements Backend {
@@ -51,31 +54,25 @@ class StepBackend implements Backend {
   }
 }
 
-/** The proxy's routing table in memory; the real CHP is exercised in test/hub.test.ts. */
-class TableProxy implements Proxy {
-  readonly routes = new Map<string, RouteInfo>();
-  failAdd = false;
-  async addRoute(path: string, target: string, data: Record<string, unknown> = {}): Promise<void> {
-    if (this.failAdd) throw new Error('proxy refused the route');
-    this.routes.set(path, { ...data, target });
-  }
-  async deleteRoute(path: string): Promise<void> {
-    this.routes.delete(path);
-  }
-  async getRoutes(): Promise<Record<string, RouteInfo>> {
-    return Object.fromEntries(this.routes);
-  }
-}
-
-function setup(options: { concurrency?: number; timeout?: number } = {}) {
+/** Each test gets its own real configurable-http-proxy on free loopback ports. */
+async function setup(t: ExecutionContext, options: { concurrency?: number; timeout?: number; proxyToken?: string } = {}) {
+  const [port, apiPort] = await freePorts(2);
+  const authToken = 'manager-test-proxy-token-0123456789';
+  const chp = new ChpSupervisor({ port: port!, apiPort: apiPort!, defaultTarget: 'http://127.0.0.1:9', authToken });
+  await chp.start();
+  t.teardown(() => chp.stop());
+  const proxy = new ChpClient({ apiUrl: chp.apiUrl, authToken });
+  // A wrong token makes the proxy refuse every change, as a misconfigured hub would see it.
+  const managerProxy = options.proxyToken ? new ChpClient({ apiUrl: chp.apiUrl, authToken: options.proxyToken }) : proxy;
   const backend = new StepBackend();
-  const proxy = new TableProxy();
   const store = openStore(':memory:');
   const manager = new SpawnManager({
-    backend, proxy, records: store, log: silentLogger(),
+    backend, proxy: managerProxy, records: store, log: silentLogger(),
     startTimeoutSeconds: options.timeout ?? 30, concurrency: options.concurrency ?? 4, maxWorkers: 8,
   });
-  return { backend, proxy, store, manager };
+  /** The proxy's `/user/*` routes, path → target. */
+  const routes = async () => Object.fromEntries(Object.entries(await proxy.getRoutes()).filter(([path]) => path.startsWith('/user/')).map(([path, r]) => [path, r.target]));
+  return { backend, proxy, routes, store, manager };
 }
 
 async function collect(events: AsyncIterable<ProgressEvent>): Promise<ProgressEvent[]> {
@@ -85,21 +82,21 @@ async function collect(events: AsyncIterable<ProgressEvent>): Promise<ProgressEv
 }
 
 test('a launch becomes running and gets its route only when ready', async (t) => {
-  const { backend, proxy, store, manager } = setup();
+  const { backend, routes, store, manager } = await setup(t);
   const launch = manager.launch('alice', 2);
   t.is(manager.view('alice').phase, 'starting');
-  t.is(proxy.routes.size, 0);
+  t.deepEqual(await routes(), {});
   backend.gate('alice').resolve();
   const final = await launch.done;
   t.true(final.ready);
   t.is(final.url, '/user/alice/');
-  t.is(proxy.routes.get('/user/alice')?.target, 'http://127.0.0.1:9/alice');
+  t.deepEqual(await routes(), { '/user/alice': 'http://127.0.0.1:9/alice' });
   t.is(store.getCluster('alice')?.phase, 'running');
   t.is(manager.view('alice').phase, 'running');
 });
 
 test('progress replays to a late watcher and never goes backwards', async (t) => {
-  const { backend, manager } = setup();
+  const { backend, manager } = await setup(t);
   manager.launch('alice', 1);
   const early = collect(manager.progress('alice'));
   backend.gate('alice').resolve();
@@ -112,7 +109,7 @@ test('progress replays to a late watcher and never goes backwards', async (t) =>
 });
 
 test('a second launch click joins the pending launch', async (t) => {
-  const { backend, manager } = setup();
+  const { backend, manager } = await setup(t);
   const first = manager.launch('alice', 2);
   const second = manager.launch('alice', 5);
   t.is(first, second);
@@ -122,15 +119,15 @@ test('a second launch click joins the pending launch', async (t) => {
 });
 
 test('launching a running cluster is a 409', async (t) => {
-  const { backend, manager } = setup();
+  const { backend, manager } = await setup(t);
   backend.gate('alice').resolve();
   await manager.launch('alice', 1).done;
   const err = t.throws(() => manager.launch('alice', 1));
   t.is((err as ClusterError).status, 409);
 });
 
-test('workers outside the limits are refused with 422 and nothing changes', (t) => {
-  const { store, manager } = setup();
+test('workers outside the limits are refused with 422 and nothing changes', async (t) => {
+  const { store, manager } = await setup(t);
   for (const workers of [-1, 9, 1.5]) {
     const err = t.throws(() => manager.launch('alice', workers));
     t.is((err as ClusterError).status, 422);
@@ -140,14 +137,14 @@ test('workers outside the limits are refused with 422 and nothing changes', (t) 
 });
 
 test('a failed launch carries the reason, leaves nothing, and can be retried at once', async (t) => {
-  const { backend, proxy, store, manager } = setup();
+  const { backend, routes, store, manager } = await setup(t);
   backend.failWith = 'ImagePullBackOff: image not found';
   backend.gate('alice').resolve();
   const final = await manager.launch('alice', 1).done;
   t.true(final.failed);
   t.regex(final.message, /ImagePullBackOff/);
   t.is(store.getCluster('alice'), undefined);
-  t.is(proxy.routes.size, 0);
+  t.deepEqual(await routes(), {});
   t.deepEqual(backend.stops, ['alice']);
   const replay = await collect(manager.progress('alice'));
   t.is(replay.length, 1);
@@ -157,18 +154,17 @@ test('a failed launch carries the reason, leaves nothing, and can be retried at 
 });
 
 test('a route that cannot be added stops the cluster: no half state', async (t) => {
-  const { backend, proxy, store, manager } = setup();
-  proxy.failAdd = true;
+  const { backend, store, manager } = await setup(t, { proxyToken: 'not-the-proxy-token-0123456789' });
   backend.gate('alice').resolve();
   const final = await manager.launch('alice', 1).done;
   t.true(final.failed);
-  t.regex(final.message, /proxy refused/);
+  t.regex(final.message, /403/);
   t.false(backend.running.has('alice'));
   t.is(store.getCluster('alice'), undefined);
 });
 
 test('a launch that is not ready in time is stopped with the last step in the reason', async (t) => {
-  const { backend, store, manager } = setup({ timeout: 0.2 });
+  const { backend, store, manager } = await setup(t, { timeout: 0.2 });
   const final = await manager.launch('alice', 1).done;
   t.true(final.failed);
   t.regex(final.message, /not ready after 0 s \(last step: scheduler starting\)/);
@@ -177,7 +173,7 @@ test('a launch that is not ready in time is stopped with the last step in the re
 });
 
 test('launches beyond the concurrency limit wait in line and see their position', async (t) => {
-  const { backend, manager } = setup({ concurrency: 1 });
+  const { backend, manager } = await setup(t, { concurrency: 1 });
   manager.launch('a', 1);
   const b = manager.launch('b', 1);
   manager.launch('c', 1);
@@ -201,21 +197,21 @@ test('launches beyond the concurrency limit wait in line and see their position'
 });
 
 test('stop during a launch cancels it and cleans up', async (t) => {
-  const { backend, proxy, store, manager } = setup();
+  const { backend, routes, store, manager } = await setup(t);
   const launch = manager.launch('alice', 1);
   await manager.stop('alice', { actor: 'alice' });
   t.true((await launch.done).failed);
   t.is(store.getCluster('alice'), undefined);
-  t.is(proxy.routes.size, 0);
+  t.deepEqual(await routes(), {});
   t.false(backend.running.has('alice'));
 });
 
 test('stop removes the route before the cluster and records who stopped it', async (t) => {
-  const { backend, proxy, store, manager } = setup();
+  const { backend, routes, store, manager } = await setup(t);
   backend.gate('alice').resolve();
   await manager.launch('alice', 1).done;
   await manager.stop('alice', { actor: 'teacher', reason: 'stopped by teacher' });
-  t.is(proxy.routes.size, 0);
+  t.deepEqual(await routes(), {});
   t.false(backend.running.has('alice'));
   const event = store.listEvents({ user: 'alice', limit: 1 })[0]!;
   t.is(event.kind, 'stop');
@@ -224,7 +220,7 @@ test('stop removes the route before the cluster and records who stopped it', asy
 });
 
 test('scale changes the workers of a running cluster and refuses a stopped one', async (t) => {
-  const { backend, store, manager } = setup();
+  const { backend, store, manager } = await setup(t);
   await t.throwsAsync(manager.scale('alice', 2), { message: /no running cluster/ });
   backend.gate('alice').resolve();
   await manager.launch('alice', 1).done;
@@ -234,7 +230,7 @@ test('scale changes the workers of a running cluster and refuses a stopped one',
 });
 
 test('reconcile at start adopts running clusters, forgets dead ones and cleans abandoned launches', async (t) => {
-  const { backend, proxy, store } = setup();
+  const { backend, proxy, routes, store } = await setup(t);
   store.upsertUser({ login: 'alive' });
   store.upsertUser({ login: 'orphan' });
   const base = { backend: 'test', workers: 1, jupyterToken: 't', createdAt: new Date().toISOString(), readyAt: null, lastActivity: null };
@@ -243,10 +239,12 @@ test('reconcile at start adopts running clusters, forgets dead ones and cleans a
   store.putCluster({ ...base, user: 'alive', phase: 'running', url: 'http://old' });
   backend.running.set('alive', { workers: 1, url: 'http://127.0.0.1:9/alive', token: 't' });
   backend.running.set('orphan', { workers: 2, url: 'http://127.0.0.1:9/orphan', token: 'o' });
+  await proxy.addRoute('/user/dead', 'http://127.0.0.1:9/dead', { user: 'dead' });
   const report = await reconcile({ backend, proxy, records: store, log: silentLogger(), pending: () => [], knownUser: (l) => !!store.getUser(l) }, { startup: true });
   t.deepEqual(report, { adopted: ['orphan'], forgotten: ['dead'], abandoned: ['halfway'] });
   t.is(store.getCluster('alive')?.url, 'http://127.0.0.1:9/alive');
   t.is(store.getCluster('orphan')?.jupyterToken, 'o');
   t.is(store.getCluster('dead'), undefined);
+  t.false('/user/dead' in await routes(), 'the dead cluster\'s route is gone');
   t.true(backend.stops.includes('halfway'));
 });

@@ -245,6 +245,16 @@ export class SpawnManager {
     }
   }
 
+  /** Stops every running or pending cluster ("after class"); one failure does not stop the rest. */
+  async stopAll(options: { actor: string; reason: string }): Promise<{ stopped: string[]; failed: string[] }> {
+    const users = [...new Set([...this.#records.listClusters().map((c) => c.user), ...this.#launches.keys()])];
+    const results = await Promise.allSettled(users.map((u) => this.stop(u, options)));
+    return {
+      stopped: users.filter((_, i) => results[i]!.status === 'fulfilled'),
+      failed: users.filter((_, i) => results[i]!.status === 'rejected'),
+    };
+  }
+
   /** Changes the worker count of a running cluster. */
   async scale(user: string, workers: number, actor = user): Promise<void> {
     this.checkWorkers(workers);

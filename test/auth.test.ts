@@ -2,6 +2,7 @@
  * Sign-in end to end over real HTTP: a koa app with hub/auth, the SQLite store in memory,
  * and the GitHub emulator. A cookie-jar client plays the browser.
  */
+import { bodyParser } from '@koa/bodyparser';
 import test, { type ExecutionContext } from 'ava';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -71,6 +72,7 @@ async function startHub(t: ExecutionContext, options: { github?: boolean; auth?:
   const router = new Router();
   const auth = createAuth({ config, store, log, secrets: { cookieSecret: COOKIE_SECRET } });
   app.use(errorHandler(log));
+  app.use(bodyParser({ enableTypes: ['json', 'form'] }));
   auth.install(app, router);
   router.get('/hub/home', requireUser({ loginRedirect: true }), (ctx) => {
     ctx.type = 'html';

@@ -18,7 +18,6 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { captureLogger, type LogLine } from '../culler/testing.ts';
 import type { SweepReport } from '../culler/types.ts';
 import { namespaceFor } from '../spawner/names.ts';
@@ -26,7 +25,7 @@ import { ensurePlane, type Plane } from './kube/plane.ts';
 import { watchUntil } from './kube/watch.ts';
 import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
-import { apiAs, cullNow } from './helpers/hub-api.ts';
+import { apiAs, cullNow, trafficLoop } from './helpers/hub-api.ts';
 import { waitUntil } from './helpers/net.ts';
 
 const IDLE = 3;
@@ -126,21 +125,7 @@ function viaProxy(user: string, method: 'GET' | 'PUT'): Promise<Response> {
 
 /** Requests through the proxy twice a second until stopped; returns the statuses. */
 function startTraffic(user: string, method: 'GET' | 'PUT'): () => Promise<number[]> {
-  const statuses: number[] = [];
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      const res = await viaProxy(user, method).catch(() => undefined);
-      statuses.push(res?.status ?? 0);
-      await res?.body?.cancel();
-      await delay(500); // the pace of the traffic, not a wait for state
-    }
-  })();
-  return async () => {
-    running = false;
-    await loop;
-    return statuses;
-  };
+  return trafficLoop(() => viaProxy(user, method));
 }
 
 // ---- Phase 1: sweeps only when an instructor asks (the schedule is once a year). ----

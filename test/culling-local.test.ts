@@ -13,14 +13,13 @@ import test from 'ava';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { fetchActivity } from '../culler/activity.ts';
 import { captureLogger, type LogLine } from '../culler/testing.ts';
 import type { SweepReport } from '../culler/types.ts';
 import { newJupyterToken } from '../spawner/local/backend.ts';
 import { clusterProcesses, makeLocalBackend } from '../spawner/local/testing.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
-import { apiAs, cullNow } from './helpers/hub-api.ts';
+import { apiAs, cullNow, trafficLoop } from './helpers/hub-api.ts';
 import { waitUntil } from './helpers/net.ts';
 
 const IDLE = 3;
@@ -109,21 +108,7 @@ async function startBusyKernel(user: string, code: string): Promise<void> {
 /** Poll the user's Jupyter through the proxy twice a second until stopped; returns the statuses. */
 function startTraffic(user: string): () => Promise<number[]> {
   const { token } = jupyterOf(user);
-  const statuses: number[] = [];
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      const res = await viaProxy(user, token).catch(() => undefined);
-      statuses.push(res?.status ?? 0);
-      await res?.body?.cancel();
-      await delay(500); // the pace of the traffic, not a wait for state
-    }
-  })();
-  return async () => {
-    running = false;
-    await loop;
-    return statuses;
-  };
+  return trafficLoop(() => viaProxy(user, token));
 }
 
 test.before(async () => {

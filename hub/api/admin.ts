@@ -52,10 +52,7 @@ export function adminRoutes(router: Router, deps: HubDeps): void {
   // Rule: admin. "Stop everyone after class": every running or pending cluster.
   router.delete('/hub/api/clusters', async (ctx) => {
     const actor = adminOnly(ctx);
-    const users = new Set([...store.listClusters().map((c) => c.user), ...manager.pendingUsers()]);
-    const results = await Promise.allSettled([...users].map((u) => manager.stop(u, { actor: actor.login, reason: `stopped by ${actor.login} (stop all)` })));
-    const failed = [...users].filter((_, i) => results[i]!.status === 'rejected');
-    ctx.body = { stopped: [...users].filter((u) => !failed.includes(u)), failed };
+    ctx.body = await manager.stopAll({ actor: actor.login, reason: `stopped by ${actor.login} (stop all)` });
   });
 
   // Rule: signed in; a token for someone else needs admin; the admin scope needs an admin owner.

@@ -39,7 +39,7 @@ export function csrfProtect(): Middleware {
     if (SAFE_METHODS.has(ctx.method) || user?.via === 'token') return next();
     // An anonymous API call carries no ambient authority: let the route answer 401.
     if (!user && ctx.path.startsWith('/hub/api/')) return next();
-    const token = ctx.get('X-CSRF-Token') || await formField(ctx, '_csrf');
+    const token = ctx.get('X-CSRF-Token') || formField(ctx, '_csrf');
     if (!isValidCsrf(ctx, token)) {
       throw new HttpError(403, 'Missing or invalid CSRF token: reload the page and try again.');
     }

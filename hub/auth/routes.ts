@@ -130,13 +130,13 @@ export function addSignInRoutes(router: Router, deps: SignInDeps): void {
   if (devLogin) {
     // Anyone, on loopback only, with the page's CSRF token: sign in as the login typed.
     router.post('/hub/dev-login', csrfProtect(), async (ctx) => {
-      const name = ((await formField(ctx, 'name')) ?? '').trim();
+      const name = ((formField(ctx, 'name')) ?? '').trim();
       if (!isLoginShape(name)) {
-        const next = safeNext(await formField(ctx, 'next'));
+        const next = safeNext(formField(ctx, 'next'));
         return html(ctx, 400, loginPage({ devLogin, github, csrf: csrfToken(ctx), next, error: 'That is not a GitHub login: letters, digits and -, at most 39.' }));
       }
       const session = sessionOf(ctx);
-      const next = safeNext(await formField(ctx, 'next'));
+      const next = safeNext(formField(ctx, 'next'));
       if (session && next) session.next = next;
       // No GitHub id to record: keep whatever a GitHub sign-in stored.
       await signIn(ctx, deps, name, undefined, 'dev-login');

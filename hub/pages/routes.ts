@@ -119,9 +119,8 @@ export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: b
   });
   router.post('/hub/admin/stop-all', async (ctx) => {
     const actor = adminOnly(ctx);
-    const users = new Set([...store.listClusters().map((c) => c.user), ...manager.pendingUsers()]);
-    await Promise.allSettled([...users].map((u) => manager.stop(u, { actor: actor.login, reason: `stopped by ${actor.login} (stop all)` })));
-    seeOther(ctx, `/hub/admin?done=${encodeURIComponent(`stopped ${users.size} clusters`)}`);
+    const { stopped, failed } = await manager.stopAll({ actor: actor.login, reason: `stopped by ${actor.login} (stop all)` });
+    seeOther(ctx, `/hub/admin?done=${encodeURIComponent(`stopped ${stopped.length} clusters${failed.length ? `; failed: ${failed.join(', ')}` : ''}`)}`);
   });
   router.post('/hub/admin/cull', async (ctx) => {
     adminOnly(ctx);

@@ -3,19 +3,13 @@
  * so a test can tell where a request through the proxy ended up.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { freePorts } from '../../spawner/local/processes.ts';
 import { setTimeout as delay } from 'node:timers/promises';
 
 /** A port nobody listens on right now (the OS picks it; listen on 0 where you can instead). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port: 0, exclusive: true }, resolve);
-  });
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
+export async function freePort(): Promise<number> {
+  return (await freePorts(1))[0]!;
 }
 
 /** A request as the target saw it. */

@@ -1,4 +1,5 @@
 import type { V1Node } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
 
 /** Annotation that marks a Node as kwok-managed (kwok is started with this selector). */
 export const FAKE_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
@@ -17,114 +18,47 @@ const NODE_LEASE_SECONDS = 40;
  *   what lets ReplicaSets scale down and namespaces finish terminating.
  */
 export function renderKwokConfig(): string {
-  const docs = [
-    `apiVersion: config.kwok.x-k8s.io/v1alpha1
-kind: KwokConfiguration
-options:
-  manageAllNodes: false
-  manageNodesWithAnnotationSelector: ${FAKE_NODE_ANNOTATION}=fake
-  nodeLeaseDurationSeconds: ${NODE_LEASE_SECONDS}
-  # Set explicitly: a config file does not get the flag defaults, and 0 is refused.
-  podPlayStageParallelism: 8
-  nodePlayStageParallelism: 2
-  nodeLeaseParallelism: 2
-  podsOnNodeSyncParallelism: 2
-`,
-    `apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: node-ready
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Node
-  selector:
-    matchExpressions:
-    - key: '.status.conditions.[] | select(.type == "Ready") | .status'
-      operator: NotIn
-      values: ['True']
-  next:
-    statusTemplate: |
-${indent(NODE_STATUS + NODE_STATUS_FIRST_TIME, 6)}`,
-    `apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: node-heartbeat
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Node
-  selector:
-    matchExpressions:
-    - key: '.status.phase'
-      operator: In
-      values: ['Running']
-    - key: '.status.conditions.[] | select(.type == "Ready") | .status'
-      operator: In
-      values: ['True']
-  delay:
-    durationMilliseconds: 60000
-    jitterDurationMilliseconds: 120000
-  next:
-    statusTemplate: |
-${indent(NODE_STATUS, 6)}`,
-    `apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: pod-running
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:
-    - key: '.metadata.deletionTimestamp'
-      operator: DoesNotExist
-    - key: '.status.podIP'
-      operator: DoesNotExist
-  next:
-    statusTemplate: |
-${indent(POD_RUNNING, 6)}`,
-    `apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: pod-job-succeeded
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:
-    - key: '.metadata.deletionTimestamp'
-      operator: DoesNotExist
-    - key: '.status.phase'
-      operator: In
-      values: ['Running']
-    - key: '.metadata.ownerReferences.[].kind'
-      operator: In
-      values: ['Job']
-  next:
-    statusTemplate: |
-${indent(POD_SUCCEEDED, 6)}`,
-    `apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: pod-delete
-spec:
-  resourceRef:
-    apiGroup: v1
-    kind: Pod
-  selector:
-    matchExpressions:
-    - key: '.metadata.deletionTimestamp'
-      operator: Exists
-  next:
-    finalizers:
-      empty: true
-    delete: true
-`,
+  const config = {
+    apiVersion: 'config.kwok.x-k8s.io/v1alpha1',
+    kind: 'KwokConfiguration',
+    options: {
+      manageAllNodes: false,
+      manageNodesWithAnnotationSelector: `${FAKE_NODE_ANNOTATION}=fake`,
+      nodeLeaseDurationSeconds: NODE_LEASE_SECONDS,
+      // Set explicitly: a config file does not get the flag defaults, and 0 is refused.
+      podPlayStageParallelism: 8,
+      nodePlayStageParallelism: 2,
+      nodeLeaseParallelism: 2,
+      podsOnNodeSyncParallelism: 2,
+    },
+  };
+  const ready = '.status.conditions.[] | select(.type == "Ready") | .status';
+  const alive = match('.metadata.deletionTimestamp', 'DoesNotExist');
+  const stages = [
+    stage('node-ready', 'Node', [match(ready, 'NotIn', 'True')], { statusTemplate: NODE_STATUS + NODE_STATUS_FIRST_TIME }),
+    stage('node-heartbeat', 'Node', [match('.status.phase', 'In', 'Running'), match(ready, 'In', 'True')], { statusTemplate: NODE_STATUS },
+      { durationMilliseconds: 60000, jitterDurationMilliseconds: 120000 }),
+    stage('pod-running', 'Pod', [alive, match('.status.podIP', 'DoesNotExist')], { statusTemplate: POD_RUNNING }),
+    stage('pod-job-succeeded', 'Pod', [alive, match('.status.phase', 'In', 'Running'), match('.metadata.ownerReferences.[].kind', 'In', 'Job')],
+      { statusTemplate: POD_SUCCEEDED }),
+    stage('pod-delete', 'Pod', [match('.metadata.deletionTimestamp', 'Exists')], { finalizers: { empty: true }, delete: true }),
   ];
-  return docs.join('---\n');
+  return [config, ...stages].map((doc) => stringify(doc, { lineWidth: 0 })).join('---\n');
+}
+
+/** One selector expression of a Stage (kwok's jq-like keys). */
+function match(key: string, operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist', ...values: string[]) {
+  return values.length ? { key, operator, values } : { key, operator };
+}
+
+/** A kwok Stage: objects of `kind` matching every expression move to `next` (after `delay`). */
+function stage(name: string, kind: 'Node' | 'Pod', matchExpressions: ReturnType<typeof match>[], next: Record<string, unknown>, delay?: Record<string, number>) {
+  return {
+    apiVersion: 'kwok.x-k8s.io/v1alpha1',
+    kind: 'Stage',
+    metadata: { name },
+    spec: { resourceRef: { apiGroup: 'v1', kind }, selector: { matchExpressions }, ...(delay ? { delay } : {}), next },
+  };
 }
 
 /** Conditions and addresses a kubelet would report (Go template rendered by kwok). */
@@ -245,14 +179,6 @@ containerStatuses:
       finishedAt: {{ $now | Quote }}
 {{ end }}
 `;
-
-function indent(text: string, spaces: number): string {
-  const pad = ' '.repeat(spaces);
-  return text
-    .split('\n')
-    .map((line) => (line ? pad + line : line))
-    .join('\n');
-}
 
 /** Capacity of one fake node; pods ≥ 110 so that 100 pods fit on a single node. */
 export interface FakeNodeShape {
