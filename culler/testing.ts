@@ -5,7 +5,7 @@
  */
 import { ChpClient } from '../spawner/proxy.ts';
 import { ChpSupervisor } from '../spawner/proxy-supervisor.ts';
-import type { Logger } from '../spawner/log.ts';
+import type { Logger } from '../shared/log.ts';
 import { configSchema } from '../config/schema.ts';
 import { freePort } from '../test/helpers/net.ts';
 import type { CullCandidate, CullerConfig, CullerDeps, Orphan } from './types.ts';

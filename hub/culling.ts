@@ -2,7 +2,7 @@
 import type { Config } from '../config/schema.ts';
 import { Culler } from '../culler/job.ts';
 import type { CullCandidate } from '../culler/types.ts';
-import { childLogger, type Logger } from '../spawner/log.ts';
+import { childLogger, type Logger } from '../shared/log.ts';
 import { routePath, userUrl, type SpawnManager } from '../spawner/manager.ts';
 import type { Backend, Proxy } from '../spawner/types.ts';
 import type { CullerControl } from './deps.ts';

@@ -11,7 +11,7 @@ import { ChpSupervisor } from '../spawner/proxy-supervisor.ts';
 import { reconcile } from '../spawner/reconcile.ts';
 import { syncRoutes } from '../spawner/route-sync.ts';
 import { SpawnManager } from '../spawner/manager.ts';
-import type { Logger } from '../spawner/log.ts';
+import type { Logger } from '../shared/log.ts';
 import type { Backend } from '../spawner/types.ts';
 import { createApp } from './app.ts';
 import { checkAuthConfig } from './auth/settings.ts';

@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { openStore } from '../hub/store/sqlite.ts';
-import { silentLogger } from './log.ts';
+import { silentLogger } from '../shared/log.ts';
 import { freePorts } from './local/processes.ts';
 import { ChpClient } from './proxy.ts';
 import { ChpSupervisor } from './proxy-supervisor.ts';

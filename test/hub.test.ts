@@ -7,7 +7,7 @@ import { EchoBackend } from './helpers/echo-backend.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
 import { waitUntil } from './helpers/net.ts';
 import { startHub } from '../hub/main.ts';
-import { silentLogger } from '../spawner/log.ts';
+import { silentLogger } from '../shared/log.ts';
 
 async function readProgress(hub: TestHub, client: Awaited<ReturnType<TestHub['signIn']>>, user: string): Promise<Array<Record<string, unknown>>> {
   const res = await client.get(`/hub/api/users/${user}/cluster/progress`);

@@ -10,7 +10,7 @@ import {
 } from '@kubernetes/client-node';
 import { configSchema, type ConfigInput } from '../config/schema.ts';
 import { namespaceFor } from '../spawner/names.ts';
-import { silentLogger } from '../spawner/log.ts';
+import { silentLogger } from '../shared/log.ts';
 import { ChpClient } from '../spawner/proxy.ts';
 import { ChpSupervisor } from '../spawner/proxy-supervisor.ts';
 import { KubernetesBackend } from '../spawner/kubernetes/backend.ts';
