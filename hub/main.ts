@@ -6,7 +6,7 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { checkCullerConfig } from '../culler/config.ts';
-import { ChpClient } from '../spawner/proxy.ts';
+import { ChpClient } from '../proxy/client.ts';
 import { ChpSupervisor } from '../spawner/proxy-supervisor.ts';
 import { reconcile } from '../spawner/reconcile.ts';
 import { syncRoutes } from '../spawner/route-sync.ts';

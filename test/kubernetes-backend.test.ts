@@ -11,7 +11,7 @@ import {
 import { configSchema, type ConfigInput } from '../config/schema.ts';
 import { namespaceFor } from '../spawner/names.ts';
 import { silentLogger } from '../shared/log.ts';
-import { ChpClient } from '../spawner/proxy.ts';
+import { ChpClient } from '../proxy/client.ts';
 import { ChpSupervisor } from '../spawner/proxy-supervisor.ts';
 import { KubernetesBackend } from '../spawner/kubernetes/backend.ts';
 import { ClusterError, type ProgressEvent } from '../spawner/types.ts';

@@ -5,7 +5,7 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { ChpClient, ProxyApiError } from '../spawner/proxy.ts';
+import { ChpClient, ProxyApiError } from '../proxy/client.ts';
 import { ChpSupervisor, type ChpSupervisorOptions } from '../spawner/proxy-supervisor.ts';
 import { syncRoutes, type WantedRoute } from '../spawner/route-sync.ts';
 import { freePort, startHttpTarget, waitUntil, type HttpTarget } from './helpers/net.ts';
