@@ -4,7 +4,7 @@
  * clusters in memory and stops them the way the hub does (route first, then the record).
  */
 import { ChpClient } from '../proxy/client.ts';
-import { ChpSupervisor } from '../spawner/proxy-supervisor.ts';
+import { ChpSupervisor } from '../proxy/supervisor.ts';
 import type { Logger } from '../shared/log.ts';
 import { configSchema } from '../config/schema.ts';
 import { freePort } from '../test/helpers/net.ts';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { checkCullerConfig } from '../culler/config.ts';
 import { ChpClient } from '../proxy/client.ts';
-import { ChpSupervisor } from '../spawner/proxy-supervisor.ts';
+import { ChpSupervisor } from '../proxy/supervisor.ts';
 import { reconcile } from '../spawner/reconcile.ts';
 import { syncRoutes } from '../spawner/route-sync.ts';
 import { SpawnManager } from '../spawner/manager.ts';

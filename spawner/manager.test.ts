@@ -3,7 +3,7 @@ import { openStore } from '../hub/store/sqlite.ts';
 import { silentLogger } from '../shared/log.ts';
 import { freePorts } from './local/processes.ts';
 import { ChpClient } from '../proxy/client.ts';
-import { ChpSupervisor } from './proxy-supervisor.ts';
+import { ChpSupervisor } from '../proxy/supervisor.ts';
 import { SpawnManager } from './manager.ts';
 import { reconcile } from './reconcile.ts';
 import { ClusterError, type Backend, type ClusterListing, type ClusterStatus, type ProgressEvent, type StartOptions } from './types.ts';

@@ -129,7 +129,7 @@ test('a failed launch shows its reason and the student can launch again at once'
 });
 
 test('with an external proxy (as on Kubernetes) the hub uses its REST API and starts none', async (t) => {
-  const { ChpSupervisor } = await import('../spawner/proxy-supervisor.ts');
+  const { ChpSupervisor } = await import('../proxy/supervisor.ts');
   const { freePort } = await import('./helpers/net.ts');
   const hubPort = await freePort();
   const authToken = 'external-proxy-token-0123456789';

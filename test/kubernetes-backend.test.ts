@@ -12,7 +12,7 @@ import { configSchema, type ConfigInput } from '../config/schema.ts';
 import { namespaceFor } from '../spawner/names.ts';
 import { silentLogger } from '../shared/log.ts';
 import { ChpClient } from '../proxy/client.ts';
-import { ChpSupervisor } from '../spawner/proxy-supervisor.ts';
+import { ChpSupervisor } from '../proxy/supervisor.ts';
 import { KubernetesBackend } from '../spawner/kubernetes/backend.ts';
 import { ClusterError, type ProgressEvent } from '../spawner/types.ts';
 import { backendContract } from '../spawner/backend-contract.ts';

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { ChpClient, ProxyApiError } from '../proxy/client.ts';
+import { ChpClient, ProxyApiError } from './client.ts';
 import { silentLogger, type Logger, type LogLevel } from '../shared/log.ts';
 
 export interface ChpSupervisorOptions {
