@@ -9,7 +9,7 @@ import { checkCullerConfig } from '../culler/config.ts';
 import { ChpClient } from '../proxy/client.ts';
 import { ChpSupervisor } from '../proxy/supervisor.ts';
 import { reconcile } from '../spawner/reconcile.ts';
-import { syncRoutes } from '../spawner/route-sync.ts';
+import { syncRoutes } from '../proxy/route-sync.ts';
 import { SpawnManager } from '../spawner/manager.ts';
 import type { Logger } from '../shared/log.ts';
 import type { Backend } from '../spawner/types.ts';

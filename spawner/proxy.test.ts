@@ -1,5 +1,5 @@
 import test from 'ava';
-import { diffRoutes, normalizeRoutePath, type WantedRoute } from './route-sync.ts';
+import { diffRoutes, normalizeRoutePath, type WantedRoute } from '../proxy/route-sync.ts';
 import type { RouteInfo } from './types.ts';
 
 const route = (target: string, extra: Record<string, unknown> = {}): RouteInfo => ({

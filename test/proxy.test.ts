@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { ChpClient, ProxyApiError } from '../proxy/client.ts';
 import { ChpSupervisor, type ChpSupervisorOptions } from '../proxy/supervisor.ts';
-import { syncRoutes, type WantedRoute } from '../spawner/route-sync.ts';
+import { syncRoutes, type WantedRoute } from '../proxy/route-sync.ts';
 import { freePort, startHttpTarget, waitUntil, type HttpTarget } from './helpers/net.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
