@@ -4,7 +4,7 @@
  */
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../shared/log.ts';
-import type { Proxy } from '../spawner/types.ts';
+import type { Proxy } from '../proxy/types.ts';
 
 /** The `culler` section of the configuration. */
 export type CullerConfig = Config['culler'];

@@ -2,7 +2,7 @@
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../shared/log.ts';
 import type { SpawnManager } from '../spawner/manager.ts';
-import type { Proxy } from '../spawner/types.ts';
+import type { Proxy } from '../proxy/types.ts';
 import type { HubMetrics } from './metrics.ts';
 import type { Store } from './store/types.ts';
 

@@ -2,7 +2,7 @@
  * The hub's client of configurable-http-proxy's REST API (the `Proxy` contract).
  * Running a managed proxy is `supervisor.ts`; repairing routes is `route-sync.ts`.
  */
-import type { Proxy, RouteInfo } from '../spawner/types.ts';
+import type { Proxy, RouteInfo } from './types.ts';
 
 export interface ChpClientOptions {
   /** Base URL of the REST API, e.g. `http://127.0.0.1:8001` (no `/api/routes`). */

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { diffRoutes, normalizeRoutePath, type WantedRoute } from './route-sync.ts';
-import type { RouteInfo } from '../spawner/types.ts';
+import type { RouteInfo } from './types.ts';
 
 const route = (target: string, extra: Record<string, unknown> = {}): RouteInfo => ({
   target,

@@ -2,7 +2,7 @@
  * Route repair: CHP keeps its table in memory, so the hub compares it with the clusters it
  * knows and fixes the difference (JupyterHub's `check_routes`) instead of trusting it.
  */
-import type { Proxy, RouteInfo } from '../spawner/types.ts';
+import type { Proxy, RouteInfo } from './types.ts';
 import { silentLogger, type Logger } from '../shared/log.ts';
 
 /** A route that should exist: where it leads and the data stored with it. */

@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { Launch } from './launch.ts';
 import { LaunchQueue } from './queue.ts';
 import { childLogger, type Logger } from '../shared/log.ts';
-import { ClusterError, type Backend, type ProgressEvent, type Proxy } from './types.ts';
+import type { Proxy } from '../proxy/types.ts';
+import { ClusterError, type Backend, type ProgressEvent } from './types.ts';
 
 /** How the manager remembers clusters (the hub's Store satisfies it). */
 export interface ClusterRecord {

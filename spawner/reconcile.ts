@@ -4,7 +4,8 @@
  */
 import type { Logger } from '../shared/log.ts';
 import { routePath, type ClusterRecords } from './manager.ts';
-import type { Backend, Proxy } from './types.ts';
+import type { Proxy } from '../proxy/types.ts';
+import type { Backend } from './types.ts';
 
 export interface ReconcileReport {
   adopted: string[];
