@@ -14,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetchActivity } from '../culler/activity.ts';
-import { captureLogger, type LogLine } from '../culler/testing.ts';
+import { captureLogger, type LogLine } from './helpers/culler.ts';
 import type { SweepReport } from '../culler/types.ts';
 import { newJupyterToken } from '../spawner/local/backend.ts';
 import { clusterProcesses, makeLocalBackend } from '../spawner/local/testing.ts';
