@@ -17,7 +17,7 @@ import { fetchActivity } from '../culler/activity.ts';
 import { captureLogger, type LogLine } from './helpers/culler.ts';
 import type { SweepReport } from '../culler/types.ts';
 import { newJupyterToken } from '../spawner/local/backend.ts';
-import { clusterProcesses, makeLocalBackend } from '../spawner/local/testing.ts';
+import { clusterProcesses, makeLocalBackend } from './helpers/local-backend.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
 import { apiAs, cullNow, trafficLoop } from './helpers/hub-api.ts';
 import { waitUntil } from './helpers/net.ts';

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { LocalBackend } from '../spawner/local/backend.ts';
 import { newJupyterToken } from '../spawner/local/backend.ts';
 import { clusterPaths, readRecord } from '../spawner/local/state.ts';
-import { clusterProcesses, makeLocalBackend } from '../spawner/local/testing.ts';
+import { clusterProcesses, makeLocalBackend } from './helpers/local-backend.ts';
 import type { ProgressEvent } from '../spawner/types.ts';
 import { runInKernel } from './helpers/kernel.ts';
 

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { backendContract } from '../backend-contract.ts';
 import { waitGroupsGone } from './processes.ts';
 import { clusterPaths, readRecord } from './state.ts';
-import { clusterProcesses, makeLocalBackend } from './testing.ts';
+import { clusterProcesses, makeLocalBackend } from '../../test/helpers/local-backend.ts';
 
 const dirs = new Map<string, string>();
 

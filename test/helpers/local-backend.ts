@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../../config/schema.ts';
 import { silentLogger } from '../../shared/log.ts';
-import { LocalBackend, type LocalBackendOptions } from './backend.ts';
-import { clusterPaths } from './state.ts';
-import { ensureVenv, REQUIREMENTS_FILE } from './venv.ts';
+import { LocalBackend, type LocalBackendOptions } from '../../spawner/local/backend.ts';
+import { clusterPaths } from '../../spawner/local/state.ts';
+import { ensureVenv, REQUIREMENTS_FILE } from '../../spawner/local/venv.ts';
 
 /** The defaults of config/schema.ts for `local`, overridable per test. */
 export function localConfig(overrides: Partial<Config['local']> = {}): Config['local'] {
