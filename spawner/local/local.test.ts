@@ -1,6 +1,6 @@
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { backendContract } from '../backend-contract.ts';
+import { backendContract } from '../../test/contracts/backend.ts';
 import { waitGroupsGone } from './processes.ts';
 import { clusterPaths, readRecord } from './state.ts';
 import { clusterProcesses, makeLocalBackend } from '../../test/helpers/local-backend.ts';
