@@ -3,7 +3,6 @@
  * per worker, all running images/cluster/bin/start on 127.0.0.1, with a state file
  * so a restarted hub can adopt or clean up what it finds.
  */
-import { randomBytes } from 'node:crypto';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Config } from '../../config/schema.ts';
@@ -308,9 +307,4 @@ export class LocalBackend implements Backend {
       return false;
     }
   }
-}
-
-/** A random Jupyter token, for callers (and tests) that do not bring one. */
-export function newJupyterToken(): string {
-  return randomBytes(24).toString('hex');
 }
