@@ -4,7 +4,7 @@
  * no half state on failure. Backends never see the proxy; this is where they meet.
  */
 import { randomBytes } from 'node:crypto';
-import { Launch } from './launch.ts';
+import { Launch } from './launch-progress.ts';
 import { LaunchQueue } from './queue.ts';
 import { childLogger, type Logger } from '../shared/log.ts';
 import type { Proxy } from '../proxy/types.ts';
