@@ -10,7 +10,7 @@ import type { Logger } from '../../shared/log.ts';
 import { ClusterError } from '../types.ts';
 import type { Backend, ClusterListing, ClusterStatus, ProgressEvent, StartOptions, StopOptions } from '../types.ts';
 import { clusterEnv, schedulerEnv, workerEnv } from './env.ts';
-import { groupTripwire, joined, launchCluster, type LaunchContext } from './launch.ts';
+import { groupTripwire, joined, launchCluster, type LaunchContext } from './process-launch.ts';
 import { groupAlive, killGroups, signalProcess, spawnGroup, tailFile, waitGroupsGone, type GroupHandle } from './processes.ts';
 import { StatusWatcher, WaitFailure, within, type Tripwire } from './readiness.ts';
 import { recordStatus } from './status.ts';
