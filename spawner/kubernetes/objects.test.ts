@@ -7,7 +7,7 @@ import {
   mergeDeep, renderLimitRange, renderNamespace, renderNetworkPolicy, renderQuota, renderRoleBinding, renderSchedulerDeployment,
   renderSchedulerService, renderServiceAccount, renderTokenSecret, renderWorkerDeployment,
 } from './objects.ts';
-import { PORTS } from './ports.ts';
+import { PORTS } from './image-env.ts';
 
 function k8s(input: ConfigInput['kubernetes'] = {}) {
   return configSchema.parse({ kubernetes: input }).kubernetes;

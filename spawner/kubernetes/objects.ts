@@ -10,7 +10,7 @@ import {
   ANNOTATION_LOGIN, clusterLabels, LABEL_COMPONENT, LABEL_LAUNCH, LABEL_MANAGED_BY, MANAGED_BY, NAMES, TOKEN_KEY,
   type ClusterRef, type KubernetesConfig, type LaunchSpec,
 } from './labels.ts';
-import { clusterEnv, cpuThreads, PORTS } from './ports.ts';
+import { clusterEnv, cpuThreads, PORTS } from './image-env.ts';
 
 /** The namespace, with PodSecurity `restricted` enforced on everything inside. */
 export function renderNamespace(k: KubernetesConfig, ref: ClusterRef): V1Namespace {
