@@ -16,7 +16,7 @@ import type { Backend } from '../spawner/types.ts';
 import { createApp } from './app.ts';
 import { checkAuthConfig } from './auth/settings.ts';
 import { createBackend } from './backends.ts';
-import { createCuller } from './culling.ts';
+import { createCuller } from './culler-wiring.ts';
 import { createLogger } from './log.ts';
 import { createMetrics } from './metrics.ts';
 import { loadSecrets } from './secrets.ts';
