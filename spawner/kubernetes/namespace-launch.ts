@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { ClusterError, type ProgressEvent, type StartOptions } from '../types.ts';
 import { apiFailure, isAlreadyExists, isRbacDenial, isRetryable } from './api.ts';
 import { clusterRef, isOurs, readNamespace, type BackendContext } from './context.ts';
-import { routeTarget, type ClusterRef, type LaunchSpec } from './labels.ts';
+import { routeTarget } from './labels.ts';
+import type { ClusterRef, LaunchSpec } from './types.ts';
 import {
   renderLimitRange, renderNamespace, renderNetworkPolicy, renderQuota, renderRoleBinding, renderSchedulerDeployment,
   renderSchedulerService, renderServiceAccount, renderTokenSecret, renderWorkerDeployment,

@@ -6,10 +6,8 @@ import type {
   V1Container, V1Deployment, V1EnvVar, V1LimitRange, V1Namespace, V1NetworkPolicy, V1PodSpec,
   V1ResourceQuota, V1RoleBinding, V1Secret, V1SecurityContext, V1Service, V1ServiceAccount, RbacV1Subject,
 } from '@kubernetes/client-node';
-import {
-  ANNOTATION_LOGIN, clusterLabels, LABEL_COMPONENT, LABEL_LAUNCH, LABEL_MANAGED_BY, MANAGED_BY, NAMES, TOKEN_KEY,
-  type ClusterRef, type KubernetesConfig, type LaunchSpec,
-} from './labels.ts';
+import { ANNOTATION_LOGIN, clusterLabels, LABEL_COMPONENT, LABEL_LAUNCH, LABEL_MANAGED_BY, MANAGED_BY, NAMES, TOKEN_KEY } from './labels.ts';
+import type { ClusterRef, KubernetesConfig, LaunchSpec } from './types.ts';
 import { clusterEnv, cpuThreads, PORTS } from './image-env.ts';
 
 /** The namespace, with PodSecurity `restricted` enforced on everything inside. */

@@ -9,7 +9,8 @@ import {
 } from '@kubernetes/client-node';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from '../../shared/log.ts';
-import { instanceSelector, LABEL_MANAGED_BY, MANAGED_BY, type KubernetesConfig } from './labels.ts';
+import { instanceSelector, LABEL_MANAGED_BY, MANAGED_BY } from './labels.ts';
+import type { KubernetesConfig } from './types.ts';
 
 export interface ClusterWatchOptions {
   kubeConfig: KubeConfig;
