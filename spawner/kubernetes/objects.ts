@@ -8,7 +8,7 @@ import type {
 } from '@kubernetes/client-node';
 import { ANNOTATION_LOGIN, clusterLabels, LABEL_COMPONENT, LABEL_LAUNCH, LABEL_MANAGED_BY, MANAGED_BY, NAMES, TOKEN_KEY } from './labels.ts';
 import type { ClusterRef, KubernetesConfig, LaunchSpec } from './types.ts';
-import { clusterEnv, cpuThreads, PORTS } from './image-env.ts';
+import { podEnv, cpuThreads, PORTS } from './image-env.ts';
 
 /** The namespace, with PodSecurity `restricted` enforced on everything inside. */
 export function renderNamespace(k: KubernetesConfig, ref: ClusterRef): V1Namespace {
@@ -158,7 +158,7 @@ export function renderSchedulerDeployment(k: KubernetesConfig, spec: LaunchSpec)
     imagePullPolicy: k.imagePullPolicy,
     args: ['scheduler'],
     env: [
-      ...clusterEnv({ mode: 'scheduler', baseUrl: spec.baseUrl, schedulerHost: schedulerHost(spec.namespace) }),
+      ...podEnv({ mode: 'scheduler', baseUrl: spec.baseUrl, schedulerHost: schedulerHost(spec.namespace) }),
       { name: 'CLUSTER_JUPYTER_TOKEN', valueFrom: { secretKeyRef: { name: NAMES.tokenSecret, key: TOKEN_KEY } } },
       ippKeyEnv(),
     ],
@@ -184,7 +184,7 @@ export function renderWorkerDeployment(k: KubernetesConfig, spec: LaunchSpec): V
     imagePullPolicy: k.imagePullPolicy,
     args: ['worker'],
     env: [
-      ...clusterEnv({
+      ...podEnv({
         mode: 'worker', baseUrl: spec.baseUrl, schedulerHost: schedulerHost(spec.namespace),
         threads: cpuThreads(k.workerResources.cpu), memory: k.workerResources.memory,
       }),
