@@ -13,8 +13,7 @@ import { clusterEnv, schedulerEnv, workerEnv } from './env.ts';
 import { groupTripwire, joined, launchCluster, type LaunchContext } from './process-launch.ts';
 import { groupAlive, killGroups, signalProcess, spawnGroup, tailFile, waitGroupsGone, type GroupHandle } from './processes.ts';
 import { StatusWatcher, WaitFailure, within, type Tripwire } from './readiness.ts';
-import { recordStatus } from './status.ts';
-import { clusterPaths, nextWorkerIndices, readRecord, recordGroups, removeRecord, writeRecord, type ClusterRecord } from './state.ts';
+import { clusterPaths, nextWorkerIndices, readRecord, recordGroups, recordStatus, removeRecord, writeRecord, type ClusterRecord } from './state.ts';
 
 /** The entrypoint of the cluster image, run here as plain processes. */
 export const ENTRYPOINT = resolve(import.meta.dirname, '../../images/cluster/bin/start');
