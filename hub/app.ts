@@ -25,7 +25,7 @@ export function createApp(deps: HubDeps): Koa {
   // Errors after the response started (a progress stream whose reader left) are logged, not printed.
   app.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'ERR_STREAM_PREMATURE_CLOSE' || err.code === 'ECONNRESET') return;
-    deps.log.error({ err: String(err) }, 'response stream failed');
+    deps.log.error({ err }, 'response stream failed');
   });
   app.use(requestLogger(deps.log));
   app.use(errorHandler(deps.log, (status, message) => errorPage(status, message)));

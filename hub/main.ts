@@ -107,9 +107,9 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       });
       supervisor.on('restart', (info) => {
         log.warn({ ...info }, 'proxy restarted; putting every route back');
-        repairRoutes().catch((err) => log.error({ err: String(err) }, 'route repair after proxy restart failed'));
+        repairRoutes().catch((err) => log.error({ err }, 'route repair after proxy restart failed'));
       });
-      supervisor.on('failed', (err) => log.error({ err: String(err) }, 'the proxy keeps dying; giving up on restarting it'));
+      supervisor.on('failed', (err) => log.error({ err }, 'the proxy keeps dying; giving up on restarting it'));
       await supervisor.start();
       const started = supervisor;
       cleanups.push(() => started.stop());
@@ -122,7 +122,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     // Cleanups run in reverse: the culler stops (and its sweep finishes) before the proxy goes.
     cleanups.push(() => culler?.stop());
     const timer = setInterval(() => {
-      repair().catch((err) => log.error({ err: String(err) }, 'periodic repair failed'));
+      repair().catch((err) => log.error({ err }, 'periodic repair failed'));
     }, config.proxy.checkRoutesSeconds * 1000);
     timer.unref();
     cleanups.push(() => clearInterval(timer));

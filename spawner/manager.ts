@@ -197,8 +197,8 @@ export class SpawnManager {
 
   /** Removes whatever a failed launch left: route, backend objects, record. */
   async #cleanup(user: string): Promise<void> {
-    await this.#proxy.deleteRoute(routePath(user)).catch((err) => this.#log.warn({ user, err: String(err) }, 'route cleanup failed'));
-    await this.backend.stop(user).catch((err) => this.#log.error({ user, err: String(err) }, 'backend cleanup failed'));
+    await this.#proxy.deleteRoute(routePath(user)).catch((err) => this.#log.warn({ user, err }, 'route cleanup failed'));
+    await this.backend.stop(user).catch((err) => this.#log.error({ user, err }, 'backend cleanup failed'));
     this.#records.deleteCluster(user);
   }
 

@@ -92,7 +92,7 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
     yield { progress: 100, message: 'Cluster ready', ready: true, url: routeTarget(k, ref.namespace) };
   } catch (err) {
     if (created) {
-      await deleteNamespace(ctx, ref.namespace).catch((e) => ctx.log.error({ user: login, err: String(e) }, 'cleanup after a failed launch failed'));
+      await deleteNamespace(ctx, ref.namespace).catch((e) => ctx.log.error({ user: login, err: e }, 'cleanup after a failed launch failed'));
     }
     throw asClusterError(err, signal);
   } finally {

@@ -143,7 +143,7 @@ export class ClusterWatch {
     let wait = this.#opts.restartDelayMs ?? 500;
     try {
       for (;;) {
-        this.#opts.log.warn({ informer: name, err: String((err as Error)?.message ?? err), retryInMs: wait }, 'informer stopped; restarting');
+        this.#opts.log.warn({ informer: name, err, retryInMs: wait }, 'informer stopped; restarting');
         await delay(wait, undefined, { signal: this.#closed.signal });
         let failed: unknown;
         const onError = (e: unknown) => (failed ??= e);

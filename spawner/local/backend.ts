@@ -137,7 +137,7 @@ export class LocalBackend implements Backend {
         } catch (err) {
           const failure = await this.#describe(err);
           if (attempt >= PORT_ATTEMPTS || abort.signal.aborted || !await portTaken(err, failure)) throw failure;
-          this.#o.log.warn({ user, attempt, err: failure.message.split('\n')[0] }, 'a port was taken before the cluster bound it; starting again');
+          this.#o.log.warn({ user, attempt, err: failure }, 'a port was taken before the cluster bound it; starting again');
           await this.#teardown(user, box.record);
           box.record = undefined;
           yield { progress: 3, message: 'A port was taken by another program in the meantime: starting again on other ports' };
@@ -150,12 +150,12 @@ export class LocalBackend implements Backend {
       yield { progress: 100, message: 'Your cluster is ready', ready: true, url: `http://127.0.0.1:${box.record!.ports.jupyter}` };
     } catch (err) {
       const failure = await this.#describe(err);
-      this.#o.log.warn({ user, err: failure.message }, 'local cluster launch failed');
+      this.#o.log.warn({ user, err: failure }, 'local cluster launch failed');
       throw failure;
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
       // Failed, cancelled or abandoned by the consumer: leave nothing behind.
-      if (!ready) await this.#teardown(user, box.record).catch((err: Error) => this.#o.log.error({ user, err: err.message }, 'cleanup failed'));
+      if (!ready) await this.#teardown(user, box.record).catch((err: unknown) => this.#o.log.error({ user, err }, 'cleanup failed'));
       this.#starting.delete(user);
       finished();
     }
