@@ -8,7 +8,7 @@ import { Launch } from './launch-progress.ts';
 import { LaunchQueue } from './queue.ts';
 import { childLogger, type Logger } from '../shared/log.ts';
 import type { Proxy } from '../proxy/types.ts';
-import { ClusterError, type Backend, type ProgressEvent } from './types.ts';
+import { ClusterError, type Backend, type ClusterErrorReason, type ProgressEvent } from './types.ts';
 
 /** A user's cluster as the manager remembers it: one row of the hub's store. */
 export interface ClusterRow {
@@ -40,7 +40,8 @@ export interface ClusterRecords {
 export interface ManagerMetrics {
   launchStarted(): void;
   launchSucceeded(seconds: number): void;
-  launchFailed(seconds: number): void;
+  /** A launch failed; `reason` is the ClusterError's (`failed` for any other error). */
+  launchFailed(seconds: number, reason: ClusterErrorReason): void;
   activeClusters(count: number): void;
 }
 
@@ -187,7 +188,9 @@ export class SpawnManager {
       await this.#cleanup(user);
       this.#lastFailure.set(user, message);
       this.#records.addEvent({ actor: 'hub', user, kind: 'launch-failed', detail: { reason: message } });
-      this.#metrics.launchFailed((performance.now() - started) / 1000);
+      // A stop or shutdown says why in the abort; the backend then throws whatever it threw.
+      const cause = launch.controller.signal.aborted ? launch.controller.signal.reason : err;
+      this.#metrics.launchFailed((performance.now() - started) / 1000, timeout.aborted ? 'timeout' : cause instanceof ClusterError ? cause.reason : 'failed');
       finish({ progress: 100, message: `Launch failed: ${message}`, failed: true });
     } finally {
       clearTimeout(deadline);
@@ -229,7 +232,7 @@ export class SpawnManager {
     if (!launch && !this.#records.getCluster(user) && !options.removeWorkspace) return;
     const run = (async () => {
       if (launch) {
-        launch.controller.abort(new ClusterError(`stopped by ${options.actor}`, 409));
+        launch.controller.abort(new ClusterError(`stopped by ${options.actor}`, 409, 'cancelled'));
         await launch.done;
       }
       if (this.#records.getCluster(user)) this.#records.updateCluster(user, { phase: 'stopping' });
@@ -302,7 +305,7 @@ export class SpawnManager {
   /** Cancels pending launches (they clean up after themselves) and waits for them. */
   async close(): Promise<void> {
     const pending = [...this.#launches.values()];
-    for (const launch of pending) launch.controller.abort(new ClusterError('the hub is shutting down', 503));
+    for (const launch of pending) launch.controller.abort(new ClusterError('the hub is shutting down', 503, 'cancelled'));
     await Promise.all(pending.map((l) => l.done));
   }
 }

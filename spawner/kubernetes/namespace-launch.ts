@@ -74,7 +74,7 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
     for (;;) {
       const version = changes.version;
       const ns = ctx.watch.namespace(ref.namespace);
-      if (ns?.metadata?.deletionTimestamp) throw new ClusterError('the cluster was stopped during the launch', 409);
+      if (ns?.metadata?.deletionTimestamp) throw new ClusterError('the cluster was stopped during the launch', 409, 'cancelled');
       const pods = ctx.watch.pods(ref.namespace).filter((p) => launchOf(p) === spec.launchId);
       const events = launchEvents(ctx.watch.events(ref.namespace), pods, since);
       const a = assessLaunch({ pods, events, workers: options.workers });
@@ -152,14 +152,14 @@ async function create(ctx: BackendContext, what: string, fn: () => Promise<unkno
   } catch (err) {
     if (isAlreadyExists(err)) return;
     const f = apiFailure(err);
-    if (f.code === 403 || f.code === 422 || f.code === 400) throw new ClusterError(`Kubernetes refused the ${what}: ${f.message}`, 422);
+    if (f.code === 403 || f.code === 422 || f.code === 400) throw new ClusterError(`Kubernetes refused the ${what}: ${f.message}`, 422, 'refused');
     throw err;
   }
 }
 
 function asClusterError(err: unknown, signal?: AbortSignal): Error {
   if (err instanceof ClusterError) return err;
-  if (signal?.aborted) return signal.reason instanceof Error ? signal.reason : new ClusterError(String(signal.reason), 409);
+  if (signal?.aborted) return signal.reason instanceof Error ? signal.reason : new ClusterError(String(signal.reason), 409, 'cancelled');
   const f = apiFailure(err);
   return new ClusterError(`the Kubernetes API failed: ${f.message}`, 503);
 }
