@@ -8,7 +8,7 @@
  * cluster's Jupyter is asked), and a real sweep that culls everyone through the stop path.
  */
 import { Culler } from '../culler/job.ts';
-import { forEachLimit } from '../culler/limit.ts';
+import { forEachLimit } from '../shared/limit.ts';
 import { candidate, cullerConfig, deadUrl, StandInHub, startProxy } from '../test/helpers/culler.ts';
 import { silentLogger } from '../shared/log.ts';
 

@@ -13,7 +13,7 @@ import type { Logger } from '../shared/log.ts';
 import type { RouteInfo } from '../proxy/types.ts';
 import { fetchActivity } from './activity.ts';
 import { checkCullerConfig } from './config.ts';
-import { forEachLimit } from './limit.ts';
+import { forEachLimit } from '../shared/limit.ts';
 import { decide, needsJupyter } from './policy.ts';
 import type { ClusterReport, CullCandidate, CullerConfig, CullerDeps, RouteEvidence, SweepReport } from './types.ts';
 

@@ -1,6 +1,6 @@
 /**
- * Bounded concurrency for a sweep: at most `limit` clusters are checked or stopped at
- * once, so a class of 1,000 does not open 1,000 connections to the API server.
+ * Bounded concurrency for work over many clusters or routes (a culler sweep, a route
+ * sync): a class of 1,000 does not open 1,000 connections to an API at once.
  */
 
 /**
