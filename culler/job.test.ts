@@ -56,7 +56,7 @@ test('a dry run reports what it would do and changes nothing', async (t) => {
 
   const report = await culler.sweep();
   t.true(report.dryRun);
-  t.deepEqual([report.culled, report.routesRemoved, report.orphansRemoved], [['alice'], ['/user/ghost'], ['old']]);
+  t.deepEqual([report.culled, report.orphansRemoved], [['alice'], ['old']]);
   t.false(report.clusters[0]!.stopped);
   t.deepEqual(hub.stopped, []);
   t.deepEqual(hub.removedOrphans, []);
@@ -81,7 +81,7 @@ test('orphans are removed once older than the grace period', async (t) => {
   t.deepEqual(hub.removedOrphans.sort(), ['old', 'undated', 'young']);
 });
 
-test('routes that lead to no known cluster are removed; other routes stay', async (t) => {
+test('the culler never changes routes: one that leads to no known cluster is left to route sync', async (t) => {
   const starting = candidate('carol', null, 5, { phase: 'starting', readyAt: null });
   const { proxy, culler, routes } = await setup([candidate('alice', await deadUrl()), starting]);
   await proxy.client.addRoute('/user/ghost', await deadUrl());
@@ -89,19 +89,19 @@ test('routes that lead to no known cluster are removed; other routes stay', asyn
   await proxy.client.addRoute('/services/grader', await deadUrl());
 
   const report = await culler.sweep();
-  t.deepEqual(report.routesRemoved, ['/user/ghost']);
-  t.deepEqual(await routes(), ['/services/grader', '/user/alice', '/user/carol']);
+  t.deepEqual(report.errors, []);
+  t.deepEqual(await routes(), ['/services/grader', '/user/alice', '/user/carol', '/user/ghost']);
   t.is(report.clusters.find((c) => c.user === 'carol')?.reason, 'launch pending');
 });
 
-test('when the hub cannot list its clusters, no route is called stray and no orphan removed', async (t) => {
+test('when the hub cannot list its clusters, no orphan is removed', async (t) => {
   const { hub, culler, routes } = await setup([candidate('alice', await deadUrl())], { orphanGraceSeconds: 1 });
   hub.orphans = [{ user: 'old', createdAt: new Date(0).toISOString() }];
   const deps = hub.deps(captureLogger());
   const blind = new Culler({ ...deps, clusters: () => { throw new Error('database is locked'); } }, cullerConfig());
   const report = await blind.sweep();
   t.deepEqual(report.errors, [{ step: 'clusters', message: 'database is locked' }]);
-  t.deepEqual([report.routesRemoved, report.orphansRemoved], [[], []]);
+  t.deepEqual(report.orphansRemoved, []);
   t.deepEqual(await routes(), ['/user/alice']);
   t.is((await culler.sweep()).orphansRemoved[0], 'old', 'the next good sweep does');
 });

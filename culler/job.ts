@@ -1,7 +1,8 @@
 /**
  * The culler job: on a node-cron schedule, stop clusters that are idle (proxy and Jupyter
- * agree) or past max age, remove backend orphans past their grace period, and delete
- * `/user/*` routes that lead to no known cluster. Decisions come from `policy.ts`.
+ * agree) or past max age, and remove backend orphans past their grace period. Decisions
+ * come from `policy.ts`. It reads routes and never changes them: stopping goes through the
+ * hub's stop path, and route sync is the one owner of the proxy's table.
  *
  * Two sweeps never run at once: a trigger while a sweep of the same kind (real or dry run)
  * runs joins it and gets its report; a trigger of the other kind waits for it, then runs.
@@ -10,6 +11,7 @@
 import cron from 'node-cron';
 import type { Logger as CronLogger, ScheduledTask } from 'node-cron';
 import type { Logger } from '../shared/log.ts';
+import { normalizeRoutePath } from '../proxy/route-sync.ts';
 import type { RouteInfo } from '../proxy/types.ts';
 import { fetchActivity } from './activity.ts';
 import { checkCullerConfig } from './config.ts';
@@ -119,7 +121,7 @@ export class Culler {
     const started = this.#now();
     const report: SweepReport = {
       startedAt: started.toISOString(), finishedAt: '', durationMs: 0, dryRun,
-      clusters: [], culled: [], orphansRemoved: [], orphansWaiting: [], routesRemoved: [], errors: [],
+      clusters: [], culled: [], orphansRemoved: [], orphansWaiting: [], errors: [],
     };
     const routes = await this.#routes(started, report);
     let known: CullCandidate[] | null = null;
@@ -130,11 +132,10 @@ export class Culler {
     } catch (err) {
       report.errors.push({ step: 'clusters', message: message(err) });
     }
-    // Without the hub's list nothing is known, so nothing may be called stray or orphaned.
+    // Without the hub's list nothing is known, so nothing may be called orphaned.
     if (known) {
       await forEachLimit(known, this.#config.concurrency, (c) => this.#judge(c, routes, started, dryRun, report),
         (c, err) => report.errors.push({ user: c.user, step: 'activity', message: message(err) }));
-      if (routes) await this.#removeStrayRoutes(routes.all, known, dryRun, report);
       await this.#removeOrphans(known, dryRun, report);
     }
 
@@ -147,7 +148,7 @@ export class Culler {
     this.#log.info({
       dryRun, checked: report.clusters.length, culled: report.culled, orphansRemoved: report.orphansRemoved,
       jupyterUnreachable: report.clusters.filter((c) => c.jupyterUnreachable).length,
-      routesRemoved: report.routesRemoved, errors: report.errors.length, durationMs: report.durationMs,
+      errors: report.errors.length, durationMs: report.durationMs,
     }, dryRun ? 'cull sweep (dry run) done' : 'cull sweep done');
     return report;
   }
@@ -199,26 +200,6 @@ export class Culler {
     }
   }
 
-  /** Delete `/user/*` routes that lead to no cluster the hub knows. */
-  async #removeStrayRoutes(all: Record<string, RouteInfo>, known: CullCandidate[], dryRun: boolean, report: SweepReport): Promise<void> {
-    const knownPaths = new Set(known.map((c) => trimSlash(c.routePath)));
-    let stray = Object.keys(all).filter((path) => path.startsWith('/user/') && !knownPaths.has(trimSlash(path)));
-    if (!stray.length) return;
-    // Look again just before deleting: a launch may have become known during the sweep.
-    try {
-      for (const c of this.#deps.clusters()) knownPaths.add(trimSlash(c.routePath));
-      stray = stray.filter((path) => !knownPaths.has(trimSlash(path)));
-    } catch (err) {
-      report.errors.push({ step: 'clusters', message: message(err) });
-      return;
-    }
-    await forEachLimit(stray, this.#config.concurrency, async (path) => {
-      this.#log.info({ route: path, target: all[path]?.target, dryRun }, dryRun ? 'would delete stray route (dry run)' : 'deleting route with no cluster');
-      if (!dryRun) await this.#deps.proxy.deleteRoute(path);
-      report.routesRemoved.push(path);
-    }, (path, err) => report.errors.push({ step: 'deleteRoute', user: path, message: message(err) }));
-  }
-
   /** Remove backend clusters the hub has no record of, once older than the grace period. */
   async #removeOrphans(known: CullCandidate[], dryRun: boolean, report: SweepReport): Promise<void> {
     let orphans: Awaited<ReturnType<CullerDeps['orphans']>>;
@@ -257,17 +238,12 @@ export class Culler {
 /** The proxy's evidence for one route path. */
 function routeEvidence(routePath: string, routes: Routes | null): RouteEvidence {
   if (!routes) return 'unknown';
-  const path = trimSlash(routePath);
+  const path = normalizeRoutePath(routePath);
   const idle = routes.idle[path];
   const info = idle ?? routes.all[path];
   if (!info) return 'missing';
   const at = info.last_activity ? new Date(info.last_activity) : null;
   return { lastActivity: at && !Number.isNaN(at.getTime()) ? at : null, inactive: idle !== undefined };
-}
-
-/** CHP stores `/user/a/` as `/user/a`. */
-function trimSlash(path: string): string {
-  return path.length > 1 ? path.replace(/\/+$/, '') : path;
 }
 
 function message(err: unknown): string {

@@ -39,8 +39,8 @@ export interface CullerDeps {
   clusters(): CullCandidate[];
   /** The same stop path as a user's Stop: route, then namespace/processes; records the event with `reason`. */
   stop(user: string, reason: string): Promise<void>;
-  /** configurable-http-proxy's REST API (`getRoutes(inactiveSince)`, `deleteRoute`). */
-  proxy: Proxy;
+  /** configurable-http-proxy's REST API; the culler only reads it (`getRoutes(inactiveSince)`). */
+  proxy: Pick<Proxy, 'getRoutes'>;
   /** Backend clusters the hub has no record of (`backend.list()` minus the known ones). */
   orphans(): Promise<Orphan[]>;
   /** Remove one orphan's backend resources. */
@@ -100,7 +100,7 @@ export interface ClusterReport {
 /** A failure during a sweep; the sweep went on without that step. */
 export interface SweepError {
   user?: string;
-  step: 'routes' | 'activity' | 'stop' | 'orphans' | 'removeOrphan' | 'deleteRoute' | 'clusters';
+  step: 'routes' | 'activity' | 'stop' | 'orphans' | 'removeOrphan' | 'clusters';
   message: string;
 }
 
@@ -117,7 +117,5 @@ export interface SweepReport {
   orphansRemoved: string[];
   /** Orphans still within `orphanGraceSeconds`, with the time they become removable. */
   orphansWaiting: Array<{ user: string; removeAt: string }>;
-  /** `/user/*` routes with no known cluster, deleted (or that would be). */
-  routesRemoved: string[];
   errors: SweepError[];
 }

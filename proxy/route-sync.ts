@@ -3,6 +3,7 @@
  * knows and fixes the difference (JupyterHub's `check_routes`) instead of trusting it.
  */
 import type { Proxy, RouteInfo } from './types.ts';
+import { forEachLimit } from '../shared/limit.ts';
 import { silentLogger, type Logger } from '../shared/log.ts';
 
 /** A route that should exist: where it leads and the data stored with it. */
@@ -107,22 +108,11 @@ export async function syncRoutes(
       log.info({ path }, 'route sync: removed stale route');
     }),
   ];
-  await runLimited(jobs, options.concurrency ?? 8, (err) => {
+  // A failing change is reported and the others still go on.
+  await forEachLimit(jobs, options.concurrency ?? 8, (job) => job(), (_job, err) => {
     const error = err instanceof Error ? err : new Error(String(err));
     result.errors.push(error);
     log.error({ err: error }, 'route sync: could not repair a route');
   });
   return result;
-}
-
-/** Run jobs with at most `limit` in flight; a failing job is reported and the rest go on. */
-async function runLimited(jobs: Array<() => Promise<void>>, limit: number, onError: (err: unknown) => void): Promise<void> {
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < jobs.length) {
-      const job = jobs[next++]!;
-      await job().catch(onError);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), jobs.length) }, lane));
 }

@@ -90,6 +90,15 @@ test('routes drift is repaired: missing and wrong routes fixed, stale ones remov
   t.false('/user/ghost' in routes);
 });
 
+test('with the culler off, route sync on its timer removes a /user/ route that leads to no cluster', async (t) => {
+  const hub = await startTestHub({ backend: new EchoBackend(), config: { proxy: { checkRoutesSeconds: 0.2 }, culler: { enabled: false } } });
+  t.teardown(() => hub.destroy());
+  await hub.proxy.addRoute('/user/ghost', 'http://127.0.0.1:9', { user: 'ghost' });
+  await hub.proxy.addRoute('/services/grader', 'http://127.0.0.1:9', {});
+  await waitUntil('route sync to remove the stray route', async () => !('/user/ghost' in await hub.proxy.getRoutes()), { timeoutMs: 10_000 });
+  t.true('/services/grader' in await hub.proxy.getRoutes(), 'routes outside /user/ are not route sync\'s');
+});
+
 test('a restarted hub finds its running clusters again and restores their routes', async (t) => {
   const backend = new EchoBackend();
   const first = await startTestHub({ backend });

@@ -140,6 +140,14 @@ test('route sync adds missing routes, fixes wrong targets, removes stale ones an
   t.deepEqual(await syncRoutes(client, () => wanted), { added: 0, fixed: 0, removed: 0, errors: [] }, 'a second sync has nothing to do');
 });
 
+test('when the wanted routes cannot be computed, route sync changes nothing', async (t) => {
+  const { client } = await startProxy();
+  const a = await target('a');
+  await client.addRoute('/user/a', a.url, { user: 'a' });
+  await t.throwsAsync(syncRoutes(client, () => { throw new Error('database is locked'); }), { message: 'database is locked' });
+  t.deepEqual(Object.keys(await client.getRoutes()).sort(), ['/', '/user/a']);
+});
+
 test('a killed proxy is restarted, and after a resync its routes and traffic are back', async (t) => {
   const { client, supervisor } = await startProxy();
   const c = await target('carol');
