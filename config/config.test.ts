@@ -29,6 +29,28 @@ test('cross-field rules: default workers within the maximum; external proxy need
   t.throws(() => parseConfig({ proxy: { mode: 'external' } }), { message: /proxy\.apiUrl.*required/ });
 });
 
+test('a bad cron expression is reported with the other bad keys, naming culler.schedule', (t) => {
+  t.notThrows(() => parseConfig({ culler: { schedule: '*/10 * * * * *' } }), 'a seconds field is allowed');
+  const err = t.throws(() => parseConfig({ culler: { schedule: '61 * * * *' }, spawn: { maxWorkers: -1 } }), { instanceOf: ConfigError });
+  t.regex(err.message, /config key `culler\.schedule`: is not a valid cron expression \(minute: .*\); expected e\.g\. "\*\/5 \* \* \* \*".*got "61 \* \* \* \*"/);
+  t.regex(err.message, /config key `spawn\.maxWorkers`/);
+  t.throws(() => parseConfig({ culler: { schedule: 'every five minutes' } }), { message: /culler\.schedule/ });
+});
+
+test('a non-loopback bind without GitHub is refused, naming hub.bind and auth.github', (t) => {
+  const github = { clientId: 'id', clientSecret: 'secret' };
+  const err = t.throws(() => parseConfig({ hub: { bind: '0.0.0.0' } }), { instanceOf: ConfigError });
+  t.regex(err.message, /config key `hub\.bind`: .*auth\.github.*got "0\.0\.0\.0"/);
+  t.notThrows(() => parseConfig({}));
+  t.notThrows(() => parseConfig({ hub: { bind: '0.0.0.0', publicUrl: 'https://hub.example.edu' }, auth: { github } }));
+});
+
+test('GitHub on a wildcard bind needs a public URL to call back to', (t) => {
+  const github = { clientId: 'id', clientSecret: 'secret' };
+  t.throws(() => parseConfig({ hub: { bind: '0.0.0.0' }, auth: { github } }), { message: /config key `hub\.publicUrl`: is required while hub\.bind is 0\.0\.0\.0/ });
+  t.notThrows(() => parseConfig({ hub: { bind: '::' }, auth: { github: { ...github, callbackUrl: 'https://hub.example.edu/hub/oauth_callback' } } }));
+});
+
 test('environment variables override the file, typed as YAML scalars', (t) => {
   const config = loadConfig({ file: join(import.meta.dirname, 'example.yaml'), env: { CLUSTERHUB_SPAWN_MAX_WORKERS: '3', CLUSTERHUB_SPAWN_DEFAULT_WORKERS: '1', CLUSTERHUB_AUTH_ADMINS: '[ada, grace]', CLUSTERHUB_CULLER_DRY_RUN: 'true' } });
   t.is(config.spawn.maxWorkers, 3);

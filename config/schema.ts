@@ -2,11 +2,26 @@
  * The single source of truth for clusterhub's configuration: defaults, validation
  * and the README's configuration reference all come from this schema.
  */
+import cron from 'node-cron';
 import { z } from 'zod';
+import { isLoopback, isWildcard } from './addresses.ts';
+
+/** A GitHub login's shape, as an HTML `pattern` (implicitly anchored; `-` escaped for the `v` flag). */
+export const LOGIN_PATTERN_SOURCE = '[A-Za-z0-9][A-Za-z0-9\\-]{0,38}';
+/** A GitHub login's shape: the one rule for config, sign-in and the local backend's directories. */
+export const LOGIN_PATTERN = new RegExp(`^${LOGIN_PATTERN_SOURCE}$`);
 
 const port = z.number().int().min(1).max(65535);
 const seconds = z.number().positive();
-const login = z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/, 'a GitHub login');
+const login = z.string().regex(LOGIN_PATTERN, 'a GitHub login');
+
+/** node-cron parses the expression itself, so a typo fails at start, not at 3 am. */
+const cronExpression = z.string().superRefine((schedule, ctx) => {
+  const result = cron.validateDetailed(schedule);
+  if (result.valid) return;
+  const details = result.errors.map((e) => `${e.field}: ${e.message}`).join('; ');
+  ctx.addIssue({ code: 'custom', message: `is not a valid cron expression${details ? ` (${details})` : ''}; expected e.g. "*/5 * * * *" (every 5 minutes)` });
+});
 
 const hub = z.strictObject({
   bind: z.string().default('127.0.0.1').describe('Address the hub (and a managed proxy) listens on.'),
@@ -82,7 +97,7 @@ const kubernetes = z.strictObject({
 
 const culler = z.strictObject({
   enabled: z.boolean().default(true).describe('Cull idle clusters.'),
-  schedule: z.string().default('*/5 * * * *').describe('node-cron expression (seconds field allowed) of the sweep.'),
+  schedule: cronExpression.default('*/5 * * * *').describe('node-cron expression (seconds field allowed) of the sweep.'),
   idleTimeoutSeconds: seconds.default(3600).describe('A cluster idle (proxy and Jupyter) this long is stopped.'),
   maxAgeSeconds: z.number().min(0).default(0).describe('Stop clusters older than this whatever their activity (0: never).'),
   concurrency: z.number().int().min(1).default(10).describe('Clusters checked or stopped at once.'),
@@ -104,6 +119,21 @@ export const configSchema = z.strictObject({
   }
   if (c.proxy.mode === 'external' && !c.proxy.apiUrl) {
     ctx.addIssue({ code: 'custom', path: ['proxy', 'apiUrl'], message: 'is required when proxy.mode is external' });
+  }
+  // Without GitHub only the development sign-in exists, and it lets anyone sign in as anyone.
+  if (c.auth.github === undefined && !isLoopback(c.hub.bind)) {
+    ctx.addIssue({
+      code: 'custom', path: ['hub', 'bind'],
+      message: 'is not a loopback address, but auth.github is not set: without GitHub only the development sign-in exists, ' +
+        'and it lets anyone sign in as anyone. Set auth.github (clientId, clientSecret) or bind to 127.0.0.1',
+    });
+  }
+  if (c.auth.github !== undefined && isWildcard(c.hub.bind) && !c.hub.publicUrl && !c.auth.github.callbackUrl) {
+    ctx.addIssue({
+      code: 'custom', path: ['hub', 'publicUrl'],
+      message: `is required while hub.bind is ${c.hub.bind}: GitHub cannot call back to a wildcard address. ` +
+        'Set hub.publicUrl (e.g. https://hub.example.edu) or auth.github.callbackUrl',
+    });
   }
 });
 

@@ -14,7 +14,6 @@ import type { Logger } from '../shared/log.ts';
 import { normalizeRoutePath } from '../proxy/route-sync.ts';
 import type { RouteInfo } from '../proxy/types.ts';
 import { fetchActivity } from './activity.ts';
-import { checkCullerConfig } from './config.ts';
 import { forEachLimit } from '../shared/limit.ts';
 import { decide, needsJupyter } from './policy.ts';
 import type { ClusterReport, CullCandidate, CullerConfig, CullerDeps, RouteEvidence, SweepReport } from './types.ts';
@@ -37,7 +36,6 @@ export class Culler {
   readonly #orphanFirstSeen = new Map<string, number>();
 
   constructor(deps: CullerDeps, config: CullerConfig) {
-    checkCullerConfig({ culler: config });
     this.#deps = deps;
     this.#config = config;
     this.#log = deps.log;

@@ -5,7 +5,6 @@
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
-import { checkCullerConfig } from '../culler/config.ts';
 import { ChpClient } from '../proxy/client.ts';
 import { ChpSupervisor } from '../proxy/supervisor.ts';
 import { reconcile } from '../spawner/reconcile.ts';
@@ -14,7 +13,6 @@ import { SpawnManager } from '../spawner/manager.ts';
 import type { Logger } from '../shared/log.ts';
 import type { Backend } from '../spawner/types.ts';
 import { createApp } from './app.ts';
-import { checkAuthConfig } from './auth/settings.ts';
 import { createBackend } from './backends.ts';
 import { createCuller } from './culler-wiring.ts';
 import { createLogger } from './log.ts';
@@ -51,8 +49,6 @@ export interface StartHubOptions {
 
 /** Starts the hub described by `config`; rejects with a clear error when something is wrong. */
 export async function startHub(config: Config, options: StartHubOptions = {}): Promise<RunningHub> {
-  checkAuthConfig(config);
-  checkCullerConfig(config);
   const log = options.log ?? createLogger(config.hub.logLevel);
   const secrets = loadSecrets(config);
   const store = openStore(join(config.hub.stateDir, 'clusterhub.sqlite'));

@@ -106,7 +106,7 @@ export class SpawnManager {
     this.#maxWorkers = options.maxWorkers;
   }
 
-  /** Checks a requested worker count against the configured limits (422 otherwise). */
+  /** The one worker-count rule: an integer from 0 to `spawn.maxWorkers`, else a 422 (launch, scale, pages). */
   checkWorkers(workers: number): void {
     if (!Number.isInteger(workers) || workers < 0 || workers > this.#maxWorkers) {
       throw new ClusterError(`workers must be an integer from 0 to ${this.#maxWorkers}, got ${workers}`, 422);

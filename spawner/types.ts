@@ -21,7 +21,10 @@ export interface ProgressEvent {
 
 /** What a launch asks of a backend. */
 export interface StartOptions {
-  /** Number of worker replicas (each runs a Dask worker, a Spark worker and IPython engines). */
+  /**
+   * Number of worker replicas (each runs a Dask worker, a Spark worker and IPython engines),
+   * already checked by the manager (`SpawnManager.checkWorkers`, the one worker-count rule).
+   */
   workers: number;
   /** Random per-cluster secret; Jupyter requires it. Handed only to the owner and admins. */
   jupyterToken: string;
@@ -68,7 +71,7 @@ export interface Backend {
   /** Stop and remove everything the cluster owns. Idempotent. */
   stop(user: string, options?: StopOptions): Promise<void>;
   status(user: string): Promise<ClusterStatus>;
-  /** Change the number of workers of a running cluster. */
+  /** Change the number of workers of a running cluster (a count the manager checked). */
   scale(user: string, workers: number): Promise<void>;
   /** Every cluster this backend manages, whether or not the hub knows it. */
   list(): Promise<ClusterListing[]>;

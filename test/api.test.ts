@@ -96,6 +96,8 @@ test.serial('bad input gets a clear 4xx with {status, message} and changes nothi
     { what: 'unknown field', method: 'POST', path: '/hub/api/users/student/cluster', json: { workers: 1, gpus: 2 }, status: 400, message: /unknown field: gpus/ },
     { what: 'workers out of range', method: 'POST', path: '/hub/api/users/student/cluster', json: { workers: 5 }, status: 422, message: /workers must be an integer from 0 to 4, got 5/ },
     { what: 'workers not a number', method: 'POST', path: '/hub/api/users/student/cluster', json: { workers: 'many' }, status: 422, message: /workers/ },
+    { what: 'workers not whole', method: 'POST', path: '/hub/api/users/student/cluster', json: { workers: 1.5 }, status: 422, message: /workers must be an integer from 0 to 4, got 1.5/ },
+    { what: 'scale to fewer than none', method: 'PATCH', path: '/hub/api/users/student/cluster', json: { workers: -1 }, status: 422, message: /workers must be an integer from 0 to 4, got -1/ },
     { what: 'a body that is not an object', method: 'POST', path: '/hub/api/users/student/cluster', json: [1], status: 400, message: /JSON object/ },
     { what: 'unknown user', method: 'POST', path: '/hub/api/users/nobody/cluster', json: {}, status: 404, message: /No such user: nobody/ },
     { what: 'scale without a cluster', method: 'PATCH', path: '/hub/api/users/student/cluster', json: { workers: 2 }, status: 409, message: /no running cluster/ },

@@ -8,8 +8,9 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import Router from '@koa/router';
+import { ConfigError, parseConfig } from '../config/load.ts';
 import { configSchema, type ConfigInput } from '../config/schema.ts';
-import { checkAuthConfig, createAuth, csrfProtect, requireUser, type AuthUser } from '../hub/auth/index.ts';
+import { createAuth, csrfProtect, requireUser, type AuthUser } from '../hub/auth/index.ts';
 import { errorHandler } from '../hub/errors.ts';
 import { openStore } from '../hub/store/sqlite.ts';
 import type { Store } from '../hub/store/types.ts';
@@ -63,7 +64,6 @@ async function startHub(t: ExecutionContext, options: { github?: boolean; auth?:
       ...(github && { github: { clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, baseUrl: github.baseUrl, apiUrl: github.apiUrl } }),
     },
   });
-  checkAuthConfig(config);
   const store = openStore(':memory:');
   const logs: string[] = [];
   const log = recordingLogger(logs);
@@ -290,8 +290,8 @@ test('the development sign-in works only when enabled, and shows its warning', a
   const refused = await other.post('/hub/dev-login', { form: { name: 'alice', _csrf: hiddenField(login.text, '_csrf')! } });
   t.is(refused.status, 404);
 
-  const err = t.throws(() => checkAuthConfig(configSchema.parse({ hub: { bind: '0.0.0.0' } })));
-  t.regex(err.message, /hub\.bind/);
+  const err = t.throws(() => parseConfig({ hub: { bind: '0.0.0.0' } }), { instanceOf: ConfigError });
+  t.regex(err.message, /config key `hub\.bind`: is not a loopback address, but auth\.github is not set/);
 });
 
 test('the session cookie is HttpOnly, SameSite=Lax and signed: a tampered cookie signs nobody in', async (t) => {

@@ -33,18 +33,27 @@ test('check-config accepts the example and names every bad key of a wrong file',
   t.is(res.code, 2);
   t.regex(res.stderr, /config key `spawn\.maxWorkers`.*got -1/);
   t.regex(res.stderr, /unknown config key `spawn\.backnd`/);
+  t.regex(res.stderr, /config key `culler\.schedule`: is not a valid cron expression/, 'a bad cron is reported with the other keys');
 });
 
 test('check-config refuses a cron expression that node-cron cannot parse, naming culler.schedule', async (t) => {
   const res = await cli(['check-config'], { CLUSTERHUB_CULLER_SCHEDULE: '61 * * * *' });
-  t.not(res.code, 0);
-  t.regex(res.stderr, /culler\.schedule/);
+  t.is(res.code, 2, 'the exit code of every bad key');
+  t.regex(res.stderr, /config key `culler\.schedule`: is not a valid cron expression \(minute: /);
 });
 
 test('check-config refuses a public address without GitHub sign-in, naming hub.bind', async (t) => {
   const res = await cli(['check-config'], { CLUSTERHUB_HUB_BIND: '0.0.0.0' });
-  t.not(res.code, 0);
-  t.regex(res.stderr, /hub\.bind/);
+  t.is(res.code, 2, 'the exit code of every bad key');
+  t.regex(res.stderr, /config key `hub\.bind`/);
+});
+
+test('start refuses a bad cron and a public bind like any bad key: named together, exit code 2, nothing started', async (t) => {
+  const res = await cli(['start'], { CLUSTERHUB_CULLER_SCHEDULE: '61 * * * *', CLUSTERHUB_HUB_BIND: '0.0.0.0', CLUSTERHUB_SPAWN_MAX_WORKERS: '-1' });
+  t.is(res.code, 2);
+  t.regex(res.stderr, /config key `culler\.schedule`/);
+  t.regex(res.stderr, /config key `hub\.bind`/);
+  t.regex(res.stderr, /config key `spawn\.maxWorkers`/);
 });
 
 test('token prints a new token, stored only as a hash, with admin scope for admins', async (t) => {

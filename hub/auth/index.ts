@@ -22,7 +22,7 @@ import { resolveUser, type AuthUser } from './user.ts';
 export type { AuthUser, RequireUserOptions } from './user.ts';
 export { requireUser } from './user.ts';
 export { csrfProtect, csrfToken } from './csrf.ts';
-export { checkAuthConfig, devLoginEnabled, publicUrl } from './settings.ts';
+export { devLoginEnabled, publicUrl } from './settings.ts';
 export { devBanner } from './pages.ts';
 export { isAllowed } from './allow.ts';
 

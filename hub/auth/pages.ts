@@ -1,4 +1,5 @@
 /** The sign-in pages. All work without JavaScript: links and plain forms only. */
+import { LOGIN_PATTERN_SOURCE } from '../../config/schema.ts';
 import { escapeHtml, layout, type PageUser } from '../pages/layout.ts';
 
 /** The warning every page shows while the development sign-in is on ('' when it is off). */
@@ -25,7 +26,7 @@ export function loginPage(options: { devLogin: boolean; github: boolean; csrf: s
       '<form method="post" action="/hub/dev-login">',
       hidden('_csrf', options.csrf),
       hidden('next', options.next),
-      '<label>GitHub login <input type="text" name="name" required autofocus pattern="[A-Za-z0-9][A-Za-z0-9\\-]{0,38}" autocomplete="username"></label> ',
+      `<label>GitHub login <input type="text" name="name" required autofocus pattern="${LOGIN_PATTERN_SOURCE}" autocomplete="username"></label> `,
       '<button class="primary" type="submit">Sign in</button>',
       '</form>',
     );

@@ -1,24 +1,10 @@
 /**
- * Pure decisions about sign-in drawn from the config: public URLs, whether the
- * development sign-in may be offered, and which configurations are refused at start.
+ * Pure decisions about sign-in drawn from the config: public URLs and whether the
+ * development sign-in may be offered (the config schema refuses unsafe combinations).
  */
 import { isIP } from 'node:net';
-import type { Config } from '../../config/schema.ts';
-
-/** True for addresses only this machine can reach: 127.0.0.0/8, ::1, localhost. */
-export function isLoopback(host: string): boolean {
-  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
-  const lower = bare.toLowerCase();
-  if (lower === 'localhost' || lower.endsWith('.localhost')) return true;
-  if (isIP(lower) === 4) return lower.startsWith('127.');
-  if (isIP(lower) === 6) {
-    if (lower === '::1' || lower === '0:0:0:0:0:0:0:1') return true;
-    // An IPv4-mapped loopback (::ffff:127.0.0.1) is loopback too.
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-    return mapped !== null && mapped[1]!.startsWith('127.');
-  }
-  return false;
-}
+import { isLoopback } from '../../config/addresses.ts';
+import { LOGIN_PATTERN, type Config } from '../../config/schema.ts';
 
 /** The URL students use: `hub.publicUrl`, else `http://{bind}:{port}`; no trailing slash. */
 export function publicUrl(config: Config): string {
@@ -48,29 +34,6 @@ export function githubScopes(config: Config): string[] {
 }
 
 /**
- * Throws at start when the auth config is unsafe or cannot work, naming the config key:
- * a non-loopback `hub.bind` without `auth.github` (anyone could sign in as anyone), or
- * GitHub on a wildcard bind with no public URL (GitHub could never call back).
- */
-export function checkAuthConfig(config: Config): void {
-  const bind = config.hub.bind;
-  if (config.auth.github === undefined && !isLoopback(bind)) {
-    throw new Error(
-      `hub.bind is ${bind}, which is not a loopback address, but auth.github is not set: ` +
-      'without GitHub only the development sign-in exists, and it lets anyone sign in as anyone. ' +
-      'Set auth.github (clientId, clientSecret) or bind to 127.0.0.1.',
-    );
-  }
-  const wildcard = bind === '0.0.0.0' || bind === '::' || bind === '[::]';
-  if (config.auth.github !== undefined && wildcard && !config.hub.publicUrl && !config.auth.github.callbackUrl) {
-    throw new Error(
-      `hub.publicUrl is not set while hub.bind is ${bind}: GitHub cannot call back to a wildcard address. ` +
-      'Set hub.publicUrl (e.g. https://hub.example.edu) or auth.github.callbackUrl.',
-    );
-  }
-}
-
-/**
  * A `next` target that stays on this site: a local path starting with one `/`
  * (not `//host` or `/\host`, which browsers treat as another site). Undefined otherwise.
  */
@@ -84,5 +47,5 @@ export function safeNext(next: unknown): string | undefined {
 
 /** A GitHub login's shape (the config schema's rule), for the development sign-in form. */
 export function isLoginShape(name: string): boolean {
-  return /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/.test(name);
+  return LOGIN_PATTERN.test(name);
 }

@@ -77,10 +77,6 @@ export class KubernetesBackend implements Backend {
   }
 
   async scale(user: string, workers: number): Promise<void> {
-    const max = this.#ctx.config.spawn.maxWorkers;
-    if (!Number.isInteger(workers) || workers < 0 || workers > max) {
-      throw new ClusterError(`workers must be an integer from 0 to ${max}, got ${workers}`, 422);
-    }
     const { namespace } = clusterRef(this.#ctx.k, user);
     try {
       // A JSON patch on the scale subresource: `add` also works when replicas is 0 (omitted).

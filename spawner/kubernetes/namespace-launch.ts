@@ -19,10 +19,6 @@ import { Changes } from './watch.ts';
 /** Starts `login`'s cluster; yields progress and ends with the ready event, or throws a ClusterError. */
 export async function* launchCluster(ctx: BackendContext, login: string, options: StartOptions): AsyncGenerator<ProgressEvent> {
   const { k } = ctx;
-  const max = ctx.config.spawn.maxWorkers;
-  if (!Number.isInteger(options.workers) || options.workers < 0 || options.workers > max) {
-    throw new ClusterError(`workers must be an integer from 0 to ${max}, got ${options.workers}`, 422);
-  }
   const signal = options.signal;
   const ref = clusterRef(k, login);
   const spec: LaunchSpec = { ...ref, workers: options.workers, baseUrl: options.baseUrl, launchId: randomBytes(6).toString('hex') };

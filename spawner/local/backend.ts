@@ -5,7 +5,7 @@
  */
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { Config } from '../../config/schema.ts';
+import { LOGIN_PATTERN, type Config } from '../../config/schema.ts';
 import type { Logger } from '../../shared/log.ts';
 import { ClusterError } from '../types.ts';
 import type { Backend, ClusterListing, ClusterStatus, ProgressEvent, StartOptions, StopOptions } from '../types.ts';
@@ -55,11 +55,9 @@ async function portTaken(err: unknown, failure: Error): Promise<boolean> {
   return PORT_TAKEN.test(log);
 }
 
-const LOGIN = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
-
 function checkUser(user: string): void {
   // The login becomes a directory name: never let it climb out of stateDir.
-  if (!LOGIN.test(user)) throw new ClusterError(`not a valid login: ${JSON.stringify(user)}`, 400);
+  if (!LOGIN_PATTERN.test(user)) throw new ClusterError(`not a valid login: ${JSON.stringify(user)}`, 400);
 }
 
 /** Local process-group clusters; see spawner/types.ts for the contract. */
@@ -202,7 +200,6 @@ export class LocalBackend implements Backend {
 
   async scale(user: string, workers: number): Promise<void> {
     checkUser(user);
-    if (!Number.isInteger(workers) || workers < 0) throw new ClusterError(`workers must be a whole number ≥ 0, got ${workers}`, 400);
     if (this.#starting.has(user)) throw new ClusterError(`${user}'s cluster is still starting`, 409);
     await this.#locked(user, async () => {
       const paths = clusterPaths(this.#o.stateDir, user);
@@ -258,7 +255,7 @@ export class LocalBackend implements Backend {
     const dir = resolve(this.#o.stateDir, 'clusters');
     const users = await readdir(dir).catch(() => [] as string[]);
     const out: ClusterListing[] = [];
-    for (const user of users.filter((u) => LOGIN.test(u))) {
+    for (const user of users.filter((u) => LOGIN_PATTERN.test(u))) {
       if (this.#starting.has(user)) {
         out.push({ user, state: 'starting' });
         continue;
