@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { Launch } from './launch-progress.ts';
 import { LaunchQueue } from './queue.ts';
+import { checkWorkerCount } from './worker-count.ts';
 import { childLogger, type Logger } from '../shared/log.ts';
 import type { Proxy } from '../proxy/types.ts';
 import { ClusterError, type Backend, type ClusterErrorReason, type ProgressEvent } from './types.ts';
@@ -106,11 +107,9 @@ export class SpawnManager {
     this.#maxWorkers = options.maxWorkers;
   }
 
-  /** The one worker-count rule: an integer from 0 to `spawn.maxWorkers`, else a 422 (launch, scale, pages). */
+  /** The worker-count rule with `spawn.maxWorkers` (a 422 otherwise), for launch, scale and the pages. */
   checkWorkers(workers: number): void {
-    if (!Number.isInteger(workers) || workers < 0 || workers > this.#maxWorkers) {
-      throw new ClusterError(`workers must be an integer from 0 to ${this.#maxWorkers}, got ${workers}`, 422);
-    }
+    checkWorkerCount(workers, this.#maxWorkers);
   }
 
   /**

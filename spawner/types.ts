@@ -23,7 +23,7 @@ export interface ProgressEvent {
 export interface StartOptions {
   /**
    * Number of worker replicas (each runs a Dask worker, a Spark worker and IPython engines),
-   * already checked by the manager (`SpawnManager.checkWorkers`, the one worker-count rule).
+   * within `spawn.maxWorkers` (spawner/worker-count.ts: the manager and each backend check it).
    */
   workers: number;
   /** Random per-cluster secret; Jupyter requires it. Handed only to the owner and admins. */
@@ -71,7 +71,7 @@ export interface Backend {
   /** Stop and remove everything the cluster owns. Idempotent. */
   stop(user: string, options?: StopOptions): Promise<void>;
   status(user: string): Promise<ClusterStatus>;
-  /** Change the number of workers of a running cluster (a count the manager checked). */
+  /** Change the number of workers of a running cluster (spawner/worker-count.ts's rule, 422). */
   scale(user: string, workers: number): Promise<void>;
   /** Every cluster this backend manages, whether or not the hub knows it. */
   list(): Promise<ClusterListing[]>;

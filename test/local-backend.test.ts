@@ -1,5 +1,6 @@
 import test from 'ava';
 import { existsSync } from 'node:fs';
+import { ClusterError } from '../spawner/types.ts';
 import { backendContract } from './contracts/backend.ts';
 import { waitGroupsGone } from '../spawner/local/processes.ts';
 import { clusterPaths, readRecord } from '../spawner/local/state.ts';
@@ -66,4 +67,18 @@ test.serial('a cluster whose scheduler died is failed, and list() cleans it up',
   t.deepEqual(await made.backend.list(), []);
   t.false(existsSync(clusterPaths(made.stateDir, user).stateFile));
   t.deepEqual(await leftovers(user), []);
+});
+
+test.serial('worker counts outside the limits are refused with 422 before anything starts', async (t) => {
+  const made = await makeLocalBackend({ config: { spark: 'off' }, extra: { maxWorkers: 2 } });
+  dirs.set('limits', made.stateDir);
+  t.teardown(made.cleanup);
+  const scale = await t.throwsAsync(made.backend.scale('contract-erin', 3), { instanceOf: ClusterError });
+  t.is(scale!.message, 'workers must be an integer from 0 to 2, got 3');
+  t.is(scale!.status, 422);
+  const start = await t.throwsAsync(async () => {
+    for await (const event of made.backend.start('contract-erin', { workers: 1.5, jupyterToken: 'x', baseUrl: '/user/contract-erin/' })) void event;
+  }, { instanceOf: ClusterError });
+  t.is(start!.status, 422);
+  t.deepEqual(await leftovers('contract-erin'), []);
 });

@@ -7,6 +7,7 @@ import type { KubeConfig, RbacV1Subject, V1Namespace } from '@kubernetes/client-
 import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../shared/log.ts';
 import { ClusterError, type Backend, type ClusterListing, type ClusterStatus, type ProgressEvent, type StartOptions, type StopOptions } from '../types.ts';
+import { checkWorkerCount } from '../worker-count.ts';
 import { apiFailure } from './api.ts';
 import { clusterRef, createContext, isOurs, loginOf, orUndefined, readNamespace, type BackendContext } from './context.ts';
 import { deleteNamespace, launchCluster } from './namespace-launch.ts';
@@ -77,6 +78,7 @@ export class KubernetesBackend implements Backend {
   }
 
   async scale(user: string, workers: number): Promise<void> {
+    checkWorkerCount(workers, this.#ctx.config.spawn.maxWorkers);
     const { namespace } = clusterRef(this.#ctx.k, user);
     try {
       // A JSON patch on the scale subresource: `add` also works when replicas is 0 (omitted).

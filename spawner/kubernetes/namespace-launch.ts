@@ -5,6 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ClusterError, type ProgressEvent, type StartOptions } from '../types.ts';
+import { checkWorkerCount } from '../worker-count.ts';
 import { apiFailure, isAlreadyExists, isRbacDenial, isRetryable } from './api.ts';
 import { clusterRef, isOurs, readNamespace, type BackendContext } from './context.ts';
 import { routeTarget } from './labels.ts';
@@ -19,6 +20,7 @@ import { Changes } from './watch.ts';
 /** Starts `login`'s cluster; yields progress and ends with the ready event, or throws a ClusterError. */
 export async function* launchCluster(ctx: BackendContext, login: string, options: StartOptions): AsyncGenerator<ProgressEvent> {
   const { k } = ctx;
+  checkWorkerCount(options.workers, ctx.config.spawn.maxWorkers);
   const signal = options.signal;
   const ref = clusterRef(k, login);
   const spec: LaunchSpec = { ...ref, workers: options.workers, baseUrl: options.baseUrl, launchId: randomBytes(6).toString('hex') };

@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { LOGIN_PATTERN, type Config } from '../../config/schema.ts';
 import type { Logger } from '../../shared/log.ts';
 import { ClusterError } from '../types.ts';
+import { checkWorkerCount } from '../worker-count.ts';
 import type { Backend, ClusterListing, ClusterStatus, ProgressEvent, StartOptions, StopOptions } from '../types.ts';
 import { clusterEnv, schedulerEnv, workerEnv } from './env.ts';
 import { groupTripwire, joined, launchCluster, type LaunchContext } from './process-launch.ts';
@@ -41,6 +42,8 @@ export interface LocalBackendOptions {
   timeouts?: Partial<LocalTimeouts>;
   /** Picks `count` free ports (default: the OS's); tests pass one that hands out a taken port. */
   ports?: (count: number) => Promise<number[]>;
+  /** Most workers a launch or scale may ask for: `spawn.maxWorkers` (default: no limit). */
+  maxWorkers?: number;
 }
 
 /** Launch attempts when a port was taken between picking it and binding it (a race nobody can close). */
@@ -116,6 +119,7 @@ export class LocalBackend implements Backend {
 
   async *start(user: string, options: StartOptions): AsyncGenerator<ProgressEvent> {
     checkUser(user);
+    checkWorkerCount(options.workers, this.#o.maxWorkers ?? Infinity);
     if (this.#starting.has(user)) throw new ClusterError(`a launch for ${user} is already in progress`, 409);
     const abort = new AbortController();
     const onAbort = () => abort.abort(options.signal?.reason);
@@ -200,6 +204,7 @@ export class LocalBackend implements Backend {
 
   async scale(user: string, workers: number): Promise<void> {
     checkUser(user);
+    checkWorkerCount(workers, this.#o.maxWorkers ?? Infinity);
     if (this.#starting.has(user)) throw new ClusterError(`${user}'s cluster is still starting`, 409);
     await this.#locked(user, async () => {
       const paths = clusterPaths(this.#o.stateDir, user);
