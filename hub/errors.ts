@@ -1,4 +1,4 @@
-/** One HTTP error type for the whole hub (see STYLE.md: Hono's HTTPException, CHP's fail()). */
+/** One HTTP error type for the whole hub, answered as `{status, message}` (like Hono's HTTPException). */
 import type { Context, Next } from 'koa';
 import type { Logger } from '../shared/log.ts';
 

@@ -1,5 +1,5 @@
 /**
- * GitHub logins → Kubernetes names, with KubeSpawner's "safe" scheme (DESIGN.md "Names").
+ * GitHub logins → Kubernetes names, with KubeSpawner's "safe" scheme.
  * A login that is already a clean DNS-1123 label is kept, so most names stay readable;
  * anything else is slugged and suffixed with a hash of the original, so two different
  * logins never share a name and a hashed name (it contains `---`) never equals a kept one.
