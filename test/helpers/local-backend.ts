@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../../config/schema.ts';
 import { silentLogger } from '../../shared/log.ts';
-import { LocalBackend, type LocalBackendOptions } from '../../spawner/local/backend.ts';
+import { LocalBackend } from '../../spawner/local/backend.ts';
+import type { LocalBackendOptions } from '../../spawner/local/options.ts';
 import { clusterPaths } from '../../spawner/local/state.ts';
 import { ensureVenv, REQUIREMENTS_FILE } from '../../spawner/local/venv.ts';
 
