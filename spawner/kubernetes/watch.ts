@@ -117,14 +117,7 @@ export class ClusterWatch {
   }
 
   async #startOne<T extends KubernetesObject>(name: string, informer: ListWatch<T>): Promise<void> {
-    let failed: unknown;
-    const onError = (err: unknown) => (failed ??= err);
-    informer.on('error', onError);
-    try {
-      await informer.start();
-    } finally {
-      informer.off('error', onError);
-    }
+    const failed = await startInformer(informer);
     // Only a failed first list fails start() (the cache would be empty); a watch that fails
     // after it is restarted in the background like any later failure.
     if (failed !== undefined && !informer.latestResourceVersion()) {
@@ -145,14 +138,7 @@ export class ClusterWatch {
       for (;;) {
         this.#opts.log.warn({ informer: name, err, retryInMs: wait }, 'informer stopped; restarting');
         await delay(wait, undefined, { signal: this.#closed.signal });
-        let failed: unknown;
-        const onError = (e: unknown) => (failed ??= e);
-        informer.on('error', onError);
-        try {
-          await informer.start();
-        } finally {
-          informer.off('error', onError);
-        }
+        const failed = await startInformer(informer);
         if (failed === undefined) return;
         err = failed;
         wait = Math.min(wait * 2, 30_000);
@@ -163,6 +149,19 @@ export class ClusterWatch {
       this.#restarting.delete(name);
     }
   }
+}
+
+/** Starts an informer; resolves with the first error it reported meanwhile (undefined: none). */
+async function startInformer<T extends KubernetesObject>(informer: ListWatch<T>): Promise<unknown> {
+  let failed: unknown;
+  const onError = (err: unknown) => (failed ??= err);
+  informer.on('error', onError);
+  try {
+    await informer.start();
+  } finally {
+    informer.off('error', onError);
+  }
+  return failed;
 }
 
 /**
