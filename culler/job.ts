@@ -172,25 +172,25 @@ export class Culler {
     const jupyter = needsJupyter(base)
       ? await fetchActivity(c, { fetch: this.#deps.fetch, timeoutMs: this.#deps.activityTimeoutMs })
       : null;
-    const d = decide({ ...base, jupyter });
+    const decision = decide({ ...base, jupyter });
     const line: ClusterReport = {
-      user: c.user, action: d.action, reason: d.reason, idleSeconds: d.idleSeconds,
-      cullAt: d.cullAt?.toISOString() ?? null, evidence: d.evidence, stopped: false,
+      user: c.user, action: decision.action, reason: decision.reason, idleSeconds: decision.idleSeconds,
+      cullAt: decision.cullAt?.toISOString() ?? null, evidence: decision.evidence, stopped: false,
     };
     if (jupyter && 'unreachable' in jupyter) {
       line.jupyterUnreachable = jupyter.unreachable;
-      this.#log.debug({ user: c.user, jupyter: jupyter.unreachable, decidedBy: d.evidence, action: d.action }, 'Jupyter unreachable');
+      this.#log.debug({ user: c.user, jupyter: jupyter.unreachable, decidedBy: decision.evidence, action: decision.action }, 'Jupyter unreachable');
     }
     report.clusters.push(line);
-    if (d.action !== 'cull') return;
+    if (decision.action !== 'cull') return;
 
     report.culled.push(c.user);
-    const evidence = d.evidence === 'proxy' && line.jupyterUnreachable ? `proxy only (Jupyter unreachable: ${line.jupyterUnreachable})` : d.evidence;
-    this.#log.info({ user: c.user, reason: d.reason, idleSeconds: d.idleSeconds, evidence, dryRun },
+    const evidence = decision.evidence === 'proxy' && line.jupyterUnreachable ? `proxy only (Jupyter unreachable: ${line.jupyterUnreachable})` : decision.evidence;
+    this.#log.info({ user: c.user, reason: decision.reason, idleSeconds: decision.idleSeconds, evidence, dryRun },
       dryRun ? 'would cull cluster (dry run)' : 'culling cluster');
     if (dryRun) return;
     try {
-      await this.#deps.stop(c.user, d.reason);
+      await this.#deps.stop(c.user, decision.reason);
       line.stopped = true;
     } catch (err) {
       report.errors.push({ user: c.user, step: 'stop', message: message(err) });

@@ -62,24 +62,24 @@ export class KubernetesBackend implements Backend {
 
   /** Deletes the namespace and returns at once; a relaunch waits for it to be gone. */
   async stop(user: string, _options?: StopOptions): Promise<void> {
-    const { namespace } = clusterRef(this.#ctx.k, user);
+    const { namespace } = clusterRef(this.#ctx.kube, user);
     const ns = await readNamespace(this.#ctx, namespace);
     // The workspace is an emptyDir inside the namespace: a reset needs nothing more.
-    if (!ns || !isOurs(this.#ctx.k, ns) || ns.metadata?.deletionTimestamp) return;
+    if (!ns || !isOurs(this.#ctx.kube, ns) || ns.metadata?.deletionTimestamp) return;
     await deleteNamespace(this.#ctx, namespace, ns.metadata?.uid);
   }
 
   async status(user: string): Promise<ClusterStatus> {
-    const { namespace } = clusterRef(this.#ctx.k, user);
+    const { namespace } = clusterRef(this.#ctx.kube, user);
     const ns = await readNamespace(this.#ctx, namespace);
-    if (!ns || !isOurs(this.#ctx.k, ns) || ns.metadata?.deletionTimestamp) return { state: 'stopped' };
+    if (!ns || !isOurs(this.#ctx.kube, ns) || ns.metadata?.deletionTimestamp) return { state: 'stopped' };
     const { state, workers, readyWorkers, reason } = await this.#describe(ns);
     return { state, ...(workers !== undefined ? { workers } : {}), ...(readyWorkers !== undefined ? { readyWorkers } : {}), ...(reason ? { reason } : {}) };
   }
 
   async scale(user: string, workers: number): Promise<void> {
     checkWorkerCount(workers, this.#ctx.config.spawn.maxWorkers);
-    const { namespace } = clusterRef(this.#ctx.k, user);
+    const { namespace } = clusterRef(this.#ctx.kube, user);
     try {
       // A JSON patch on the scale subresource: `add` also works when replicas is 0 (omitted).
       await this.#ctx.gate.run('patch deployment scale', () => this.#ctx.clients.apps.patchNamespacedDeploymentScale({
@@ -93,9 +93,9 @@ export class KubernetesBackend implements Backend {
 
   /** Every namespace of this instance but those already terminating, with what can be read from it. */
   async list(): Promise<ClusterListing[]> {
-    const { clients, gate, k } = this.#ctx;
-    const all = await gate.run('list namespaces', () => clients.core.listNamespace({ labelSelector: instanceSelector(k) }));
-    const live = all.items.filter((ns) => !ns.metadata?.deletionTimestamp && isOurs(k, ns));
+    const { clients, gate, kube } = this.#ctx;
+    const all = await gate.run('list namespaces', () => clients.core.listNamespace({ labelSelector: instanceSelector(kube) }));
+    const live = all.items.filter((ns) => !ns.metadata?.deletionTimestamp && isOurs(kube, ns));
     const listings = await Promise.all(live.map((ns) => this.#describe(ns)));
     return listings.filter((l): l is ClusterListing => l.user !== '');
   }
@@ -106,7 +106,7 @@ export class KubernetesBackend implements Backend {
 
   /** One namespace's cluster: parts read from the API, state from the pod informer. */
   async #describe(ns: V1Namespace): Promise<ClusterListing> {
-    const { clients, gate, k, watch } = this.#ctx;
+    const { clients, gate, kube, watch } = this.#ctx;
     const namespace = ns.metadata?.name ?? '';
     const user = loginOf(ns) ?? '';
     await watch.start();
@@ -135,7 +135,7 @@ export class KubernetesBackend implements Backend {
       state: observed.state,
       readyWorkers: observed.readyWorkers,
       ...(observed.reason ? { reason: observed.reason } : {}),
-      ...(observed.state === 'running' ? { url: routeTarget(k, namespace) } : {}),
+      ...(observed.state === 'running' ? { url: routeTarget(kube, namespace) } : {}),
     };
   }
 }

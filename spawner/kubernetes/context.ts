@@ -26,7 +26,7 @@ export interface KubeClients {
 /** Everything an operation needs; see {@link createContext}. */
 export interface BackendContext {
   config: Config;
-  k: KubernetesConfig;
+  kube: KubernetesConfig;
   clients: KubeClients;
   gate: ApiGate;
   watch: ClusterWatch;
@@ -57,12 +57,12 @@ export function createContext(o: ContextOptions): BackendContext {
     rbac: kc.makeApiClient(RbacAuthorizationV1Api),
     auth: kc.makeApiClient(AuthenticationV1Api),
   };
-  const k = o.config.kubernetes;
-  const gate = new ApiGate({ concurrency: k.apiConcurrency, onRequest: o.onRequest });
-  const watch = new ClusterWatch({ kubeConfig: kc, core: clients.core, config: k, log: o.log });
+  const kube = o.config.kubernetes;
+  const gate = new ApiGate({ concurrency: kube.apiConcurrency, onRequest: o.onRequest });
+  const watch = new ClusterWatch({ kubeConfig: kc, core: clients.core, config: kube, log: o.log });
   let subject: Promise<RbacV1Subject> | undefined = o.subject ? Promise.resolve(o.subject) : undefined;
   return {
-    config: o.config, k, clients, gate, watch, log: o.log, clusterRole: o.clusterRole,
+    config: o.config, kube, clients, gate, watch, log: o.log, clusterRole: o.clusterRole,
     subject: () => (subject ??= whoAmI(clients, gate).catch((err) => {
       subject = undefined;
       throw err;
@@ -81,15 +81,15 @@ async function whoAmI(clients: KubeClients, gate: ApiGate): Promise<RbacV1Subjec
 }
 
 /** The namespace and names of a login's cluster. */
-export function clusterRef(k: KubernetesConfig, login: string): ClusterRef {
-  const safeLogin = safeName(login, 63 - k.namespacePrefix.length - 1);
-  return { login, safeLogin, namespace: `${k.namespacePrefix}-${safeLogin}` };
+export function clusterRef(kube: KubernetesConfig, login: string): ClusterRef {
+  const safeLogin = safeName(login, 63 - kube.namespacePrefix.length - 1);
+  return { login, safeLogin, namespace: `${kube.namespacePrefix}-${safeLogin}` };
 }
 
 /** True when the namespace carries this instance's labels (never touch anything else). */
-export function isOurs(k: KubernetesConfig, ns: V1Namespace): boolean {
+export function isOurs(kube: KubernetesConfig, ns: V1Namespace): boolean {
   const labels = ns.metadata?.labels ?? {};
-  return labels[LABEL_MANAGED_BY] === MANAGED_BY && labels[LABEL_INSTANCE] === k.instance;
+  return labels[LABEL_MANAGED_BY] === MANAGED_BY && labels[LABEL_INSTANCE] === kube.instance;
 }
 
 /** The login a namespace belongs to: the annotation, else the label's safe name. */

@@ -31,17 +31,17 @@ export const NAMES = {
 export const TOKEN_KEY = 'token';
 
 /** The label selector that finds every namespace of this hub instance. */
-export function instanceSelector(k: KubernetesConfig): string {
-  return `${LABEL_MANAGED_BY}=${MANAGED_BY},${LABEL_INSTANCE}=${k.instance}`;
+export function instanceSelector(kube: KubernetesConfig): string {
+  return `${LABEL_MANAGED_BY}=${MANAGED_BY},${LABEL_INSTANCE}=${kube.instance}`;
 }
 
 /** Labels every object of a cluster carries. */
-export function clusterLabels(k: KubernetesConfig, ref: ClusterRef): Record<string, string> {
-  return { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_INSTANCE]: k.instance, [LABEL_USER]: ref.safeLogin };
+export function clusterLabels(kube: KubernetesConfig, ref: ClusterRef): Record<string, string> {
+  return { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_INSTANCE]: kube.instance, [LABEL_USER]: ref.safeLogin };
 }
 
 /** Where the proxy sends `/user/{login}/`: the scheduler Service, never a pod IP. */
-export function routeTarget(k: KubernetesConfig, namespace: string): string {
-  return k.routeTarget.replaceAll('{namespace}', namespace);
+export function routeTarget(kube: KubernetesConfig, namespace: string): string {
+  return kube.routeTarget.replaceAll('{namespace}', namespace);
 }
 

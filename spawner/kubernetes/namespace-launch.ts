@@ -19,10 +19,10 @@ import { Changes } from './watch.ts';
 
 /** Starts `login`'s cluster; yields progress and ends with the ready event, or throws a ClusterError. */
 export async function* launchCluster(ctx: BackendContext, login: string, options: StartOptions): AsyncGenerator<ProgressEvent> {
-  const { k } = ctx;
+  const { kube } = ctx;
   checkWorkerCount(options.workers, ctx.config.spawn.maxWorkers);
   const signal = options.signal;
-  const ref = clusterRef(k, login);
+  const ref = clusterRef(kube, login);
   const spec: LaunchSpec = { ...ref, workers: options.workers, baseUrl: options.baseUrl, launchId: randomBytes(6).toString('hex') };
   // The watch is subscribed before anything is created, so no change is missed.
   const changes = new Changes();
@@ -33,7 +33,7 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
     let since: Date | undefined;
     for (let first = true; !since; first = false) {
       const previous = await readNamespace(ctx, ref.namespace, signal);
-      if (previous && !isOurs(k, previous)) {
+      if (previous && !isOurs(kube, previous)) {
         throw new ClusterError(`namespace ${ref.namespace} exists and is not managed by this clusterhub`, 409);
       }
       if (previous) {
@@ -47,7 +47,7 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
         continue;
       }
       try {
-        const ns = await ctx.gate.run('create namespace', () => ctx.clients.core.createNamespace({ body: renderNamespace(k, ref) }), { signal });
+        const ns = await ctx.gate.run('create namespace', () => ctx.clients.core.createNamespace({ body: renderNamespace(kube, ref) }), { signal });
         since = ns.metadata?.creationTimestamp ? new Date(ns.metadata.creationTimestamp) : new Date();
       } catch (err) {
         if (!isAlreadyExists(err)) throw err;
@@ -60,9 +60,9 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
     await createObjects(ctx, ref, options.jupyterToken, signal);
     yield { progress: 20, message: 'Quota, limits, network policy, identity and token created' };
     await Promise.all([
-      create(ctx, 'service', () => ctx.clients.core.createNamespacedService({ namespace: ref.namespace, body: renderSchedulerService(k, ref) }), signal),
-      create(ctx, 'scheduler deployment', () => ctx.clients.apps.createNamespacedDeployment({ namespace: ref.namespace, body: renderSchedulerDeployment(k, spec) }), signal),
-      create(ctx, 'worker deployment', () => ctx.clients.apps.createNamespacedDeployment({ namespace: ref.namespace, body: renderWorkerDeployment(k, spec) }), signal),
+      create(ctx, 'service', () => ctx.clients.core.createNamespacedService({ namespace: ref.namespace, body: renderSchedulerService(kube, ref) }), signal),
+      create(ctx, 'scheduler deployment', () => ctx.clients.apps.createNamespacedDeployment({ namespace: ref.namespace, body: renderSchedulerDeployment(kube, spec) }), signal),
+      create(ctx, 'worker deployment', () => ctx.clients.apps.createNamespacedDeployment({ namespace: ref.namespace, body: renderWorkerDeployment(kube, spec) }), signal),
     ]);
     const plural = options.workers === 1 ? '' : 's';
     yield { progress: 30, message: `Scheduler and ${options.workers} worker${plural} requested` };
@@ -87,7 +87,7 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
       if (a.ready) break;
       await changes.after(version, signal);
     }
-    yield { progress: 100, message: 'Cluster ready', ready: true, url: routeTarget(k, ref.namespace) };
+    yield { progress: 100, message: 'Cluster ready', ready: true, url: routeTarget(kube, ref.namespace) };
   } catch (err) {
     if (created) {
       await deleteNamespace(ctx, ref.namespace).catch((e) => ctx.log.error({ user: login, err: e }, 'cleanup after a failed launch failed'));
@@ -122,20 +122,20 @@ async function namespaceGone(ctx: BackendContext, name: string, changes: Changes
 
 /** The RoleBinding first (it makes the rest allowed), then the namespace's fixed objects. */
 async function createObjects(ctx: BackendContext, ref: ClusterRef, token: string, signal?: AbortSignal): Promise<void> {
-  const { k, clients } = ctx;
+  const { kube, clients } = ctx;
   const namespace = ref.namespace;
   // A new IPython Parallel key per launch: it lives only in this namespace's Secret.
   const secrets = { jupyterToken: token, ippKey: randomBytes(32).toString('hex') };
   if (ctx.clusterRole) {
     const subject = await ctx.subject();
-    await create(ctx, 'rolebinding', () => clients.rbac.createNamespacedRoleBinding({ namespace, body: renderRoleBinding(k, ref, ctx.clusterRole!, subject) }), signal);
+    await create(ctx, 'rolebinding', () => clients.rbac.createNamespacedRoleBinding({ namespace, body: renderRoleBinding(kube, ref, ctx.clusterRole!, subject) }), signal);
   }
   await Promise.all([
-    create(ctx, 'resourcequota', () => clients.core.createNamespacedResourceQuota({ namespace, body: renderQuota(k, ref) }), signal),
-    create(ctx, 'limitrange', () => clients.core.createNamespacedLimitRange({ namespace, body: renderLimitRange(k, ref) }), signal),
-    create(ctx, 'networkpolicy', () => clients.networking.createNamespacedNetworkPolicy({ namespace, body: renderNetworkPolicy(k, ref) }), signal),
-    create(ctx, 'serviceaccount', () => clients.core.createNamespacedServiceAccount({ namespace, body: renderServiceAccount(k, ref) }), signal),
-    create(ctx, 'secret', () => clients.core.createNamespacedSecret({ namespace, body: renderTokenSecret(k, ref, secrets) }), signal),
+    create(ctx, 'resourcequota', () => clients.core.createNamespacedResourceQuota({ namespace, body: renderQuota(kube, ref) }), signal),
+    create(ctx, 'limitrange', () => clients.core.createNamespacedLimitRange({ namespace, body: renderLimitRange(kube, ref) }), signal),
+    create(ctx, 'networkpolicy', () => clients.networking.createNamespacedNetworkPolicy({ namespace, body: renderNetworkPolicy(kube, ref) }), signal),
+    create(ctx, 'serviceaccount', () => clients.core.createNamespacedServiceAccount({ namespace, body: renderServiceAccount(kube, ref) }), signal),
+    create(ctx, 'secret', () => clients.core.createNamespacedSecret({ namespace, body: renderTokenSecret(kube, ref, secrets) }), signal),
   ]);
 }
 

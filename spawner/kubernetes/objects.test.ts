@@ -34,13 +34,13 @@ test('the namespace enforces PodSecurity restricted and keeps the original login
 });
 
 test('every object of a cluster carries the managed-by, instance and user labels', (t) => {
-  const k = k8s();
-  const ref = clusterRef(k, 'bob');
+  const kube = k8s();
+  const ref = clusterRef(kube, 'bob');
   const s = { ...ref, workers: 1, baseUrl: '/user/bob/', launchId: 'x' };
   const objects = [
-    renderQuota(k, ref), renderLimitRange(k, ref), renderNetworkPolicy(k, ref), renderServiceAccount(k, ref),
-    renderTokenSecret(k, ref, { jupyterToken: 'tok', ippKey: 'k' }), renderSchedulerService(k, ref), renderSchedulerDeployment(k, s), renderWorkerDeployment(k, s),
-    renderRoleBinding(k, ref, 'clusterhub-cluster', { kind: 'ServiceAccount', name: 'hub', namespace: 'clusterhub' }),
+    renderQuota(kube, ref), renderLimitRange(kube, ref), renderNetworkPolicy(kube, ref), renderServiceAccount(kube, ref),
+    renderTokenSecret(kube, ref, { jupyterToken: 'tok', ippKey: 'k' }), renderSchedulerService(kube, ref), renderSchedulerDeployment(kube, s), renderWorkerDeployment(kube, s),
+    renderRoleBinding(kube, ref, 'clusterhub-cluster', { kind: 'ServiceAccount', name: 'hub', namespace: 'clusterhub' }),
   ];
   for (const o of objects) {
     t.is(o.metadata!.namespace, 'clusterhub-bob', o.kind);
@@ -49,8 +49,8 @@ test('every object of a cluster carries the managed-by, instance and user labels
 });
 
 test('every container runs with the securityContext PodSecurity restricted requires', (t) => {
-  const k = k8s();
-  for (const d of [renderSchedulerDeployment(k, spec()), renderWorkerDeployment(k, spec())]) {
+  const kube = k8s();
+  for (const d of [renderSchedulerDeployment(kube, spec()), renderWorkerDeployment(kube, spec())]) {
     const pod = d.spec!.template.spec!;
     t.like(pod.securityContext, { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } });
     t.false(pod.automountServiceAccountToken);
@@ -63,8 +63,8 @@ test('every container runs with the securityContext PodSecurity restricted requi
 });
 
 test('the scheduler runs the image in scheduler mode with its token from the Secret and a probe that needs no token', (t) => {
-  const k = k8s({ image: 'registry.example/cluster:1', schedulerResources: { cpu: '2', memory: '6Gi' } });
-  const d = renderSchedulerDeployment(k, spec('Alice'));
+  const kube = k8s({ image: 'registry.example/cluster:1', schedulerResources: { cpu: '2', memory: '6Gi' } });
+  const d = renderSchedulerDeployment(kube, spec('Alice'));
   const c = container(d);
   t.is(d.spec!.replicas, 1);
   t.is(d.spec!.strategy!.type, 'Recreate');
@@ -80,9 +80,9 @@ test('the scheduler runs the image in scheduler mode with its token from the Sec
 });
 
 test('workers run in worker mode, N replicas, pointed at the scheduler Service', (t) => {
-  const k = k8s({ workerResources: { cpu: '1500m', memory: '3Gi' } });
+  const kube = k8s({ workerResources: { cpu: '1500m', memory: '3Gi' } });
   const s = spec('bob', 5);
-  const d = renderWorkerDeployment(k, s);
+  const d = renderWorkerDeployment(kube, s);
   t.is(d.metadata!.name, 'workers');
   t.is(d.spec!.replicas, 5);
   t.deepEqual(container(d).args, ['worker']);
@@ -91,7 +91,7 @@ test('workers run in worker mode, N replicas, pointed at the scheduler Service',
   t.is(e['CLUSTER_THREADS'], '2');
   t.is(e['CLUSTER_MEMORY'], '3Gi');
   t.is(e['CLUSTER_JUPYTER_TOKEN'], undefined);
-  t.notDeepEqual(d.spec!.selector, renderSchedulerDeployment(k, s).spec!.selector);
+  t.notDeepEqual(d.spec!.selector, renderSchedulerDeployment(kube, s).spec!.selector);
 });
 
 test('the scheduler Service names Jupyter, Dask, Spark and IPython Parallel ports', (t) => {
@@ -109,15 +109,15 @@ test('the route target is the Service, with the namespace substituted', (t) => {
 });
 
 test('quota and limits come from the configuration defaults', (t) => {
-  const k = k8s();
-  const ref = clusterRef(k, 'bob');
-  t.like(renderQuota(k, ref).spec!.hard, { 'limits.cpu': '16', 'limits.memory': '64Gi', 'requests.cpu': '16', pods: '110' });
-  t.deepEqual(renderLimitRange(k, ref).spec!.limits.find((l) => l.type === 'Pod')!.max, { cpu: '2', memory: '8Gi' });
+  const kube = k8s();
+  const ref = clusterRef(kube, 'bob');
+  t.like(renderQuota(kube, ref).spec!.hard, { 'limits.cpu': '16', 'limits.memory': '64Gi', 'requests.cpu': '16', pods: '110' });
+  t.deepEqual(renderLimitRange(kube, ref).spec!.limits.find((l) => l.type === 'Pod')!.max, { cpu: '2', memory: '8Gi' });
 });
 
 test('ingress is admitted from the namespace and the proxy pods only; egress is open by default', (t) => {
-  const k = k8s({ proxyNamespace: 'hub-ns', proxyPodSelector: { app: 'chp' } });
-  const np = renderNetworkPolicy(k, clusterRef(k, 'bob'));
+  const kube = k8s({ proxyNamespace: 'hub-ns', proxyPodSelector: { app: 'chp' } });
+  const np = renderNetworkPolicy(kube, clusterRef(kube, 'bob'));
   t.deepEqual(np.spec!.policyTypes, ['Ingress']);
   t.deepEqual(np.spec!.ingress![0]!._from, [
     { podSelector: {} },
@@ -142,26 +142,26 @@ test('the service account mounts no API token and the Secret holds the Jupyter t
 });
 
 test('scheduler and workers get the IPython Parallel key from the Secret, the fixed ports and the scheduler host', (t) => {
-  const k = k8s();
+  const kube = k8s();
   const s = spec('bob');
-  for (const d of [renderSchedulerDeployment(k, s), renderWorkerDeployment(k, s)]) {
+  for (const d of [renderSchedulerDeployment(kube, s), renderWorkerDeployment(kube, s)]) {
     const e = env(container(d));
     t.deepEqual(e['CLUSTER_IPP_KEY'], { secretKeyRef: { name: 'jupyter-token', key: 'ipp-key' } }, d.metadata!.name);
     t.is(e['CLUSTER_IPP_PORTS'], '10101-10116');
     t.is(e['CLUSTER_SCHEDULER_HOST'], 'scheduler.clusterhub-bob.svc');
   }
   // Every port the engines are told about is one the Service forwards.
-  const service = new Set(renderSchedulerService(k, s).spec!.ports!.map((p) => p.port));
+  const service = new Set(renderSchedulerService(kube, s).spec!.ports!.map((p) => p.port));
   for (let port = 10101; port <= 10116; port++) t.true(service.has(port), String(port));
 });
 
 test('nodeSelector, tolerations and extraPodSpec are merged into both pod specs', (t) => {
-  const k = k8s({
+  const kube = k8s({
     nodeSelector: { pool: 'students' },
     tolerations: [{ key: 'students', operator: 'Exists', effect: 'NoSchedule' }],
     extraPodSpec: { priorityClassName: 'low', nodeSelector: { zone: 'a' }, volumes: [{ name: 'data', emptyDir: {} }] },
   });
-  for (const d of [renderSchedulerDeployment(k, spec()), renderWorkerDeployment(k, spec())]) {
+  for (const d of [renderSchedulerDeployment(kube, spec()), renderWorkerDeployment(kube, spec())]) {
     const pod = d.spec!.template.spec!;
     t.deepEqual(pod.nodeSelector, { pool: 'students', zone: 'a' });
     t.deepEqual(pod.tolerations, [{ key: 'students', operator: 'Exists', effect: 'NoSchedule' }]);

@@ -11,14 +11,14 @@ import type { ClusterRef, KubernetesConfig, LaunchSpec } from './types.ts';
 import { podEnv, cpuThreads, PORTS } from './image-env.ts';
 
 /** The namespace, with PodSecurity `restricted` enforced on everything inside. */
-export function renderNamespace(k: KubernetesConfig, ref: ClusterRef): V1Namespace {
+export function renderNamespace(kube: KubernetesConfig, ref: ClusterRef): V1Namespace {
   return {
     apiVersion: 'v1',
     kind: 'Namespace',
     metadata: {
       name: ref.namespace,
       labels: {
-        ...clusterLabels(k, ref),
+        ...clusterLabels(kube, ref),
         'pod-security.kubernetes.io/enforce': 'restricted',
         'pod-security.kubernetes.io/enforce-version': 'latest',
         'pod-security.kubernetes.io/warn': 'restricted',
@@ -30,12 +30,12 @@ export function renderNamespace(k: KubernetesConfig, ref: ClusterRef): V1Namespa
 }
 
 /** The cluster's total share of the machine. */
-export function renderQuota(k: KubernetesConfig, ref: ClusterRef): V1ResourceQuota {
-  const { cpu, memory, pods } = k.quota;
+export function renderQuota(kube: KubernetesConfig, ref: ClusterRef): V1ResourceQuota {
+  const { cpu, memory, pods } = kube.quota;
   return {
     apiVersion: 'v1',
     kind: 'ResourceQuota',
-    metadata: { name: NAMES.quota, namespace: ref.namespace, labels: clusterLabels(k, ref) },
+    metadata: { name: NAMES.quota, namespace: ref.namespace, labels: clusterLabels(kube, ref) },
     spec: {
       hard: {
         'requests.cpu': cpu, 'limits.cpu': cpu,
@@ -47,12 +47,12 @@ export function renderQuota(k: KubernetesConfig, ref: ClusterRef): V1ResourceQuo
 }
 
 /** The largest pod (and container) a cluster may run. */
-export function renderLimitRange(k: KubernetesConfig, ref: ClusterRef): V1LimitRange {
-  const max = { cpu: k.podMax.cpu, memory: k.podMax.memory };
+export function renderLimitRange(kube: KubernetesConfig, ref: ClusterRef): V1LimitRange {
+  const max = { cpu: kube.podMax.cpu, memory: kube.podMax.memory };
   return {
     apiVersion: 'v1',
     kind: 'LimitRange',
-    metadata: { name: NAMES.limitRange, namespace: ref.namespace, labels: clusterLabels(k, ref) },
+    metadata: { name: NAMES.limitRange, namespace: ref.namespace, labels: clusterLabels(kube, ref) },
     spec: { limits: [{ type: 'Pod', max }, { type: 'Container', max }] },
   };
 }
@@ -62,24 +62,24 @@ export function renderLimitRange(k: KubernetesConfig, ref: ClusterRef): V1LimitR
  * `restrictEgress`, then the namespace plus DNS (port 53 anywhere: cluster DNS lives in
  * different places on different distributions).
  */
-export function renderNetworkPolicy(k: KubernetesConfig, ref: ClusterRef): V1NetworkPolicy {
+export function renderNetworkPolicy(kube: KubernetesConfig, ref: ClusterRef): V1NetworkPolicy {
   return {
     apiVersion: 'networking.k8s.io/v1',
     kind: 'NetworkPolicy',
-    metadata: { name: NAMES.networkPolicy, namespace: ref.namespace, labels: clusterLabels(k, ref) },
+    metadata: { name: NAMES.networkPolicy, namespace: ref.namespace, labels: clusterLabels(kube, ref) },
     spec: {
       podSelector: {},
-      policyTypes: k.restrictEgress ? ['Ingress', 'Egress'] : ['Ingress'],
+      policyTypes: kube.restrictEgress ? ['Ingress', 'Egress'] : ['Ingress'],
       ingress: [{
         _from: [
           { podSelector: {} },
           {
-            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': k.proxyNamespace } },
-            podSelector: { matchLabels: { ...k.proxyPodSelector } },
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': kube.proxyNamespace } },
+            podSelector: { matchLabels: { ...kube.proxyPodSelector } },
           },
         ],
       }],
-      ...(k.restrictEgress
+      ...(kube.restrictEgress
         ? {
             egress: [
               { to: [{ podSelector: {} }] },
@@ -92,11 +92,11 @@ export function renderNetworkPolicy(k: KubernetesConfig, ref: ClusterRef): V1Net
 }
 
 /** The pods' identity: no API token is mounted, the pods never talk to the API server. */
-export function renderServiceAccount(k: KubernetesConfig, ref: ClusterRef): V1ServiceAccount {
+export function renderServiceAccount(kube: KubernetesConfig, ref: ClusterRef): V1ServiceAccount {
   return {
     apiVersion: 'v1',
     kind: 'ServiceAccount',
-    metadata: { name: NAMES.serviceAccount, namespace: ref.namespace, labels: clusterLabels(k, ref) },
+    metadata: { name: NAMES.serviceAccount, namespace: ref.namespace, labels: clusterLabels(kube, ref) },
     automountServiceAccountToken: false,
   };
 }
@@ -113,11 +113,11 @@ export interface ClusterSecrets {
 }
 
 /** The Jupyter token and the IPython Parallel key, read by the pods through `secretKeyRef`. */
-export function renderTokenSecret(k: KubernetesConfig, ref: ClusterRef, secrets: ClusterSecrets): V1Secret {
+export function renderTokenSecret(kube: KubernetesConfig, ref: ClusterRef, secrets: ClusterSecrets): V1Secret {
   return {
     apiVersion: 'v1',
     kind: 'Secret',
-    metadata: { name: NAMES.tokenSecret, namespace: ref.namespace, labels: clusterLabels(k, ref) },
+    metadata: { name: NAMES.tokenSecret, namespace: ref.namespace, labels: clusterLabels(kube, ref) },
     type: 'Opaque',
     stringData: { [TOKEN_KEY]: secrets.jupyterToken, [IPP_KEY_KEY]: secrets.ippKey },
   };
@@ -127,22 +127,22 @@ export function renderTokenSecret(k: KubernetesConfig, ref: ClusterRef, secrets:
  * Grants the backend the `clusterRole` (k8s/rbac: the in-namespace permissions) in this
  * namespace only; see k8s/rbac/clusterrole.yaml for why it is bound per namespace.
  */
-export function renderRoleBinding(k: KubernetesConfig, ref: ClusterRef, clusterRole: string, subject: RbacV1Subject): V1RoleBinding {
+export function renderRoleBinding(kube: KubernetesConfig, ref: ClusterRef, clusterRole: string, subject: RbacV1Subject): V1RoleBinding {
   return {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'RoleBinding',
-    metadata: { name: NAMES.roleBinding, namespace: ref.namespace, labels: clusterLabels(k, ref) },
+    metadata: { name: NAMES.roleBinding, namespace: ref.namespace, labels: clusterLabels(kube, ref) },
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRole },
     subjects: [subject],
   };
 }
 
 /** The Service `scheduler`: Jupyter, Dask, Spark and IPython Parallel, under fixed ports. */
-export function renderSchedulerService(k: KubernetesConfig, ref: ClusterRef): V1Service {
+export function renderSchedulerService(kube: KubernetesConfig, ref: ClusterRef): V1Service {
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: { name: NAMES.scheduler, namespace: ref.namespace, labels: { ...clusterLabels(k, ref), [LABEL_COMPONENT]: 'scheduler' } },
+    metadata: { name: NAMES.scheduler, namespace: ref.namespace, labels: { ...clusterLabels(kube, ref), [LABEL_COMPONENT]: 'scheduler' } },
     spec: {
       selector: { ...podSelector('scheduler') },
       ports: Object.entries(PORTS).map(([name, port]) => ({ name, port, targetPort: name, protocol: 'TCP' })),
@@ -151,11 +151,11 @@ export function renderSchedulerService(k: KubernetesConfig, ref: ClusterRef): V1
 }
 
 /** One scheduler pod (a Deployment of 1, so a lost pod comes back), ready when Jupyter answers. */
-export function renderSchedulerDeployment(k: KubernetesConfig, spec: LaunchSpec): V1Deployment {
+export function renderSchedulerDeployment(kube: KubernetesConfig, spec: LaunchSpec): V1Deployment {
   const container: V1Container = {
     name: 'scheduler',
-    image: k.image,
-    imagePullPolicy: k.imagePullPolicy,
+    image: kube.image,
+    imagePullPolicy: kube.imagePullPolicy,
     args: ['scheduler'],
     env: [
       ...podEnv({ mode: 'scheduler', baseUrl: spec.baseUrl, schedulerHost: schedulerHost(spec.namespace) }),
@@ -170,31 +170,31 @@ export function renderSchedulerDeployment(k: KubernetesConfig, spec: LaunchSpec)
       timeoutSeconds: 2,
       failureThreshold: 3,
     },
-    resources: requestsEqualLimits(k.schedulerResources),
+    resources: requestsEqualLimits(kube.schedulerResources),
     securityContext: restrictedContainer(),
   };
-  return deployment(k, spec, 'scheduler', 1, container, 'Recreate');
+  return deployment(kube, spec, 'scheduler', 1, container, 'Recreate');
 }
 
 /** N worker pods of the same image in `worker` mode, pointed at the scheduler Service. */
-export function renderWorkerDeployment(k: KubernetesConfig, spec: LaunchSpec): V1Deployment {
+export function renderWorkerDeployment(kube: KubernetesConfig, spec: LaunchSpec): V1Deployment {
   const container: V1Container = {
     name: 'worker',
-    image: k.image,
-    imagePullPolicy: k.imagePullPolicy,
+    image: kube.image,
+    imagePullPolicy: kube.imagePullPolicy,
     args: ['worker'],
     env: [
       ...podEnv({
         mode: 'worker', baseUrl: spec.baseUrl, schedulerHost: schedulerHost(spec.namespace),
-        threads: cpuThreads(k.workerResources.cpu), memory: k.workerResources.memory,
+        threads: cpuThreads(kube.workerResources.cpu), memory: kube.workerResources.memory,
       }),
       // With the key, the fixed CLUSTER_IPP_PORTS and CLUSTER_SCHEDULER_HOST, engines need no file from the scheduler.
       ippKeyEnv(),
     ],
-    resources: requestsEqualLimits(k.workerResources),
+    resources: requestsEqualLimits(kube.workerResources),
     securityContext: restrictedContainer(),
   };
-  return deployment(k, spec, 'workers', spec.workers, container, 'RollingUpdate');
+  return deployment(kube, spec, 'workers', spec.workers, container, 'RollingUpdate');
 }
 
 /** `scheduler.{namespace}.svc`: what workers dial. */
@@ -238,8 +238,8 @@ function podSelector(component: Component): Record<string, string> {
   return { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_COMPONENT]: component };
 }
 
-function deployment(k: KubernetesConfig, spec: LaunchSpec, component: Component, replicas: number, container: V1Container, strategy: string): V1Deployment {
-  const labels = { ...clusterLabels(k, spec), [LABEL_COMPONENT]: component };
+function deployment(kube: KubernetesConfig, spec: LaunchSpec, component: Component, replicas: number, container: V1Container, strategy: string): V1Deployment {
+  const labels = { ...clusterLabels(kube, spec), [LABEL_COMPONENT]: component };
   const base: V1PodSpec = {
     serviceAccountName: NAMES.serviceAccount,
     automountServiceAccountToken: false,
@@ -255,8 +255,8 @@ function deployment(k: KubernetesConfig, spec: LaunchSpec, component: Component,
     containers: [container],
     // The root filesystem stays the image's; scratch space and the (ephemeral) workspace are emptyDirs.
     volumes: [{ name: 'tmp', emptyDir: {} }, { name: 'workspace', emptyDir: {} }],
-    nodeSelector: { ...k.nodeSelector },
-    tolerations: k.tolerations.map((t) => ({ ...t })),
+    nodeSelector: { ...kube.nodeSelector },
+    tolerations: kube.tolerations.map((t) => ({ ...t })),
   };
   container.volumeMounts = [{ name: 'tmp', mountPath: '/tmp' }, { name: 'workspace', mountPath: '/workspace' }];
   return {
@@ -269,7 +269,7 @@ function deployment(k: KubernetesConfig, spec: LaunchSpec, component: Component,
       selector: { matchLabels: podSelector(component) },
       template: {
         metadata: { labels: { ...labels, ...podSelector(component), [LABEL_LAUNCH]: spec.launchId } },
-        spec: mergeDeep(base, k.extraPodSpec),
+        spec: mergeDeep(base, kube.extraPodSpec),
       },
     },
   };

@@ -141,8 +141,8 @@ export function assessLaunch(s: LaunchSnapshot): LaunchAssessment {
   const readyWorkers = workers.filter(isPodReady).length;
   // Workers are counted once the scheduler is ready: they often win the race, and progress only goes forward.
   if (s.workers > 0 && schedulerReady) {
-    const k = Math.min(readyWorkers, s.workers);
-    steps.push({ progress: 80 + Math.floor((15 * k) / s.workers), message: `${k} of ${s.workers} worker${s.workers === 1 ? '' : 's'} ready` });
+    const ready = Math.min(readyWorkers, s.workers);
+    steps.push({ progress: 80 + Math.floor((15 * ready) / s.workers), message: `${ready} of ${s.workers} worker${s.workers === 1 ? '' : 's'} ready` });
   }
   const failure = live.map(podFailure).find(Boolean) ?? s.events.map(eventFailure).find(Boolean);
   return { steps, failure, ready: schedulerReady && readyWorkers >= s.workers, readyWorkers };
