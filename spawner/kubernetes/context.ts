@@ -48,8 +48,8 @@ export interface ContextOptions {
 }
 
 /** Clients, gate and informers for one backend instance. */
-export function createContext(o: ContextOptions): BackendContext {
-  const kc = o.kubeConfig;
+export function createContext(options: ContextOptions): BackendContext {
+  const kc = options.kubeConfig;
   const clients: KubeClients = {
     core: kc.makeApiClient(CoreV1Api),
     apps: kc.makeApiClient(AppsV1Api),
@@ -57,12 +57,12 @@ export function createContext(o: ContextOptions): BackendContext {
     rbac: kc.makeApiClient(RbacAuthorizationV1Api),
     auth: kc.makeApiClient(AuthenticationV1Api),
   };
-  const kube = o.config.kubernetes;
-  const gate = new ApiGate({ concurrency: kube.apiConcurrency, onRequest: o.onRequest });
-  const watch = new ClusterWatch({ kubeConfig: kc, core: clients.core, config: kube, log: o.log });
-  let subject: Promise<RbacV1Subject> | undefined = o.subject ? Promise.resolve(o.subject) : undefined;
+  const kube = options.config.kubernetes;
+  const gate = new ApiGate({ concurrency: kube.apiConcurrency, onRequest: options.onRequest });
+  const watch = new ClusterWatch({ kubeConfig: kc, core: clients.core, config: kube, log: options.log });
+  let subject: Promise<RbacV1Subject> | undefined = options.subject ? Promise.resolve(options.subject) : undefined;
   return {
-    config: o.config, kube, clients, gate, watch, log: o.log, clusterRole: o.clusterRole,
+    config: options.config, kube, clients, gate, watch, log: options.log, clusterRole: options.clusterRole,
     subject: () => (subject ??= whoAmI(clients, gate).catch((err) => {
       subject = undefined;
       throw err;
