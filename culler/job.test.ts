@@ -5,7 +5,7 @@
  * culler's clock forward instead of waiting.
  */
 import test from 'ava';
-import { ChpClient } from '../spawner/proxy.ts';
+import { ChpClient } from '../proxy/client.ts';
 import { waitUntil } from '../test/helpers/net.ts';
 import { checkCullerConfig } from './config.ts';
 import { Culler } from './job.ts';

@@ -9,8 +9,8 @@
  */
 import cron from 'node-cron';
 import type { Logger as CronLogger, ScheduledTask } from 'node-cron';
-import type { Logger } from '../spawner/log.ts';
-import type { RouteInfo } from '../spawner/types.ts';
+import type { Logger } from '../shared/log.ts';
+import type { RouteInfo } from '../proxy/types.ts';
 import { fetchActivity } from './activity.ts';
 import { checkCullerConfig } from './config.ts';
 import { forEachLimit } from './limit.ts';

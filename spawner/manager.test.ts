@@ -1,9 +1,9 @@
 import test, { type ExecutionContext } from 'ava';
 import { openStore } from '../hub/store/sqlite.ts';
-import { silentLogger } from './log.ts';
+import { silentLogger } from '../shared/log.ts';
 import { freePorts } from './local/processes.ts';
-import { ChpClient } from './proxy.ts';
-import { ChpSupervisor } from './proxy-supervisor.ts';
+import { ChpClient } from '../proxy/client.ts';
+import { ChpSupervisor } from '../proxy/supervisor.ts';
 import { SpawnManager } from './manager.ts';
 import { reconcile } from './reconcile.ts';
 import { ClusterError, type Backend, type ClusterListing, type ClusterStatus, type ProgressEvent, type StartOptions } from './types.ts';

@@ -6,8 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { Launch } from './launch.ts';
 import { LaunchQueue } from './queue.ts';
-import { childLogger, type Logger } from './log.ts';
-import { ClusterError, type Backend, type ProgressEvent, type Proxy } from './types.ts';
+import { childLogger, type Logger } from '../shared/log.ts';
+import type { Proxy } from '../proxy/types.ts';
+import { ClusterError, type Backend, type ProgressEvent } from './types.ts';
 
 /** How the manager remembers clusters (the hub's Store satisfies it). */
 export interface ClusterRecord {

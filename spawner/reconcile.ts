@@ -2,9 +2,10 @@
  * Makes the hub's records, the backend and the proxy agree — at start (a restarted hub
  * finds every running cluster again) and on a timer (a cluster that died is forgotten).
  */
-import type { Logger } from './log.ts';
+import type { Logger } from '../shared/log.ts';
 import { routePath, type ClusterRecords } from './manager.ts';
-import type { Backend, Proxy } from './types.ts';
+import type { Proxy } from '../proxy/types.ts';
+import type { Backend } from './types.ts';
 
 export interface ReconcileReport {
   adopted: string[];

@@ -1,5 +1,5 @@
 /**
- * The contracts between the hub and the parts it wires together.
+ * The contract between the spawn manager and the places clusters run.
  * Backends implement `Backend`; they never import the proxy or the hub.
  */
 
@@ -79,21 +79,6 @@ export interface Backend {
   links?(user: string): Promise<Record<string, string>>;
   /** Release watches, timers and child handles (the clusters keep running). */
   close?(): Promise<void>;
-}
-
-/** A route as configurable-http-proxy reports it. */
-export interface RouteInfo {
-  target: string;
-  last_activity?: string;
-  [key: string]: unknown;
-}
-
-/** The proxy contract (configurable-http-proxy's REST API). */
-export interface Proxy {
-  addRoute(path: string, target: string, data?: Record<string, unknown>): Promise<void>;
-  deleteRoute(path: string): Promise<void>;
-  /** All routes, or those with no activity since `inactiveSince`. Keys are paths like `/user/a`. */
-  getRoutes(inactiveSince?: Date): Promise<Record<string, RouteInfo>>;
 }
 
 /** Thrown by backends and the manager for failures a user should see verbatim. */

@@ -8,7 +8,7 @@ import {
   ListWatch, Watch, type CoreV1Api, type CoreV1Event, type KubeConfig, type KubernetesObject, type V1Namespace, type V1Pod,
 } from '@kubernetes/client-node';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../shared/log.ts';
 import { instanceSelector, LABEL_MANAGED_BY, MANAGED_BY, type KubernetesConfig } from './labels.ts';
 
 export interface ClusterWatchOptions {

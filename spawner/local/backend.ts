@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Config } from '../../config/schema.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../shared/log.ts';
 import { ClusterError } from '../types.ts';
 import type { Backend, ClusterListing, ClusterStatus, ProgressEvent, StartOptions, StopOptions } from '../types.ts';
 import { clusterEnv, schedulerEnv, workerEnv } from './env.ts';

@@ -6,7 +6,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../../config/schema.ts';
-import { silentLogger } from '../log.ts';
+import { silentLogger } from '../../shared/log.ts';
 import { LocalBackend, type LocalBackendOptions } from './backend.ts';
 import { clusterPaths } from './state.ts';
 import { ensureVenv, REQUIREMENTS_FILE } from './venv.ts';

@@ -1,5 +1,5 @@
 /**
- * The logging shape the spawner side needs: pino's call shape (`log.info({user}, 'msg')`
+ * The logging shape every layer shares: pino's call shape (`log.info({user}, 'msg')`
  * or `log.info('msg')`), so the hub can pass a pino logger and tests a silent one.
  */
 
