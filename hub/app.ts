@@ -8,6 +8,7 @@ import { bodyParser } from '@koa/bodyparser';
 import { createAuth, csrfProtect } from './auth/index.ts';
 import { adminRoutes } from './api/admin.ts';
 import { clusterRoutes } from './api/clusters.ts';
+import { sessionRoutes } from './api/sessions.ts';
 import { adminOnly } from './api/rules.ts';
 import type { HubDeps } from './deps.ts';
 import { errorHandler, HttpError } from './errors.ts';
@@ -53,6 +54,7 @@ export function createApp(deps: HubDeps): Koa {
 
   clusterRoutes(router, deps);
   adminRoutes(router, deps);
+  sessionRoutes(router, deps);
   pageRoutes(router, deps, { devLogin: auth.devLoginEnabled });
 
   app.use(router.routes());

@@ -14,6 +14,7 @@ import { SpawnManager } from '../spawner/manager.ts';
 import type { Logger } from '../shared/log.ts';
 import type { Backend } from '../spawner/types.ts';
 import { createApp } from './app.ts';
+import { syncAdminFlags } from './auth/admins.ts';
 import { checkAuthConfig } from './auth/settings.ts';
 import { createBackend } from './backends.ts';
 import { createCuller } from './culling.ts';
@@ -62,7 +63,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     for (const cleanup of cleanups.reverse()) await cleanup();
   };
   try {
-    for (const login of config.auth.admins) if (store.getUser(login)) store.upsertUser({ login, admin: true });
+    syncAdminFlags(store, config);
 
     const managed = config.proxy.mode === 'managed';
     const proxyApiUrl = config.proxy.apiUrl ?? `http://127.0.0.1:${config.hub.port + 1}`;

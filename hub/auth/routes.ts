@@ -8,7 +8,8 @@ import type { KoaPassportInstance } from 'koa-passport';
 import type { Config } from '../../config/schema.ts';
 import type { Store } from '../store/types.ts';
 import type { Logger } from '../../shared/log.ts';
-import { allowReason, isAdminLogin, membershipsToCheck } from './allow.ts';
+import { hasAdminRights } from './admins.ts';
+import { allowReason, membershipsToCheck } from './allow.ts';
 import { csrfProtect, csrfToken } from './csrf.ts';
 import { formField } from './form.ts';
 import { confirmMemberships, type GitHubSignIn } from './github.ts';
@@ -46,7 +47,7 @@ async function signIn(ctx: Context, deps: SignInDeps, login: string, githubId: n
   const next = safeNext(sessionOf(ctx)?.next);
   // Nothing from before sign-in (state nonce, CSRF secret, next) carries over into the signed-in session.
   clearSession(ctx);
-  const row = deps.store.upsertUser({ login, githubId, admin: isAdminLogin(login, deps.config) });
+  const row = deps.store.upsertUser({ login, githubId, admin: hasAdminRights({ login }, deps.config) });
   await (ctx as unknown as { login(user: string): Promise<void> }).login(row.login);
   deps.log.info({ user: row.login, admin: row.admin, via: how }, 'signed in');
   ctx.status = 303;

@@ -42,7 +42,8 @@ export function adminBody(rows: AdminRow[], csrf: string, maxWorkers: number, me
 <td>${e(ago(r.lastActivity))}</td><td>${e(idle(r))}</td>
 <td>${live ? action(r.login, 'stop', 'Stop') : ''}
 ${r.phase === 'running' ? action(r.login, 'scale', 'Scale', `<input name="workers" type="number" min="0" max="${maxWorkers}" value="${r.workers}" style="width:4em"> `) : ''}
-${action(r.login, 'reset', 'Reset')}</td></tr>`;
+${action(r.login, 'reset', 'Reset')}
+${action(r.login, 'signout', 'Sign out everywhere')}</td></tr>`;
   }).join('\n');
   const running = rows.filter((r) => r.phase !== 'stopped').length;
   return `<div class="card">

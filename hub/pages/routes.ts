@@ -5,6 +5,7 @@ import { csrfToken } from '../auth/csrf.ts';
 import { devBanner } from '../auth/pages.ts';
 import type { AuthUser } from '../auth/user.ts';
 import { adminOnly, selfOrAdmin } from '../api/rules.ts';
+import { signOutEverywhere } from '../api/sessions.ts';
 import type { HubDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
 import { adminBody, type AdminRow } from './admin.ts';
@@ -112,7 +113,10 @@ export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: b
     if (!store.getUser(name)) throw new HttpError(404, `No such user: ${name}`);
     const verb = ctx.params.verb;
     if (verb === 'stop') await manager.stop(name, { actor: actor.login, reason: `stopped by ${actor.login}` });
-    else if (verb === 'reset') await manager.stop(name, { actor: actor.login, reason: `reset by ${actor.login}`, removeWorkspace: true });
+    else if (verb === 'reset') {
+      await manager.stop(name, { actor: actor.login, reason: `reset by ${actor.login}`, removeWorkspace: true });
+      store.revokeAccess(name);
+    } else if (verb === 'signout') signOutEverywhere(deps, name, actor.login);
     else if (verb === 'scale') await manager.scale(name, formWorkers(ctx), actor.login);
     else throw new HttpError(404, `Unknown action: ${verb}`);
     seeOther(ctx, `/hub/admin?done=${encodeURIComponent(`${verb}: ${name}`)}`);
