@@ -315,7 +315,7 @@ test('the session cookie is HttpOnly, SameSite=Lax and signed: a tampered cookie
   browser.setCookie('clusterhub-session', Buffer.from(JSON.stringify({ passport: { user: 'root' } })).toString('base64'));
   t.is((await me(browser)).status, 401);
 
-  const https = await startHub(t, { publicUrl: 'https://hub.example.edu' });
+  const https = await startHub(t, { publicUrl: 'https://hub.example.edu', github: true, auth: { allowAll: true } });
   const login = await https.browser().get('/hub/login');
   t.regex(login.setCookies.find((c) => c.startsWith('clusterhub-session='))!, /;\s*secure/i);
 });
