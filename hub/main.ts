@@ -15,7 +15,7 @@ import type { Logger } from '../shared/log.ts';
 import type { Backend } from '../spawner/types.ts';
 import { createApp } from './app.ts';
 import { syncAdminFlags } from './auth/admins.ts';
-import { checkAuthConfig } from './auth/settings.ts';
+import { checkAuthConfig, publicUrl as publicUrlOf } from './auth/settings.ts';
 import { createBackend } from './backends.ts';
 import { createCuller } from './culling.ts';
 import { createLogger } from './log.ts';
@@ -134,7 +134,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     timer.unref();
     cleanups.push(() => clearInterval(timer));
 
-    const publicUrl = config.hub.publicUrl ?? `http://${config.hub.bind}:${config.hub.port}`;
+    const publicUrl = publicUrlOf(config);
     log.info({ publicUrl, backend: backend.kind, proxy: config.proxy.mode }, 'clusterhub is up');
     return {
       publicUrl, hubUrl: `http://${hubHost}:${config.hub.hubPort}`, proxyApiUrl, store, manager, backend, proxy, supervisor,

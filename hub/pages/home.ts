@@ -9,7 +9,7 @@ export interface HomeModel {
   defaultWorkers: number;
   maxWorkers: number;
   csrf: string;
-  /** Dashboard links (label → path under /user/{login}/). */
+  /** Dashboard links (label → path under the user's JupyterLab URL, `view.url`). */
   links: Record<string, string>;
   /** The last thing that happened to this user's cluster that they should know about. */
   notice?: EventRow;
@@ -43,7 +43,7 @@ export function homeBody(m: HomeModel): string {
   <button class="primary" type="submit">Launch</button></form>`;
   const stopForm = `<form id="stop" method="post" action="/hub/stop">${csrf}<button type="submit">Stop</button></form>`;
   const links = Object.entries(m.links).map(([label, path]) =>
-    `<a href="/user/${e(m.login)}/${e(path)}" target="_blank" rel="noopener">${e(label)}</a>`).join(' · ');
+    `<a href="${e(view.url ?? `/user/${m.login}/`)}${e(path)}" target="_blank" rel="noopener">${e(label)}</a>`).join(' · ');
   return `<div class="card" data-user="${e(m.login)}" data-phase="${e(view.phase)}">
 <h1>Your cluster</h1>
 ${notice ? `<p class="error" id="notice">${e(notice)}</p>` : ''}
