@@ -9,7 +9,7 @@ import { ChpClient } from '../proxy/client.ts';
 import { waitUntil } from '../test/helpers/net.ts';
 import { checkCullerConfig } from './config.ts';
 import { Culler } from './job.ts';
-import { candidate, captureLogger, cullerConfig, deadUrl, PROXY_TOKEN, StandInHub, startProxy } from './testing.ts';
+import { candidate, captureLogger, cullerConfig, deadUrl, PROXY_TOKEN, StandInHub, startProxy } from '../test/helpers/culler.ts';
 import type { CullCandidate, CullerConfig } from './types.ts';
 
 const cleanup: Array<() => Promise<void>> = [];

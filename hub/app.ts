@@ -10,6 +10,7 @@ import { adminRoutes } from './api/admin.ts';
 import { clusterRoutes } from './api/clusters.ts';
 import { sessionRoutes } from './api/sessions.ts';
 import { adminOnly } from './api/rules.ts';
+import { tokenRoutes } from './api/tokens.ts';
 import type { HubDeps } from './deps.ts';
 import { errorHandler, HttpError } from './errors.ts';
 import { bodyTypeGuard, methodGuard } from './edges.ts';
@@ -28,7 +29,7 @@ export function createApp(deps: HubDeps): Koa {
   // Errors after the response started (a progress stream whose reader left) are logged, not printed.
   app.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'ERR_STREAM_PREMATURE_CLOSE' || err.code === 'ECONNRESET') return;
-    deps.log.error({ err: String(err) }, 'response stream failed');
+    deps.log.error({ err }, 'response stream failed');
   });
   app.use(requestLogger(deps.log));
   app.use(errorHandler(deps.log, (status, message) => errorPage(status, message)));
@@ -64,6 +65,7 @@ export function createApp(deps: HubDeps): Koa {
   clusterRoutes(router, deps);
   adminRoutes(router, deps);
   sessionRoutes(router, deps);
+  tokenRoutes(router, deps);
   pageRoutes(router, deps, { devLogin: auth.devLoginEnabled });
 
   app.use(router.routes());

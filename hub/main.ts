@@ -17,7 +17,7 @@ import { createApp } from './app.ts';
 import { syncAdminFlags } from './auth/admins.ts';
 import { checkAuthConfig, publicUrl as publicUrlOf } from './auth/settings.ts';
 import { createBackend } from './backends.ts';
-import { createCuller } from './culling.ts';
+import { createCuller } from './culler-wiring.ts';
 import { createLogger } from './log.ts';
 import { createMetrics } from './metrics.ts';
 import { checkOriginConfig, routeScheme, serverUrlOf } from './origins.ts';
@@ -114,9 +114,9 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       });
       supervisor.on('restart', (info) => {
         log.warn({ ...info }, 'proxy restarted; putting every route back');
-        repairRoutes().catch((err) => log.error({ err: String(err) }, 'route repair after proxy restart failed'));
+        repairRoutes().catch((err) => log.error({ err }, 'route repair after proxy restart failed'));
       });
-      supervisor.on('failed', (err) => log.error({ err: String(err) }, 'the proxy keeps dying; giving up on restarting it'));
+      supervisor.on('failed', (err) => log.error({ err }, 'the proxy keeps dying; giving up on restarting it'));
       await supervisor.start();
       const started = supervisor;
       cleanups.push(() => started.stop());
@@ -129,7 +129,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     // Cleanups run in reverse: the culler stops (and its sweep finishes) before the proxy goes.
     cleanups.push(() => culler?.stop());
     const timer = setInterval(() => {
-      repair().catch((err) => log.error({ err: String(err) }, 'periodic repair failed'));
+      repair().catch((err) => log.error({ err }, 'periodic repair failed'));
     }, config.proxy.checkRoutesSeconds * 1000);
     timer.unref();
     cleanups.push(() => clearInterval(timer));

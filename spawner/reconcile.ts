@@ -39,7 +39,7 @@ export async function reconcile(deps: ReconcileDeps, options: { startup: boolean
     const listing = listings.get(record.user);
     if (record.phase === 'starting' && options.startup) {
       // The launch that owned this died with the previous hub process.
-      await deps.backend.stop(record.user).catch((err) => deps.log.warn({ user: record.user, err: String(err) }, 'cleanup of an abandoned launch failed'));
+      await deps.backend.stop(record.user).catch((err) => deps.log.warn({ user: record.user, err }, 'cleanup of an abandoned launch failed'));
       deps.records.deleteCluster(record.user);
       deps.records.addEvent({ actor: 'hub', user: record.user, kind: 'launch-failed', detail: { reason: 'the hub restarted during the launch; launch again' } });
       report.abandoned.push(record.user);

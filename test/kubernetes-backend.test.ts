@@ -15,7 +15,7 @@ import { ChpClient } from '../proxy/client.ts';
 import { ChpSupervisor } from '../proxy/supervisor.ts';
 import { KubernetesBackend } from '../spawner/kubernetes/backend.ts';
 import { ClusterError, type ProgressEvent } from '../spawner/types.ts';
-import { backendContract } from '../spawner/backend-contract.ts';
+import { backendContract } from './contracts/backend.ts';
 import { ensurePlane, type Plane } from './kube/plane.ts';
 import { watchUntil } from './kube/watch.ts';
 import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
