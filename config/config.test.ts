@@ -45,6 +45,13 @@ test('a non-loopback bind without GitHub is refused, naming hub.bind and auth.gi
   t.notThrows(() => parseConfig({ hub: { bind: '0.0.0.0', publicUrl: 'https://hub.example.edu' }, auth: { github } }));
 });
 
+test('a public URL off this machine without GitHub is refused, naming hub.publicUrl and auth.github', (t) => {
+  const err = t.throws(() => parseConfig({ hub: { publicUrl: 'https://hub.example.edu' } }), { instanceOf: ConfigError });
+  t.regex(err.message, /config key `hub\.publicUrl`: is not on this machine, but auth\.github is not set/);
+  t.notThrows(() => parseConfig({ hub: { publicUrl: 'http://localhost:8000' } }));
+  t.notThrows(() => parseConfig({ hub: { publicUrl: 'https://hub.example.edu' }, auth: { github: { clientId: 'id', clientSecret: 'secret' } } }));
+});
+
 test('GitHub on a wildcard bind needs a public URL to call back to', (t) => {
   const github = { clientId: 'id', clientSecret: 'secret' };
   t.throws(() => parseConfig({ hub: { bind: '0.0.0.0' }, auth: { github } }), { message: /config key `hub\.publicUrl`: is required while hub\.bind is 0\.0\.0\.0/ });

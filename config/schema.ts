@@ -2,6 +2,7 @@
  * The single source of truth for clusterhub's configuration: defaults, validation
  * and the README's configuration reference all come from this schema.
  */
+import { isIP } from 'node:net';
 import cron from 'node-cron';
 import { z } from 'zod';
 import { isLoopback, isWildcard } from './addresses.ts';
@@ -31,6 +32,9 @@ const hub = z.strictObject({
   stateDir: z.string().default('./state').describe('Where the database, generated secrets, workspaces and logs live.'),
   cookieSecret: z.string().min(32).optional().describe('Key that signs session cookies. Generated into stateDir when unset.'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Log level of the JSON logs.'),
+  userSubdomains: z.boolean().default(false)
+    .describe('Serve each student\'s cluster on an origin of its own, {login}.{host of hub.publicUrl} (wildcard DNS and certificate needed); off: every student shares the hub\'s origin.'),
+  maxBodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(65536).describe('Largest request body the hub reads; a bigger one is refused with 413.'),
 });
 
 const proxy = z.strictObject({
@@ -55,6 +59,7 @@ const auth = z.strictObject({
     .describe('Organisations (`org`) or teams (`org:team-slug`) whose members may sign in.'),
   admins: z.array(login).default([]).describe('Logins with instructor rights (always allowed).'),
   allowAll: z.boolean().default(false).describe('Allow every GitHub user (dev sign-in always allows everyone).'),
+  adminAccess: z.boolean().default(false).describe('Instructors may open a student\'s JupyterLab (they then act as the student, after a warning).'),
 });
 
 const spawn = z.strictObject({
@@ -126,6 +131,22 @@ export const configSchema = z.strictObject({
       code: 'custom', path: ['hub', 'bind'],
       message: 'is not a loopback address, but auth.github is not set: without GitHub only the development sign-in exists, ' +
         'and it lets anyone sign in as anyone. Set auth.github (clientId, clientSecret) or bind to 127.0.0.1',
+    });
+  }
+  if (c.auth.github === undefined && c.hub.publicUrl && !isLoopback(new URL(c.hub.publicUrl).hostname)) {
+    ctx.addIssue({
+      code: 'custom', path: ['hub', 'publicUrl'],
+      message: 'is not on this machine, but auth.github is not set: students would reach the development sign-in, ' +
+        'which lets anyone sign in as anyone. Set auth.github (clientId, clientSecret), or use a loopback hub.publicUrl for development',
+    });
+  }
+  // Students get {login}.{host}: an address has no subdomains.
+  const publicHost = c.hub.publicUrl ? new URL(c.hub.publicUrl).hostname : c.hub.bind;
+  if (c.hub.userSubdomains && isIP(publicHost.replace(/^\[|\]$/g, '')) !== 0) {
+    ctx.addIssue({
+      code: 'custom', path: ['hub', 'userSubdomains'],
+      message: `needs hub.publicUrl with a host name (students get {login}.{host}), not the address ${publicHost}: ` +
+        'set hub.publicUrl, e.g. https://hub.example.edu or http://localhost:8000',
     });
   }
   if (c.auth.github !== undefined && isWildcard(c.hub.bind) && !c.hub.publicUrl && !c.auth.github.callbackUrl) {
