@@ -9,7 +9,7 @@
 export interface RouteScheme {
   /** The CHP route key of `user`'s cluster (no trailing slash). */
   path(user: string): string;
-  /** True for keys this scheme owns: route sync and the culler remove them when unwanted. */
+  /** True for keys this scheme owns: route sync removes them when unwanted. */
   manages(path: string): boolean;
   /** The hostname a user's cluster is served on, when each user has one. */
   host?(user: string): string;
