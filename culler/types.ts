@@ -3,8 +3,8 @@
  * and the backend's orphans. The hub wires these; the culler never imports the hub.
  */
 import type { Config } from '../config/schema.ts';
-import type { Logger } from '../spawner/log.ts';
-import type { Proxy } from '../spawner/types.ts';
+import type { Logger } from '../shared/log.ts';
+import type { Proxy } from '../proxy/types.ts';
 
 /** The `culler` section of the configuration. */
 export type CullerConfig = Config['culler'];
@@ -41,6 +41,8 @@ export interface CullerDeps {
   stop(user: string, reason: string): Promise<void>;
   /** configurable-http-proxy's REST API (`getRoutes(inactiveSince)`, `deleteRoute`). */
   proxy: Proxy;
+  /** Route keys that belong to user clusters, for the stray-route sweep (default: under `/user/`). */
+  isUserRoute?: (path: string) => boolean;
   /** Backend clusters the hub has no record of (`backend.list()` minus the known ones). */
   orphans(): Promise<Orphan[]>;
   /** Remove one orphan's backend resources. */

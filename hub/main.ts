@@ -6,19 +6,21 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { checkCullerConfig } from '../culler/config.ts';
-import { ChpClient } from '../spawner/proxy.ts';
-import { ChpSupervisor } from '../spawner/proxy-supervisor.ts';
+import { ChpClient } from '../proxy/client.ts';
+import { ChpSupervisor } from '../proxy/supervisor.ts';
 import { reconcile } from '../spawner/reconcile.ts';
-import { syncRoutes } from '../spawner/route-sync.ts';
+import { syncRoutes } from '../proxy/route-sync.ts';
 import { SpawnManager } from '../spawner/manager.ts';
-import type { Logger } from '../spawner/log.ts';
+import type { Logger } from '../shared/log.ts';
 import type { Backend } from '../spawner/types.ts';
 import { createApp } from './app.ts';
-import { checkAuthConfig } from './auth/settings.ts';
+import { syncAdminFlags } from './auth/admins.ts';
+import { checkAuthConfig, publicUrl as publicUrlOf } from './auth/settings.ts';
 import { createBackend } from './backends.ts';
-import { createCuller } from './culling.ts';
+import { createCuller } from './culler-wiring.ts';
 import { createLogger } from './log.ts';
 import { createMetrics } from './metrics.ts';
+import { checkOriginConfig, routeScheme, serverUrlOf } from './origins.ts';
 import { loadSecrets } from './secrets.ts';
 import { openStore } from './store/sqlite.ts';
 import type { Store } from './store/types.ts';
@@ -52,6 +54,7 @@ export interface StartHubOptions {
 /** Starts the hub described by `config`; rejects with a clear error when something is wrong. */
 export async function startHub(config: Config, options: StartHubOptions = {}): Promise<RunningHub> {
   checkAuthConfig(config);
+  checkOriginConfig(config);
   checkCullerConfig(config);
   const log = options.log ?? createLogger(config.hub.logLevel);
   const secrets = loadSecrets(config);
@@ -62,9 +65,10 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     for (const cleanup of cleanups.reverse()) await cleanup();
   };
   try {
-    for (const login of config.auth.admins) if (store.getUser(login)) store.upsertUser({ login, admin: true });
+    syncAdminFlags(store, config);
 
     const managed = config.proxy.mode === 'managed';
+    const routes = routeScheme(config);
     const proxyApiUrl = config.proxy.apiUrl ?? `http://127.0.0.1:${config.hub.port + 1}`;
     const proxy = new ChpClient({ apiUrl: proxyApiUrl, authToken: secrets.proxyAuthToken });
     const backend = options.backend ?? await createBackend(config, { log, onSetup: options.onSetup });
@@ -72,16 +76,17 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     const manager = new SpawnManager({
       backend, proxy, records: store, log, metrics,
       startTimeoutSeconds: config.spawn.startTimeoutSeconds, concurrency: config.spawn.concurrency, maxWorkers: config.spawn.maxWorkers,
+      routes, serverUrl: serverUrlOf(config),
     });
     cleanups.push(() => manager.close());
 
     const repairRoutes = async () => {
-      const result = await syncRoutes(proxy, () => manager.wantedRoutes(), { logger: log });
+      const result = await syncRoutes(proxy, () => manager.wantedRoutes(), { logger: log, manages: routes.manages });
       metrics.routeRepairs('added', result.added);
       metrics.routeRepairs('fixed', result.fixed);
       metrics.routeRepairs('removed', result.removed);
     };
-    const reconcileDeps = { backend, proxy, records: store, log, pending: () => manager.pendingUsers(), knownUser: (l: string) => store.getUser(l) !== undefined };
+    const reconcileDeps = { backend, proxy, records: store, log, pending: () => manager.pendingUsers(), knownUser: (l: string) => store.getUser(l) !== undefined, routes };
     const repair = async () => {
       await reconcile(reconcileDeps, { startup: false });
       await repairRoutes();
@@ -104,12 +109,14 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
         defaultTarget: `http://127.0.0.1:${config.hub.hubPort}`, authToken: secrets.proxyAuthToken, logger: log,
         // CHP logs every API call at info; the hub logs the route changes that matter.
         logLevel: config.hub.logLevel === 'debug' || config.hub.logLevel === 'trace' ? 'debug' : 'warn',
+        // Each student's cluster on a host of its own: CHP keys routes by host first.
+        extraArgs: config.hub.userSubdomains ? ['--host-routing'] : [],
       });
       supervisor.on('restart', (info) => {
         log.warn({ ...info }, 'proxy restarted; putting every route back');
-        repairRoutes().catch((err) => log.error({ err: String(err) }, 'route repair after proxy restart failed'));
+        repairRoutes().catch((err) => log.error({ err }, 'route repair after proxy restart failed'));
       });
-      supervisor.on('failed', (err) => log.error({ err: String(err) }, 'the proxy keeps dying; giving up on restarting it'));
+      supervisor.on('failed', (err) => log.error({ err }, 'the proxy keeps dying; giving up on restarting it'));
       await supervisor.start();
       const started = supervisor;
       cleanups.push(() => started.stop());
@@ -122,12 +129,12 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     // Cleanups run in reverse: the culler stops (and its sweep finishes) before the proxy goes.
     cleanups.push(() => culler?.stop());
     const timer = setInterval(() => {
-      repair().catch((err) => log.error({ err: String(err) }, 'periodic repair failed'));
+      repair().catch((err) => log.error({ err }, 'periodic repair failed'));
     }, config.proxy.checkRoutesSeconds * 1000);
     timer.unref();
     cleanups.push(() => clearInterval(timer));
 
-    const publicUrl = config.hub.publicUrl ?? `http://${config.hub.bind}:${config.hub.port}`;
+    const publicUrl = publicUrlOf(config);
     log.info({ publicUrl, backend: backend.kind, proxy: config.proxy.mode }, 'clusterhub is up');
     return {
       publicUrl, hubUrl: `http://${hubHost}:${config.hub.hubPort}`, proxyApiUrl, store, manager, backend, proxy, supervisor,

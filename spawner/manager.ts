@@ -4,13 +4,15 @@
  * no half state on failure. Backends never see the proxy; this is where they meet.
  */
 import { randomBytes } from 'node:crypto';
-import { Launch } from './launch.ts';
+import { Launch } from './launch-progress.ts';
 import { LaunchQueue } from './queue.ts';
-import { childLogger, type Logger } from './log.ts';
-import { ClusterError, type Backend, type ProgressEvent, type Proxy } from './types.ts';
+import { childLogger, type Logger } from '../shared/log.ts';
+import { pathRoutes, type RouteScheme } from '../proxy/routes.ts';
+import type { Proxy } from '../proxy/types.ts';
+import { ClusterError, type Backend, type ClusterErrorReason, type ProgressEvent } from './types.ts';
 
-/** How the manager remembers clusters (the hub's Store satisfies it). */
-export interface ClusterRecord {
+/** A user's cluster as the manager remembers it: one row of the hub's store. */
+export interface ClusterRow {
   user: string;
   /** The backend's kind (`local`, `kubernetes`). */
   backend: string;
@@ -25,11 +27,12 @@ export interface ClusterRecord {
   lastActivity: string | null;
 }
 
+/** How the manager remembers clusters (the hub's Store satisfies it). */
 export interface ClusterRecords {
-  getCluster(user: string): ClusterRecord | undefined;
-  putCluster(row: ClusterRecord): void;
-  updateCluster(user: string, patch: Partial<Omit<ClusterRecord, 'user'>>): void;
-  listClusters(): ClusterRecord[];
+  getCluster(user: string): ClusterRow | undefined;
+  putCluster(row: ClusterRow): void;
+  updateCluster(user: string, patch: Partial<Omit<ClusterRow, 'user'>>): void;
+  listClusters(): ClusterRow[];
   deleteCluster(user: string): void;
   addEvent(event: { actor: string; user: string; kind: string; detail?: Record<string, unknown> }): unknown;
 }
@@ -38,7 +41,8 @@ export interface ClusterRecords {
 export interface ManagerMetrics {
   launchStarted(): void;
   launchSucceeded(seconds: number): void;
-  launchFailed(seconds: number): void;
+  /** A launch failed; `reason` is the ClusterError's (`failed` for any other error). */
+  launchFailed(seconds: number, reason: ClusterErrorReason): void;
   activeClusters(count: number): void;
 }
 
@@ -53,14 +57,13 @@ export interface ManagerOptions {
   maxWorkers: number;
   log: Logger;
   metrics?: ManagerMetrics;
+  /** How user routes are keyed in the proxy (default: by path, `/user/{login}`). */
+  routes?: RouteScheme;
+  /** The URL of a user's JupyterLab as the browser uses it (default: the path `/user/{login}/`). */
+  serverUrl?: (user: string) => string;
 }
 
-/** The proxy path of a user's cluster (CHP keys have no trailing slash). */
-export function routePath(user: string): string {
-  return `/user/${user}`;
-}
-
-/** Where a student's browser goes: Jupyter's base URL. */
+/** Jupyter's base URL (the path it serves under, on whichever host). */
 export function userUrl(user: string): string {
   return `/user/${user}/`;
 }
@@ -79,6 +82,9 @@ export interface ClusterView {
 
 export class SpawnManager {
   readonly backend: Backend;
+  /** How this manager keys user routes (route sync and the culler use the same). */
+  readonly routes: RouteScheme;
+  readonly #serverUrl: (user: string) => string;
   readonly #proxy: Proxy;
   readonly #records: ClusterRecords;
   readonly #log: Logger;
@@ -94,6 +100,8 @@ export class SpawnManager {
 
   constructor(options: ManagerOptions) {
     this.backend = options.backend;
+    this.routes = options.routes ?? pathRoutes;
+    this.#serverUrl = options.serverUrl ?? userUrl;
     this.#proxy = options.proxy;
     this.#records = options.records;
     this.#log = childLogger(options.log, { component: 'spawner' });
@@ -170,7 +178,7 @@ export class SpawnManager {
       throwIfAborted(signal, timeout, this.#timeoutMs, launch);
       if (!target) throw new ClusterError('the backend finished without reporting where the cluster is');
       launch.push({ progress: 99, message: 'Adding the route to your cluster' });
-      await this.#proxy.addRoute(routePath(user), target, { user, cluster: this.backend.kind });
+      await this.#proxy.addRoute(this.routes.path(user), target, { user, cluster: this.backend.kind });
       const readyAt = new Date().toISOString();
       this.#records.updateCluster(user, { phase: 'running', url: target, readyAt, lastActivity: readyAt });
       const seconds = (performance.now() - started) / 1000;
@@ -178,14 +186,16 @@ export class SpawnManager {
       this.#metrics.launchSucceeded(seconds);
       this.#metrics.activeClusters(this.#records.listClusters().filter((c) => c.phase === 'running').length);
       log.info({ seconds }, 'cluster ready');
-      finish({ progress: 100, message: 'Your cluster is ready', ready: true, url: userUrl(user) });
+      finish({ progress: 100, message: 'Your cluster is ready', ready: true, url: this.#serverUrl(user) });
     } catch (err) {
       const message = timeout.aborted ? timeoutMessage(this.#timeoutMs, launch) : err instanceof Error ? err.message : String(err);
       log.warn({ reason: message }, 'launch failed; cleaning up');
       await this.#cleanup(user);
       this.#lastFailure.set(user, message);
       this.#records.addEvent({ actor: 'hub', user, kind: 'launch-failed', detail: { reason: message } });
-      this.#metrics.launchFailed((performance.now() - started) / 1000);
+      // A stop or shutdown says why in the abort; the backend then throws whatever it threw.
+      const cause = launch.controller.signal.aborted ? launch.controller.signal.reason : err;
+      this.#metrics.launchFailed((performance.now() - started) / 1000, timeout.aborted ? 'timeout' : cause instanceof ClusterError ? cause.reason : 'failed');
       finish({ progress: 100, message: `Launch failed: ${message}`, failed: true });
     } finally {
       clearTimeout(deadline);
@@ -195,8 +205,8 @@ export class SpawnManager {
 
   /** Removes whatever a failed launch left: route, backend objects, record. */
   async #cleanup(user: string): Promise<void> {
-    await this.#proxy.deleteRoute(routePath(user)).catch((err) => this.#log.warn({ user, err: String(err) }, 'route cleanup failed'));
-    await this.backend.stop(user).catch((err) => this.#log.error({ user, err: String(err) }, 'backend cleanup failed'));
+    await this.#proxy.deleteRoute(this.routes.path(user)).catch((err) => this.#log.warn({ user, err }, 'route cleanup failed'));
+    await this.backend.stop(user).catch((err) => this.#log.error({ user, err }, 'backend cleanup failed'));
     this.#records.deleteCluster(user);
   }
 
@@ -209,7 +219,7 @@ export class SpawnManager {
     }
     const record = this.#records.getCluster(user);
     if (record?.phase === 'running') {
-      yield { progress: 100, message: 'Your cluster is ready', ready: true, url: userUrl(user) };
+      yield { progress: 100, message: 'Your cluster is ready', ready: true, url: this.#serverUrl(user) };
     } else {
       const failure = this.#lastFailure.get(user);
       yield { progress: 100, failed: true, message: failure ? `Launch failed: ${failure}` : `${user} has no cluster starting` };
@@ -227,11 +237,11 @@ export class SpawnManager {
     if (!launch && !this.#records.getCluster(user) && !options.removeWorkspace) return;
     const run = (async () => {
       if (launch) {
-        launch.controller.abort(new ClusterError(`stopped by ${options.actor}`, 409));
+        launch.controller.abort(new ClusterError(`stopped by ${options.actor}`, 409, 'cancelled'));
         await launch.done;
       }
       if (this.#records.getCluster(user)) this.#records.updateCluster(user, { phase: 'stopping' });
-      await this.#proxy.deleteRoute(routePath(user));
+      await this.#proxy.deleteRoute(this.routes.path(user));
       await this.backend.stop(user, { removeWorkspace: options.removeWorkspace });
       this.#records.deleteCluster(user);
       this.#records.addEvent({ actor: options.actor, user, kind: options.kind ?? (options.removeWorkspace ? 'reset' : 'stop'), detail: options.reason ? { reason: options.reason } : {} });
@@ -275,7 +285,7 @@ export class SpawnManager {
     }
     if (this.#stopping.has(user)) return { phase: 'stopping', workers: record?.workers ?? 0 };
     if (!record) return { phase: 'stopped', workers: 0 };
-    return { phase: record.phase, workers: record.workers, url: userUrl(user), createdAt: record.createdAt, readyAt: record.readyAt };
+    return { phase: record.phase, workers: record.workers, url: this.#serverUrl(user), createdAt: record.createdAt, readyAt: record.readyAt };
   }
 
   /** The reason of the user's last failed launch, if it failed since the hub started. */
@@ -292,7 +302,7 @@ export class SpawnManager {
   wantedRoutes(): Map<string, { target: string; data: Record<string, unknown> }> {
     const wanted = new Map<string, { target: string; data: Record<string, unknown> }>();
     for (const c of this.#records.listClusters()) {
-      if (c.phase === 'running' && c.url) wanted.set(routePath(c.user), { target: c.url, data: { user: c.user, cluster: c.backend } });
+      if (c.phase === 'running' && c.url) wanted.set(this.routes.path(c.user), { target: c.url, data: { user: c.user, cluster: c.backend } });
     }
     return wanted;
   }
@@ -300,7 +310,7 @@ export class SpawnManager {
   /** Cancels pending launches (they clean up after themselves) and waits for them. */
   async close(): Promise<void> {
     const pending = [...this.#launches.values()];
-    for (const launch of pending) launch.controller.abort(new ClusterError('the hub is shutting down', 503));
+    for (const launch of pending) launch.controller.abort(new ClusterError('the hub is shutting down', 503, 'cancelled'));
     await Promise.all(pending.map((l) => l.done));
   }
 }

@@ -2,9 +2,11 @@
  * Makes the hub's records, the backend and the proxy agree — at start (a restarted hub
  * finds every running cluster again) and on a timer (a cluster that died is forgotten).
  */
-import type { Logger } from './log.ts';
-import { routePath, type ClusterRecords } from './manager.ts';
-import type { Backend, Proxy } from './types.ts';
+import type { Logger } from '../shared/log.ts';
+import type { ClusterRecords } from './manager.ts';
+import { pathRoutes, type RouteScheme } from '../proxy/routes.ts';
+import type { Proxy } from '../proxy/types.ts';
+import type { Backend } from './types.ts';
 
 export interface ReconcileReport {
   adopted: string[];
@@ -22,6 +24,8 @@ export interface ReconcileDeps {
   pending: () => string[];
   /** Known users: an unknown cluster belongs to nobody and is left to the orphan sweep. */
   knownUser: (login: string) => boolean;
+  /** How user routes are keyed (default: by path). */
+  routes?: RouteScheme;
 }
 
 /** One pass: adopt running clusters, forget dead ones, clean up abandoned launches. */
@@ -35,7 +39,7 @@ export async function reconcile(deps: ReconcileDeps, options: { startup: boolean
     const listing = listings.get(record.user);
     if (record.phase === 'starting' && options.startup) {
       // The launch that owned this died with the previous hub process.
-      await deps.backend.stop(record.user).catch((err) => deps.log.warn({ user: record.user, err: String(err) }, 'cleanup of an abandoned launch failed'));
+      await deps.backend.stop(record.user).catch((err) => deps.log.warn({ user: record.user, err }, 'cleanup of an abandoned launch failed'));
       deps.records.deleteCluster(record.user);
       deps.records.addEvent({ actor: 'hub', user: record.user, kind: 'launch-failed', detail: { reason: 'the hub restarted during the launch; launch again' } });
       report.abandoned.push(record.user);
@@ -43,7 +47,7 @@ export async function reconcile(deps: ReconcileDeps, options: { startup: boolean
     }
     if (record.phase !== 'running') continue;
     if (!listing || listing.state === 'stopped' || listing.state === 'failed') {
-      await deps.proxy.deleteRoute(routePath(record.user)).catch(() => {});
+      await deps.proxy.deleteRoute((deps.routes ?? pathRoutes).path(record.user)).catch(() => {});
       if (listing) await deps.backend.stop(record.user).catch(() => {});
       deps.records.deleteCluster(record.user);
       const reason = listing?.reason ?? 'the cluster is gone';

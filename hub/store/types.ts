@@ -1,5 +1,5 @@
 /** The Store contract: users, clusters, API tokens (hashed at rest) and events. */
-import type { ClusterRecord } from '../../spawner/manager.ts';
+import type { ClusterRow } from '../../spawner/manager.ts';
 
 export interface UserRow {
   login: string;
@@ -9,10 +9,10 @@ export interface UserRow {
   lastSeen: string | null;
 }
 
-/** A user's cluster as the hub records it: the spawn manager's record (one definition). */
-export type ClusterRow = ClusterRecord;
+/** A user's cluster as the hub records it: the spawn manager's row (one definition). */
+export type { ClusterRow };
 /** Where a user's cluster is in its life: starting, running, stopping. */
-export type ClusterPhase = ClusterRecord['phase'];
+export type ClusterPhase = ClusterRow['phase'];
 
 export interface TokenRow {
   id: string;
@@ -55,6 +55,14 @@ export interface Store {
   findToken(secret: string): TokenRow | undefined;
   listTokens(owner?: string): TokenRow[];
   deleteToken(id: string): boolean;
+
+  /** A live session's data by its cookie key (expired ones are gone). */
+  getSession(key: string): Record<string, unknown> | undefined;
+  /** Create or replace a session; `login` is who it signs in (null before sign-in). */
+  putSession(key: string, data: Record<string, unknown>, login: string | null, expiresAt: Date): void;
+  deleteSession(key: string): void;
+  /** End every session and token of `login` (sign out everywhere); returns how many of each. */
+  revokeAccess(login: string): { sessions: number; tokens: number };
 
   addEvent(event: { actor: string; user: string; kind: string; detail?: Record<string, unknown>; time?: Date }): EventRow;
   listEvents(filter?: { user?: string; kind?: string; limit?: number }): EventRow[];
