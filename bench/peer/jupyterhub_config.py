@@ -36,7 +36,7 @@ c.JupyterHub.load_roles = [
 if env.get("BENCH_SPAWNER") == "kubespawner":
     c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
     c.KubeSpawner.enable_user_namespaces = True
-    c.KubeSpawner.user_namespace_template = "bench-jh-{username}"
+    c.KubeSpawner.user_namespace_template = env["BENCH_NS_TEMPLATE"]
     c.KubeSpawner.image = "registry.invalid/singleuser:bench"
     c.KubeSpawner.image_pull_policy = "IfNotPresent"
     c.KubeSpawner.start_timeout = int(env.get("BENCH_START_TIMEOUT", "120"))

@@ -139,7 +139,15 @@ export async function startJupyterHub(setup: HubSetup, seeded: Seeded, venvBin: 
   };
 }
 
-export async function startClusterhub(setup: HubSetup, seeded: Seeded): Promise<HubUnderTest> {
+/** How clusterhub runs: the instant backend (hub bench) or the real CLI with extra config (kube bench). */
+export interface ClusterhubRun {
+  /** Extra YAML lines (top-level sections the base config does not have). */
+  config?: string[];
+  /** `instant`: bench/side-by-side/instant-hub.ts; `cli`: hub/cli.ts start, as `npm start` runs it. */
+  entry?: 'instant' | 'cli';
+}
+
+export async function startClusterhub(setup: HubSetup, seeded: Seeded, run: ClusterhubRun = {}): Promise<HubUnderTest> {
   const port = await adjacentPorts();
   const hubPort = await listenOnce(0);
   const proxyToken = randomBytes(24).toString('hex');
@@ -148,11 +156,13 @@ export async function startClusterhub(setup: HubSetup, seeded: Seeded): Promise<
     'hub:', `  port: ${port}`, `  hubPort: ${hubPort}`, `  stateDir: ${seeded.clusterhubState}`, '  logLevel: info',
     'proxy:', `  authToken: ${proxyToken}`,
     'auth:', '  admins: [bench]',
-    'culler:', '  enabled: false', '',
+    'culler:', '  enabled: false',
+    ...(run.config ?? []), '',
   ].join('\n'));
   const started = performance.now();
   const logFile = join(seeded.clusterhubState, 'clusterhub.log');
-  const child = launchProcess(process.execPath, [join(root, 'bench', 'side-by-side', 'instant-hub.ts'), configFile], { BENCH_TARGET_URL: setup.targetUrl }, logFile);
+  const argv = run.entry === 'cli' ? [join(root, 'hub', 'cli.ts'), 'start', '--config', configFile] : [join(root, 'bench', 'side-by-side', 'instant-hub.ts'), configFile];
+  const child = launchProcess(process.execPath, argv, { BENCH_TARGET_URL: setup.targetUrl }, logFile);
   const publicUrl = `http://127.0.0.1:${port}`;
   const apiUrl = `${publicUrl}/hub/api`;
   await waitForApi(apiUrl, seeded.clusterhubToken, child, logFile);
