@@ -8,6 +8,8 @@ import test from 'ava';
 import { ChpClient } from '../proxy/client.ts';
 import { waitUntil } from '../test/helpers/net.ts';
 import { Culler } from './job.ts';
+import { hostRoutes } from '../proxy/routes.ts';
+import { syncRoutes } from '../proxy/route-sync.ts';
 import { candidate, captureLogger, cullerConfig, deadUrl, PROXY_TOKEN, StandInHub, startProxy } from '../test/helpers/culler.ts';
 import type { CullCandidate, CullerConfig } from './types.ts';
 
@@ -91,6 +93,20 @@ test('the culler never changes routes: one that leads to no known cluster is lef
   t.deepEqual(report.errors, []);
   t.deepEqual(await routes(), ['/services/grader', '/user/alice', '/user/carol', '/user/ghost']);
   t.is(report.clusters.find((c) => c.user === 'carol')?.reason, 'launch pending');
+});
+
+test('with host routing the culler reads the routes keyed by host and leaves the stray one to route sync', async (t) => {
+  const scheme = hostRoutes('localhost');
+  const { proxy, hub, routes } = await setup([candidate('alice', await deadUrl(), 3600, { routePath: scheme.path('alice') })]);
+  await proxy.client.addRoute(scheme.path('ghost'), await deadUrl());
+  await proxy.client.addRoute('/user/other-tool', await deadUrl());
+  const culler = new Culler(hub.deps(captureLogger()), cullerConfig({ idleTimeoutSeconds: 60 }));
+  const report = await culler.sweep();
+  t.deepEqual(report.culled, [], 'alice\'s route has fresh activity: not culled');
+  t.deepEqual(await routes(), ['/alice.localhost/user/alice', '/ghost.localhost/user/ghost', '/user/other-tool'], 'the culler changes no route');
+  const alice = (await proxy.client.getRoutes())[scheme.path('alice')]!;
+  t.like(await syncRoutes(proxy.client, new Map([[scheme.path('alice'), { target: alice.target }]]), { manages: scheme.manages }), { removed: 1 });
+  t.deepEqual(await routes(), ['/alice.localhost/user/alice', '/user/other-tool']);
 });
 
 test('when the hub cannot list its clusters, no orphan is removed', async (t) => {

@@ -4,7 +4,7 @@
  * so a restarted hub can adopt or clean up what it finds.
  */
 import { readFile, readdir, rm } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { LOGIN_PATTERN } from '../../config/schema.ts';
 import { ClusterError } from '../types.ts';
 import { checkWorkerCount } from '../worker-count.ts';
@@ -42,6 +42,10 @@ export class LocalBackend implements Backend {
   readonly #locks = new Map<string, Promise<unknown>>();
 
   constructor(options: LocalBackendOptions) {
+    // Children run in their workspaces: a relative path would point somewhere else for each.
+    for (const [key, path] of Object.entries({ stateDir: options.stateDir, venvBin: options.venvBin })) {
+      if (!isAbsolute(path)) throw new Error(`LocalBackend: ${key} must be an absolute path, got ${JSON.stringify(path)}`);
+    }
     this.#settings = localSettings(options);
   }
 
