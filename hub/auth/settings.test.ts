@@ -45,7 +45,10 @@ test('login shape follows GitHub', (t) => {
 });
 
 test('the development sign-in is off behind a public URL that is not loopback', (t) => {
-  t.false(devLoginEnabled(config({ hub: { publicUrl: 'https://hub.example.edu' } })));
+  // The schema refuses this without GitHub; the sign-in still never trusts a public URL.
+  const behindPublicUrl = config({});
+  behindPublicUrl.hub.publicUrl = 'https://hub.example.edu';
+  t.false(devLoginEnabled(behindPublicUrl));
   t.true(devLoginEnabled(config({ hub: { publicUrl: 'http://localhost:8000' } })));
 });
 
