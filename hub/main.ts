@@ -16,6 +16,7 @@ import type { Backend } from '../spawner/types.ts';
 import { createApp } from './app.ts';
 import { checkAuthConfig } from './auth/settings.ts';
 import { createBackend } from './backends.ts';
+import { recordRouteActivity } from './activity.ts';
 import { createCuller } from './culler-wiring.ts';
 import { createLogger } from './log.ts';
 import { createMetrics } from './metrics.ts';
@@ -80,6 +81,8 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       metrics.routeRepairs('added', result.added);
       metrics.routeRepairs('fixed', result.fixed);
       metrics.routeRepairs('removed', result.removed);
+      // The table is read anyway: its activity keeps last_activity fresh between sweeps.
+      recordRouteActivity(store, result.routes);
     };
     const reconcileDeps = { backend, proxy, records: store, log, pending: () => manager.pendingUsers(), knownUser: (l: string) => store.getUser(l) !== undefined };
     const repair = async () => {

@@ -36,6 +36,8 @@ export interface RouteSyncResult {
   removed: number;
   /** One per route that could not be changed; the others were still repaired. */
   errors: Error[];
+  /** The proxy's table as read before the repair (with each route's `last_activity`). */
+  routes: Record<string, RouteInfo>;
 }
 
 /** CHP's own form of a path: leading `/`, no trailing `/` (except the root). */
@@ -88,7 +90,7 @@ export async function syncRoutes(
   const actual = await proxy.getRoutes();
   const want = typeof wanted === 'function' ? await wanted() : wanted;
   const diff = diffRoutes(actual, want, options.prefix);
-  const result: RouteSyncResult = { added: 0, fixed: 0, removed: 0, errors: [] };
+  const result: RouteSyncResult = { added: 0, fixed: 0, removed: 0, errors: [], routes: actual };
 
   const jobs: Array<() => Promise<void>> = [
     ...diff.add.map((r) => async () => {

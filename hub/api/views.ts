@@ -1,5 +1,6 @@
 /** JSON shapes of the REST API (JupyterHub's where they overlap). */
 import type { SpawnManager } from '../../spawner/manager.ts';
+import { userLastActivity } from '../activity.ts';
 import { HttpError } from '../errors.ts';
 import type { Store, UserRow } from '../store/types.ts';
 
@@ -14,7 +15,7 @@ export function userModel(user: UserRow, manager: SpawnManager, store: Store) {
     name: user.login,
     admin: user.admin,
     created: user.createdAt,
-    last_activity: record?.lastActivity ?? user.lastSeen,
+    last_activity: userLastActivity(user.lastSeen, record?.lastActivity),
     server: view.phase === 'running' ? view.url ?? null : null,
     pending,
     cluster: {

@@ -39,7 +39,7 @@ export function adminBody(rows: AdminRow[], csrf: string, maxWorkers: number, me
     return `<tr data-user="${e(r.login)}">
 <td>${e(r.login)}${r.admin ? ' <small>(admin)</small>' : ''}</td>
 <td class="phase">${e(r.phase)}</td><td class="workers">${live ? r.workers : '—'}</td>
-<td>${e(ago(r.lastActivity))}</td><td>${e(idle(r))}</td>
+<td class="last-activity">${r.lastActivity ? `<time datetime="${e(r.lastActivity)}">${e(ago(r.lastActivity))}</time>` : '—'}</td><td>${e(idle(r))}</td>
 <td>${live ? action(r.login, 'stop', 'Stop') : ''}
 ${r.phase === 'running' ? action(r.login, 'scale', 'Scale', `<input name="workers" type="number" min="0" max="${maxWorkers}" value="${r.workers}" style="width:4em"> `) : ''}
 ${action(r.login, 'reset', 'Reset')}</td></tr>`;

@@ -4,6 +4,7 @@ import type { Context } from 'koa';
 import { csrfToken } from '../auth/csrf.ts';
 import { devBanner } from '../auth/pages.ts';
 import type { AuthUser } from '../auth/user.ts';
+import { userLastActivity } from '../activity.ts';
 import { adminOnly, selfOrAdmin } from '../api/rules.ts';
 import type { HubDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
@@ -99,7 +100,7 @@ export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: b
       const view = manager.view(u.login);
       const record = store.getCluster(u.login);
       const cull = outlook?.get(u.login);
-      return { login: u.login, admin: u.admin, phase: view.phase, workers: view.workers, lastActivity: record?.lastActivity ?? u.lastSeen, idleSeconds: cull?.idleSeconds ?? null, cullAt: cull?.cullAt ?? null };
+      return { login: u.login, admin: u.admin, phase: view.phase, workers: view.workers, lastActivity: userLastActivity(u.lastSeen, record?.lastActivity), idleSeconds: cull?.idleSeconds ?? null, cullAt: cull?.cullAt ?? null };
     });
     const flash = typeof ctx.query.done === 'string' ? ctx.query.done : undefined;
     page(ctx, 'Admin', adminBody(rows, csrfToken(ctx), config.spawn.maxWorkers, flash));
