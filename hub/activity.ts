@@ -5,7 +5,6 @@
  */
 import type { RouteInfo } from '../proxy/types.ts';
 import { normalizeRoutePath } from '../proxy/route-sync.ts';
-import { routePath } from '../spawner/manager.ts';
 import type { Store } from './store/types.ts';
 
 /** Record that `user`'s cluster was active at `at` (ignored when older than what is stored). */
@@ -21,11 +20,11 @@ export function recordActivity(store: Store, user: string, at: Date): void {
   if (account && isNewer(time, account.lastSeen)) store.touchUser(user, at);
 }
 
-/** Record the proxy's `last_activity` of every known cluster's route. */
-export function recordRouteActivity(store: Store, routes: Record<string, RouteInfo>, now = new Date()): void {
+/** Record the proxy's `last_activity` of every known cluster's route (`pathOf`: a user's route key). */
+export function recordRouteActivity(store: Store, routes: Record<string, RouteInfo>, pathOf: (user: string) => string, now = new Date()): void {
   const byPath = new Map(Object.entries(routes).map(([path, info]) => [normalizeRoutePath(path), info]));
   for (const cluster of store.listClusters()) {
-    const at = byPath.get(normalizeRoutePath(routePath(cluster.user)))?.last_activity;
+    const at = byPath.get(normalizeRoutePath(pathOf(cluster.user)))?.last_activity;
     const time = at ? Date.parse(at) : NaN;
     // A proxy clock ahead of ours means "just now", never the future.
     if (Number.isFinite(time)) recordActivity(store, cluster.user, new Date(Math.min(time, now.getTime())));
