@@ -121,6 +121,7 @@ test.serial('a reset, then a relaunch: the workspace is fresh and the materials 
   const res = await apiAs(hub, teacher, `/hub/api/users/${USER}/reset`, { method: 'POST' });
   t.true(res.status === 200 || res.status === 204, `reset: ${res.status}`);
   t.is(hub.store.getCluster(USER), undefined);
+  student = hub.token(USER); // a reset revokes the student's tokens
 
   await launch('fresh');
   t.is(await materialsReadme(), MATERIALS_README, 'the original materials, not the edit');
