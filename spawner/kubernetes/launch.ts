@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { ClusterError, type ProgressEvent, type StartOptions } from '../types.ts';
-import { apiFailure, isAlreadyExists, isRbacDenial, isRetryable } from './api.ts';
+import { apiFailure, isAlreadyExists, isRbacDenial, isRetryable, isUnreachable, unreachableDetail } from './api.ts';
 import { clusterRef, isOurs, readNamespace, type BackendContext } from './context.ts';
 import { routeTarget, type ClusterRef, type LaunchSpec } from './labels.ts';
 import {
@@ -30,7 +30,7 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
   const unsubscribe = ctx.watch.subscribe(ref.namespace, changes.bump);
   let created = false;
   try {
-    await ctx.watch.start();
+    await ctx.gate.run('start informers', () => ctx.watch.start(), { signal });
     let since: Date | undefined;
     for (let first = true; !since; first = false) {
       const previous = await readNamespace(ctx, ref.namespace, signal);
@@ -158,6 +158,7 @@ async function create(ctx: BackendContext, what: string, fn: () => Promise<unkno
 
 function asClusterError(err: unknown, signal?: AbortSignal): Error {
   if (err instanceof ClusterError) return err;
+  if (isUnreachable(err)) return new ClusterError(`the cluster's Kubernetes API server is unreachable (${unreachableDetail(err)})`, 503);
   if (signal?.aborted) return signal.reason instanceof Error ? signal.reason : new ClusterError(String(signal.reason), 409);
   const f = apiFailure(err);
   return new ClusterError(`the Kubernetes API failed: ${f.message}`, 503);

@@ -16,7 +16,7 @@ export interface ClusterWatchOptions {
   core: CoreV1Api;
   config: KubernetesConfig;
   log: Logger;
-  /** First restart delay after an informer error (default 500 ms; doubles up to 30 s). */
+  /** First restart delay after an informer error (default 500 ms; doubles up to 5 s, so an API server outage ends quickly). */
   restartDelayMs?: number;
 }
 
@@ -154,7 +154,7 @@ export class ClusterWatch {
         }
         if (failed === undefined) return;
         err = failed;
-        wait = Math.min(wait * 2, 30_000);
+        wait = Math.min(wait * 2, 5_000);
       }
     } catch {
       // Aborted by close().
