@@ -108,7 +108,7 @@ export class SpawnManager {
   readonly #stopping = new Map<string, Promise<void>>();
   /** The last failure per user, replayed to a progress watcher that comes late. */
   readonly #lastFailure = new Map<string, string>();
-  /** Bumped by every launch and stop begun; reconcile leaves users touched since its listing alone. */
+  /** Bumped when a launch or stop begins and ends; reconcile leaves users touched since its listing began alone. */
   #generation = 0;
   readonly #touched = new Map<string, number>();
   /** Ends the background retries of cleanups when the hub closes. */
@@ -181,6 +181,7 @@ export class SpawnManager {
     const signal = AbortSignal.any([launch.controller.signal, timeout]);
     const finish = (event: ProgressEvent) => {
       // Forget the launch before announcing the end, so a retry right after starts afresh.
+      this.#touch(user);
       this.#launches.delete(user);
       this.#positions.delete(user);
       launch.push(event);
@@ -264,6 +265,7 @@ export class SpawnManager {
     });
     this.#stopping.set(user, run);
     void run.then(() => {
+      this.#touch(user);
       if (this.#stopping.get(user) === run) this.#stopping.delete(user);
     });
   }
@@ -310,6 +312,7 @@ export class SpawnManager {
     try {
       await run;
     } finally {
+      this.#touch(user);
       this.#stopping.delete(user);
     }
   }
@@ -328,7 +331,7 @@ export class SpawnManager {
     return this.#generation;
   }
 
-  /** True when a launch or stop of `user` began after generation `since`. */
+  /** True when a launch or stop of `user` began or ended after generation `since`. */
   changedSince(user: string, since: number): boolean {
     return (this.#touched.get(user) ?? -1) > since;
   }

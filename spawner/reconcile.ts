@@ -4,8 +4,8 @@
  *
  * Level-triggered from fresh state: one listing, then every decision is taken at once
  * against the records as they are now. A user the manager launched or stopped after the
- * listing began is left alone (a generation check), so a pass never brings back a cluster
- * that a stop removed meanwhile, nor undoes a stop in progress.
+ * listing began, or whose launch or stop ended since, is left alone (a generation check),
+ * so a pass never brings back a cluster that a stop removed meanwhile, nor undoes a stop.
  */
 import type { Logger } from './log.ts';
 import type { ClusterRecords } from './manager.ts';
@@ -44,7 +44,7 @@ export interface ReconcileDeps {
   busy: () => Iterable<string>;
   /** Grows with every launch and stop the manager begins. */
   generation: () => number;
-  /** True when `user`'s cluster was launched or stopped after generation `since`. */
+  /** True when a launch or stop of `user` began or ended after generation `since`. */
   changedSince: (user: string, since: number) => boolean;
   /** Known users: an unknown running cluster belongs to nobody and is left to the orphan sweep. */
   knownUser: (login: string) => boolean;

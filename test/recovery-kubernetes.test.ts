@@ -1,0 +1,218 @@
+/**
+ * A hub that always comes back, on the real control plane (kwok nodes), running as the
+ * hub's ServiceAccount: hub processes killed with SIGKILL at chosen points (just before a
+ * request, while the proxy is held with SIGSTOP, in the middle of launches), then the next
+ * hub started on the same state directory.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { AppsV1Api, CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../config/load.ts';
+import { KubernetesBackend } from '../spawner/kubernetes/backend.ts';
+import { clusterRef } from '../spawner/kubernetes/context.ts';
+import { renderNamespace } from '../spawner/kubernetes/objects.ts';
+import { silentLogger } from '../spawner/log.ts';
+import { namespaceFor } from '../spawner/names.ts';
+import { ChpClient } from '../spawner/proxy.ts';
+import type { Backend } from '../spawner/types.ts';
+import { ensurePlane, type Plane } from './kube/plane.ts';
+import { startTestHub } from './helpers/hub.ts';
+import { startHubProcess } from './helpers/hub-process.ts';
+import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
+import { alive, call, childPids, kubeHubConfig, namespaces, noNamespacesLeft, phases, PROXY_TOKEN, seedUsers, userRoutes } from './helpers/kube-hub.ts';
+import { waitUntil } from './helpers/net.ts';
+
+let plane: Plane;
+let admin: KubeConfig;
+let asBackend: KubeConfig;
+let dir: string;
+let kubeconfig: string;
+
+test.before(async () => {
+  plane = await ensurePlane({ nodes: 4 });
+  admin = new KubeConfig();
+  admin.loadFromFile(plane.kubeconfigPath);
+  await applyRbac(admin);
+  asBackend = await backendKubeConfig(admin);
+  dir = await mkdtemp(join(tmpdir(), 'clusterhub-recovery-'));
+  kubeconfig = join(dir, 'kubeconfig.json');
+  await writeFile(kubeconfig, asBackend.exportConfig(), { mode: 0o600 });
+});
+
+test.after.always(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+  await plane?.stop();
+});
+
+/** A state directory, config, users and an admin token for one test; its namespaces are removed after it. */
+async function fresh(t: ExecutionContext, students: string[], extra: Record<string, Record<string, unknown>> = {}) {
+  const prefix = plane.newPrefix('rec');
+  const stateDir = join(dir, prefix);
+  const raw = await kubeHubConfig({ stateDir, kubeconfig, prefix, extra });
+  const token = seedUsers(stateDir, students);
+  t.teardown(async () => {
+    const core = admin.makeApiClient(CoreV1Api);
+    const left = await core.listNamespace({ labelSelector: `clusterhub.io/instance=${prefix}` });
+    await Promise.all(left.items.map((n) => core.deleteNamespace({ name: n.metadata!.name! }).catch(() => {})));
+  });
+  // The next hub of the test: same state directory and settings, new ports.
+  const { hub: _ports, ...rest } = raw;
+  const restart = (backend?: Backend) => startTestHub({ stateDir, backend, config: { ...rest, hub: { logLevel: 'warn' } } });
+  return { prefix, stateDir, raw, token, restart, log: join(dir, `${prefix}.log`) };
+}
+
+async function launchAndWait(base: string, token: string, user: string): Promise<void> {
+  const res = await call(base, token, `/hub/api/users/${user}/cluster`, 'POST', { workers: 1 });
+  if (res.status !== 202) throw new Error(`launch of ${user}: ${res.status} ${JSON.stringify(res.body)}`);
+  await waitUntil(`${user} running`, async () => (await phases(base, token))[user] === 'running', { timeoutMs: 180_000, intervalMs: 200 });
+}
+
+/** Reads the progress stream until a message matches. */
+async function progressUntil(base: string, token: string, user: string, pattern: RegExp): Promise<void> {
+  const res = await fetch(`${base}/hub/api/users/${user}/cluster/progress`, { headers: { Authorization: `token ${token}` }, signal: AbortSignal.timeout(180_000) });
+  const decoder = new TextDecoder();
+  let text = '';
+  for await (const chunk of res.body!) {
+    text += decoder.decode(chunk as Uint8Array, { stream: true });
+    if (pattern.test(text)) {
+      await res.body!.cancel().catch(() => {});
+      return;
+    }
+    if (/"failed":true/.test(text)) throw new Error(`the launch of ${user} failed: ${text}`);
+  }
+  throw new Error(`the progress of ${user} ended without ${pattern}: ${text}`);
+}
+
+test.serial('a hub killed between a namespace and its RoleBinding starts again, removes what it cannot read, and keeps repairing', async (t) => {
+  const { raw, token, prefix, restart, log } = await fresh(t, ['steady', 'broken', 'ghost'], { culler: { enabled: true, schedule: '0 0 1 1 *' } });
+  const first = startHubProcess(raw, { killAt: 'create rolebinding 2', logFile: log });
+  await first.up;
+  await launchAndWait(first.publicUrl, token, 'steady');
+  await call(first.publicUrl, token, '/hub/api/users/broken/cluster', 'POST', { workers: 1 }).catch(() => undefined);
+  t.deepEqual(await first.exited, { code: null, signal: 'SIGKILL' });
+
+  // What the crash left: a labelled namespace without the RoleBinding, unreadable for the hub.
+  const broken = namespaceFor(prefix, 'broken');
+  t.is((await admin.makeApiClient(RbacAuthorizationV1Api).listNamespacedRoleBinding({ namespace: broken })).items.length, 0);
+  const denied = await asBackend.makeApiClient(AppsV1Api).readNamespacedDeployment({ name: 'scheduler', namespace: broken }).catch((e) => e);
+  t.is(denied.code, 403);
+
+  const hub = await restart();
+  t.teardown(() => hub.destroy());
+  await hub.startupRemovals;
+  t.false((await namespaces(admin, prefix)).live.includes(broken), 'the half-created namespace is being deleted');
+  t.like(hub.store.listEvents({ user: 'broken', limit: 1 })[0], { kind: 'launch-failed', detail: { reason: 'the hub restarted during the launch; launch again' } });
+  t.deepEqual(await userRoutes(hub.config), ['steady']);
+
+  // A namespace the hub labelled but never bound itself in, with no record: swept, repaired, removed at once.
+  const k = parseConfig(raw, 'test').kubernetes;
+  await asBackend.makeApiClient(CoreV1Api).createNamespace({ body: renderNamespace(k, clusterRef(k, 'ghost')) });
+  t.is((await call(hub.publicUrl, token, '/hub/api/cull', 'POST', { dry_run: false })).status, 200, 'the sweep runs');
+  await new ChpClient({ apiUrl: hub.proxyApiUrl, authToken: PROXY_TOKEN }).deleteRoute('/user/steady');
+  await hub.repair();
+  t.deepEqual(await userRoutes(hub.config), ['steady'], 'a deleted route comes back');
+  t.false((await namespaces(admin, prefix)).live.includes(namespaceFor(prefix, 'ghost')), 'the ServiceAccount deleted the namespace it labelled');
+  t.like(hub.store.listEvents({ user: 'ghost', limit: 1 })[0], { kind: 'cleanup', actor: 'hub' });
+  t.regex(String(hub.store.listEvents({ user: 'ghost', limit: 1 })[0]?.detail?.reason), /cannot read namespace .*RoleBinding is missing/);
+  t.like(hub.health(), { status: 'ok', repair: { ok: true } });
+
+  await call(hub.publicUrl, token, '/hub/api/clusters', 'DELETE');
+  await noNamespacesLeft(admin, prefix);
+});
+
+test.serial('a launch killed after its pods were Ready is removed at the next start and never adopted back', async (t) => {
+  const { raw, token, prefix, restart, log } = await fresh(t, ['early']);
+  const first = startHubProcess(raw, { logFile: log });
+  await first.up;
+  const [proxyPid] = childPids(first.child.pid!);
+  t.truthy(proxyPid);
+  // The proxy frozen: the hub hangs on adding the route, after the backend said ready.
+  process.kill(proxyPid!, 'SIGSTOP');
+  const hubPort = `http://127.0.0.1:${first.config.hub.hubPort}`;
+  t.is((await call(hubPort, token, '/hub/api/users/early/cluster', 'POST', { workers: 1 })).status, 202);
+  await progressUntil(hubPort, token, 'early', /Adding the route to your cluster/);
+  first.child.kill('SIGKILL');
+  process.kill(proxyPid!, 'SIGKILL');
+  await first.exited;
+
+  const hub = await restart();
+  t.teardown(() => hub.destroy());
+  t.is(hub.manager.view('early').phase, 'stopping');
+  await hub.startupRemovals;
+  await hub.repair();
+  t.is(hub.manager.view('early').phase, 'stopped', 'not adopted from the listing taken before its removal');
+  t.deepEqual(await userRoutes(hub.config), []);
+  t.false((await namespaces(admin, prefix)).live.includes(namespaceFor(prefix, 'early')));
+  t.is(hub.store.listEvents({ user: 'early' }).filter((e) => e.kind === 'adopted').length, 0);
+  await noNamespacesLeft(admin, prefix);
+  t.is((await call(hub.publicUrl, token, '/hub/api/users/early/cluster', 'POST', { workers: 1 })).status, 202, 'the student can launch again');
+});
+
+test.serial('after kill -9 during four launches, the restart puts the running route back first and removes the rest side by side', async (t) => {
+  const students = ['steady', 's1', 's2', 's3', 's4'];
+  const { raw, token, prefix, restart, log } = await fresh(t, students);
+  const first = startHubProcess(raw, { killAt: 'create rolebinding 5', logFile: log });
+  await first.up;
+  await launchAndWait(first.publicUrl, token, 'steady');
+  await Promise.all(students.slice(1).map((s) => call(first.publicUrl, token, `/hub/api/users/${s}/cluster`, 'POST', { workers: 1 }).catch(() => undefined)));
+  t.like(await first.exited, { signal: 'SIGKILL' });
+
+  const config = parseConfig(raw, 'test');
+  const real = new KubernetesBackend({ config, kubeConfig: asBackend, log: silentLogger() });
+  let inFlight = 0;
+  let most = 0;
+  const measured: Backend = {
+    kind: real.kind, start: (u, o) => real.start(u, o), status: (u) => real.status(u), scale: (u, w) => real.scale(u, w),
+    list: () => real.list(), close: () => real.close(),
+    async stop(user, options) {
+      most = Math.max(most, ++inFlight);
+      try {
+        await real.stop(user, options);
+      } finally {
+        inFlight--;
+      }
+    },
+  };
+  const hub = await restart(measured);
+  t.teardown(() => hub.destroy());
+  t.deepEqual(await userRoutes(hub.config), ['steady'], 'the running cluster is routed as soon as the hub is up');
+  const atStart = await phases(hub.publicUrl, token);
+  t.deepEqual(students.slice(1).map((s) => atStart[s]), ['stopping', 'stopping', 'stopping', 'stopping'], 'the half-started ones are still being removed');
+  await hub.startupRemovals;
+  t.true(most >= 2, `removals ran side by side (at most ${most} at once)`);
+  const after = await phases(hub.publicUrl, token);
+  t.deepEqual(students.map((s) => after[s]), ['running', 'stopped', 'stopped', 'stopped', 'stopped']);
+  t.deepEqual((await namespaces(admin, prefix)).live, [namespaceFor(prefix, 'steady')]);
+  await call(hub.publicUrl, token, '/hub/api/clusters', 'DELETE');
+  await noNamespacesLeft(admin, prefix);
+});
+
+test.serial('stop-all racing the route repair (every second, and passes back to back) brings no cluster back', async (t) => {
+  const students = Array.from({ length: 30 }, (_, i) => `racer${i}`);
+  const { token, prefix, restart } = await fresh(t, students, { proxy: { checkRoutesSeconds: 1 }, spawn: { concurrency: 10 } });
+  const hub = await restart();
+  t.teardown(() => hub.destroy());
+  for (const round of [1, 2]) {
+    await Promise.all(students.map((s) => call(hub.publicUrl, token, `/hub/api/users/${s}/cluster`, 'POST', { workers: 1 })));
+    await waitUntil(`round ${round}: 30 running`, async () => Object.values(await phases(hub.publicUrl, token)).filter((p) => p === 'running').length === 30, { timeoutMs: 300_000, intervalMs: 500 });
+    let racing = true;
+    const passes = (async () => {
+      while (racing) await hub.repair().catch(() => {});
+    })();
+    const stopped = await call(hub.publicUrl, token, '/hub/api/clusters', 'DELETE');
+    t.is(stopped.body.stopped.length, 30);
+    const ghosts: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      await hub.repair();
+      const now = await phases(hub.publicUrl, token);
+      ghosts.push(...Object.entries(now).filter(([, p]) => p !== 'stopped').map(([u, p]) => `pass ${i}: ${u} ${p}`));
+      ghosts.push(...(await userRoutes(hub.config)).map((u) => `pass ${i}: route of ${u}`));
+    }
+    racing = false;
+    await passes;
+    t.deepEqual(ghosts, [], `round ${round}: clusters or routes that came back after stop-all`);
+    await noNamespacesLeft(admin, prefix);
+  }
+});
