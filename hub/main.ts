@@ -120,17 +120,18 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       if (err === undefined) delete lastRepair.error;
       else lastRepair.error = String((err as Error)?.message ?? err);
     };
+    // Routes are repaired even when the backend cannot be asked (an API server outage): the records still know them.
     const repair = async () => {
-      try {
-        const report = await reconcile(reconcileDeps);
-        await repairRoutes();
-        await remove(report.removals);
-        noteRepair();
-      } catch (err) {
-        noteRepair(err);
-        throw err;
-      }
+      let failure: unknown;
+      const removals = await reconcile(reconcileDeps).then((r) => r.removals, (err) => {
+        failure = err;
+        return [];
+      });
+      await repairRoutes().catch((err) => (failure ??= err));
+      await remove(removals);
+      noteRepair(failure);
       metrics.activeClusters(store.listClusters().filter((c) => c.phase === 'running').length);
+      if (failure !== undefined) throw failure;
     };
 
     let supervisor: ChpSupervisor | undefined;

@@ -250,7 +250,7 @@ export class SpawnManager {
   #retryCleanup(user: string): void {
     const run = (async () => {
       for (let attempt = 0; ; attempt++) {
-        await delay(Math.min(10_000, 500 * 2 ** attempt), undefined, { signal: this.#closed.signal });
+        await delay(Math.min(5000, 500 * 2 ** Math.min(attempt, 10)), undefined, { signal: this.#closed.signal });
         try {
           await this.backend.stop(user);
           break;

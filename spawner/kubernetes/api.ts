@@ -127,7 +127,7 @@ export class ApiGate {
    * With a `signal` (a launch's deadline), an unreachable API server is retried until the
    * signal aborts, and the connection error is what is thrown then.
    */
-  async run<T>(what: string, fn: () => Promise<T>, options: { signal?: AbortSignal; retry?: (err: unknown) => boolean } = {}): Promise<T> {
+  async run<T>(what: string, fn: () => Promise<T>, options: { signal?: AbortSignal; retry?: (err: unknown) => boolean; attempts?: number } = {}): Promise<T> {
     const retry = options.retry ?? isRetryable;
     for (let attempt = 1; ; attempt++) {
       options.signal?.throwIfAborted();
@@ -142,7 +142,7 @@ export class ApiGate {
         this.#release();
       }
       const untilAborted = options.signal !== undefined && isUnreachable(failure);
-      if ((attempt >= this.#attempts && !untilAborted) || !retry(failure)) throw failure;
+      if ((attempt >= (options.attempts ?? this.#attempts) && !untilAborted) || !retry(failure)) throw failure;
       const after = apiFailure(failure).retryAfterSeconds;
       const backoff = Math.min(5000, this.#baseDelayMs * 2 ** Math.min(attempt - 1, 16));
       const wait = after !== undefined ? Math.min(after * 1000, 10_000) : backoff / 2 + Math.random() * (backoff / 2);

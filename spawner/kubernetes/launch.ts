@@ -93,7 +93,9 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
     if (created) {
       await deleteNamespace(ctx, ref.namespace).catch((e) => ctx.log.error({ user: login, err: String(e) }, 'cleanup after a failed launch failed'));
     }
-    throw asClusterError(err, signal);
+    // Cut short while the informers could not reach the API server: that is the reason to give.
+    const trouble = signal?.aborted && !(err instanceof ClusterError && err !== signal.reason) ? ctx.watch.failure() : undefined;
+    throw asClusterError(trouble !== undefined && isUnreachable(trouble) ? trouble : err, signal);
   } finally {
     unsubscribe();
   }
@@ -147,7 +149,7 @@ async function createObjects(ctx: BackendContext, ref: ClusterRef, token: string
  */
 async function create(ctx: BackendContext, what: string, fn: () => Promise<unknown>, signal?: AbortSignal): Promise<void> {
   try {
-    await ctx.gate.run(`create ${what}`, fn, { signal, retry: (e) => isRetryable(e) || isRbacDenial(e) });
+    await ctx.gate.run(`create ${what}`, fn, { signal, retry: (e) => isRetryable(e) || isRbacDenial(e), attempts: 12 });
   } catch (err) {
     if (isAlreadyExists(err)) return;
     const f = apiFailure(err);

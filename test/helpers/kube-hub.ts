@@ -115,3 +115,27 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/** Reads `user`'s progress stream until `until(event)` holds; returns that event (throws if the stream ends first). */
+export async function progressUntil(base: string, token: string, user: string, until: (e: { message: string; ready?: boolean; failed?: boolean }) => boolean, timeoutMs = 300_000) {
+  const res = await fetch(`${base}/hub/api/users/${user}/cluster/progress`, { headers: { Authorization: `token ${token}` }, signal: AbortSignal.timeout(timeoutMs) });
+  const decoder = new TextDecoder();
+  let buffer = '';
+  const seen: string[] = [];
+  for await (const chunk of res.body!) {
+    buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+    let end;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const data = buffer.slice(0, end).split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5)).join('\n');
+      buffer = buffer.slice(end + 2);
+      if (!data.trim()) continue;
+      const event = JSON.parse(data) as { message: string; ready?: boolean; failed?: boolean };
+      seen.push(event.message);
+      if (until(event)) {
+        await res.body!.cancel().catch(() => {});
+        return event;
+      }
+    }
+  }
+  throw new Error(`the progress of ${user} ended first: ${seen.join(' | ')}`);
+}
