@@ -277,7 +277,7 @@ test('reconcile never adopts a cluster stopped while it was listing', async (t) 
 });
 
 test('a launch waits in line without its start timeout running; the line has its own limit', async (t) => {
-  const { backend, manager } = await setup(t, { concurrency: 1, timeout: 0.6, queueTimeout: 0.3 });
+  const { backend, manager } = await setup(t, { concurrency: 1, queueTimeout: 0.3 });
   const first = manager.launch('a', 1);
   const second = manager.launch('b', 1);
   const failed = await second.done;
@@ -288,10 +288,10 @@ test('a launch waits in line without its start timeout running; the line has its
   t.true((await first.done).ready);
 
   // In line for as long as a start timeout (behind a launch that times out), then started: it has its whole start timeout.
-  const { backend: b2, manager: m2 } = await setup(t, { concurrency: 1, timeout: 1.5, queueTimeout: 30 });
+  const { backend: b2, manager: m2 } = await setup(t, { concurrency: 1, timeout: 3, queueTimeout: 60 });
   const c = m2.launch('c', 1);
   const d = m2.launch('d', 1);
-  t.regex((await c.done).message, /not ready after 2 s/);
+  t.regex((await c.done).message, /not ready after 3 s/);
   for await (const e of m2.progress('d')) if (e.message === 'scheduler starting') break;
   b2.gate('d').resolve();
   const final = await d.done;

@@ -7,34 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Launch } from './launch.ts';
 import { LaunchQueue } from './queue.ts';
+import { aborted, queueMessage, throwIfAborted, timeoutMessage } from './launch-limits.ts';
 import { childLogger, type Logger } from './log.ts';
+import { routePath, userUrl, type ClusterRecords } from './records.ts';
 import type { Removal } from './reconcile.ts';
 import { ClusterError, type Backend, type ProgressEvent, type Proxy } from './types.ts';
 
-/** How the manager remembers clusters (the hub's Store satisfies it). */
-export interface ClusterRecord {
-  user: string;
-  /** The backend's kind (`local`, `kubernetes`). */
-  backend: string;
-  phase: 'starting' | 'running' | 'stopping';
-  workers: number;
-  /** Jupyter's token for this cluster (a random secret; the database file is 0600). */
-  jupyterToken: string;
-  /** Proxy target once ready. */
-  url: string | null;
-  createdAt: string;
-  readyAt: string | null;
-  lastActivity: string | null;
-}
-
-export interface ClusterRecords {
-  getCluster(user: string): ClusterRecord | undefined;
-  putCluster(row: ClusterRecord): void;
-  updateCluster(user: string, patch: Partial<Omit<ClusterRecord, 'user'>>): void;
-  listClusters(): ClusterRecord[];
-  deleteCluster(user: string): void;
-  addEvent(event: { actor: string; user: string; kind: string; detail?: Record<string, unknown> }): unknown;
-}
 
 /** Counters the hub exports; the default does nothing (no null checks anywhere). */
 export interface ManagerMetrics {
@@ -58,16 +36,6 @@ export interface ManagerOptions {
   maxWorkers: number;
   log: Logger;
   metrics?: ManagerMetrics;
-}
-
-/** The proxy path of a user's cluster (CHP keys have no trailing slash). */
-export function routePath(user: string): string {
-  return `/user/${user}`;
-}
-
-/** Where a student's browser goes: Jupyter's base URL. */
-export function userUrl(user: string): string {
-  return `/user/${user}/`;
 }
 
 /** Who stops a cluster and why (events and the admin log show it). */
@@ -405,27 +373,4 @@ export class SpawnManager {
     this.#closed.abort();
     await Promise.allSettled([...this.#stopping.values()]);
   }
-}
-
-function aborted(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => {
-    if (signal.aborted) reject(signal.reason);
-    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-  });
-}
-
-function throwIfAborted(signal: AbortSignal, timeout: AbortSignal, timeoutMs: number, launch: Launch): void {
-  if (!signal.aborted) return;
-  if (timeout.aborted) throw new ClusterError(timeoutMessage(timeoutMs, launch), 504);
-  throw signal.reason instanceof Error ? signal.reason : new ClusterError(String(signal.reason));
-}
-
-/** The timeout, the last step, and what the backend was struggling with when time ran out. */
-function timeoutMessage(timeoutMs: number, launch: Launch, cause?: unknown): string {
-  const trouble = cause instanceof ClusterError ? `: ${cause.message}` : '';
-  return `the cluster was not ready after ${Math.round(timeoutMs / 1000)} s (last step: ${launch.lastMessage || 'none'})${trouble}`;
-}
-
-function queueMessage(limitMs: number, position: number): string {
-  return `no launch slot became free within ${Math.round(limitMs / 1000)} s (still at position ${position} in line); the hub is busy, launch again in a few minutes`;
 }

@@ -8,7 +8,7 @@
  * so a pass never brings back a cluster that a stop removed meanwhile, nor undoes a stop.
  */
 import type { Logger } from './log.ts';
-import type { ClusterRecords } from './manager.ts';
+import type { ClusterRecords } from './records.ts';
 import type { Backend, ClusterListing } from './types.ts';
 
 /** A cluster to remove through the manager's stop path, and why. */

@@ -8,6 +8,7 @@ import test, { type ExecutionContext } from 'ava';
 import { AppsV1Api, CoreV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { openStore } from '../hub/store/sqlite.ts';
 import { join } from 'node:path';
 import { parseConfig } from '../config/load.ts';
 import { KubernetesBackend } from '../spawner/kubernetes/backend.ts';
@@ -21,7 +22,7 @@ import { ensurePlane, type Plane } from './kube/plane.ts';
 import { startTestHub } from './helpers/hub.ts';
 import { startHubProcess } from './helpers/hub-process.ts';
 import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
-import { alive, call, childPids, kubeHubConfig, namespaces, noNamespacesLeft, phases, PROXY_TOKEN, seedUsers, userRoutes } from './helpers/kube-hub.ts';
+import { alive, call, childPids, kubeHubConfig, namespaces, noNamespacesLeft, phases, progressUntil, PROXY_TOKEN, seedUsers, userRoutes } from './helpers/kube-hub.ts';
 import { waitUntil } from './helpers/net.ts';
 
 let plane: Plane;
@@ -67,22 +68,6 @@ async function launchAndWait(base: string, token: string, user: string): Promise
   const res = await call(base, token, `/hub/api/users/${user}/cluster`, 'POST', { workers: 1 });
   if (res.status !== 202) throw new Error(`launch of ${user}: ${res.status} ${JSON.stringify(res.body)}`);
   await waitUntil(`${user} running`, async () => (await phases(base, token))[user] === 'running', { timeoutMs: 180_000, intervalMs: 200 });
-}
-
-/** Reads the progress stream until a message matches. */
-async function progressUntil(base: string, token: string, user: string, pattern: RegExp): Promise<void> {
-  const res = await fetch(`${base}/hub/api/users/${user}/cluster/progress`, { headers: { Authorization: `token ${token}` }, signal: AbortSignal.timeout(180_000) });
-  const decoder = new TextDecoder();
-  let text = '';
-  for await (const chunk of res.body!) {
-    text += decoder.decode(chunk as Uint8Array, { stream: true });
-    if (pattern.test(text)) {
-      await res.body!.cancel().catch(() => {});
-      return;
-    }
-    if (/"failed":true/.test(text)) throw new Error(`the launch of ${user} failed: ${text}`);
-  }
-  throw new Error(`the progress of ${user} ended without ${pattern}: ${text}`);
 }
 
 test.serial('a hub killed between a namespace and its RoleBinding starts again, removes what it cannot read, and keeps repairing', async (t) => {
@@ -132,7 +117,7 @@ test.serial('a launch killed after its pods were Ready is removed at the next st
   process.kill(proxyPid!, 'SIGSTOP');
   const hubPort = `http://127.0.0.1:${first.config.hub.hubPort}`;
   t.is((await call(hubPort, token, '/hub/api/users/early/cluster', 'POST', { workers: 1 })).status, 202);
-  await progressUntil(hubPort, token, 'early', /Adding the route to your cluster/);
+  await progressUntil(hubPort, token, 'early', (e) => e.message === 'Adding the route to your cluster');
   first.child.kill('SIGKILL');
   process.kill(proxyPid!, 'SIGKILL');
   await first.exited;
@@ -215,4 +200,49 @@ test.serial('stop-all racing the route repair (every second, and passes back to 
     t.deepEqual(ghosts, [], `round ${round}: clusters or routes that came back after stop-all`);
     await noNamespacesLeft(admin, prefix);
   }
+});
+
+test.serial('kill -9 of the hub during 20 launches: the next hub keeps what ran, removes the rest, and routes, API and namespaces agree', async (t) => {
+  const students = Array.from({ length: 20 }, (_, i) => `crash${String(i).padStart(2, '0')}`);
+  const { raw, token, prefix, stateDir, restart, log } = await fresh(t, students);
+  const first = startHubProcess(raw, { logFile: log });
+  await first.up;
+  const [proxyPid] = childPids(first.child.pid!);
+  await Promise.all(students.map((s) => call(first.publicUrl, token, `/hub/api/users/${s}/cluster`, 'POST', { workers: 1 })));
+  await waitUntil('8 of 20 running', async () => Object.values(await phases(first.publicUrl, token)).filter((p) => p === 'running').length >= 8, { timeoutMs: 300_000, intervalMs: 100 });
+  first.child.kill('SIGKILL');
+  await first.exited;
+  const records = openStore(join(stateDir, 'clusterhub.sqlite'));
+  const atCrash = Object.fromEntries(records.listClusters().map((c) => [c.user, c.phase]));
+  records.close();
+  const wasRunning = students.filter((s) => atCrash[s] === 'running');
+  const wasStarting = students.filter((s) => atCrash[s] === 'starting');
+  t.is(wasRunning.length + wasStarting.length, 20);
+
+  const started = performance.now();
+  const hub = await restart();
+  t.teardown(() => hub.destroy());
+  const upMs = performance.now() - started;
+  const agreed = await waitUntil('routes, the API and the namespaces to agree', async () => {
+    const now = await phases(hub.publicUrl, token);
+    const running = students.filter((s) => now[s] === 'running');
+    if (students.some((s) => now[s] !== 'running' && now[s] !== 'stopped')) return false;
+    const live = (await namespaces(admin, prefix)).live;
+    const routes = await userRoutes(hub.config);
+    const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
+    return same(routes, running) && same(live, running.map((s) => namespaceFor(prefix, s)).sort()) && running;
+  }, { timeoutMs: 120_000, intervalMs: 100 });
+  const agreeMs = performance.now() - started;
+  const removed = students.filter((s) => hub.store.listEvents({ user: s, kind: 'launch-failed' }).length > 0);
+  t.deepEqual(agreed, wasRunning, 'every cluster that was running is kept, and only those');
+  t.deepEqual(removed, wasStarting, 'every launch cut short is removed');
+  // It notices its hub is gone when its stdin closes.
+  await waitUntil('the killed hub\'s proxy to exit', () => !alive(proxyPid!), { timeoutMs: 15_000 });
+
+  await call(hub.publicUrl, token, '/hub/api/clusters', 'DELETE');
+  await noNamespacesLeft(admin, prefix);
+  const proxyOfSecond = hub.supervisor!.pid!;
+  await hub.close();
+  t.false(alive(proxyOfSecond), 'no process left');
+  t.log(`kill -9 during 20 launches: ${wasRunning.length} running kept, ${wasStarting.length} half-started removed; hub up ${(upMs / 1000).toFixed(2)} s, routes/API/namespaces agree ${(agreeMs / 1000).toFixed(2)} s after the restart began; no namespace, no process left`);
 });

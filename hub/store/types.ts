@@ -1,5 +1,5 @@
 /** The Store contract: users, clusters, API tokens (hashed at rest) and events. */
-import type { ClusterRecord } from '../../spawner/manager.ts';
+import type { ClusterRecord } from '../../spawner/records.ts';
 
 export interface UserRow {
   login: string;

@@ -1,0 +1,36 @@
+/** How the manager remembers clusters, and the paths a cluster is reached at. */
+
+/** How the manager remembers clusters (the hub's Store satisfies it). */
+export interface ClusterRecord {
+  user: string;
+  /** The backend's kind (`local`, `kubernetes`). */
+  backend: string;
+  phase: 'starting' | 'running' | 'stopping';
+  workers: number;
+  /** Jupyter's token for this cluster (a random secret; the database file is 0600). */
+  jupyterToken: string;
+  /** Proxy target once ready. */
+  url: string | null;
+  createdAt: string;
+  readyAt: string | null;
+  lastActivity: string | null;
+}
+
+export interface ClusterRecords {
+  getCluster(user: string): ClusterRecord | undefined;
+  putCluster(row: ClusterRecord): void;
+  updateCluster(user: string, patch: Partial<Omit<ClusterRecord, 'user'>>): void;
+  listClusters(): ClusterRecord[];
+  deleteCluster(user: string): void;
+  addEvent(event: { actor: string; user: string; kind: string; detail?: Record<string, unknown> }): unknown;
+}
+
+/** The proxy path of a user's cluster (CHP keys have no trailing slash). */
+export function routePath(user: string): string {
+  return `/user/${user}`;
+}
+
+/** Where a student's browser goes: Jupyter's base URL. */
+export function userUrl(user: string): string {
+  return `/user/${user}/`;
+}
