@@ -6,17 +6,17 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { checkCullerConfig } from '../culler/config.ts';
-import { ChpClient } from '../spawner/proxy.ts';
-import { ChpSupervisor, type ChpState } from '../spawner/proxy-supervisor.ts';
+import { ChpClient } from '../proxy/client.ts';
+import { ChpSupervisor, type ChpState } from '../proxy/supervisor.ts';
 import { reconcile, removeClusters, type Removal } from '../spawner/reconcile.ts';
-import { syncRoutes } from '../spawner/route-sync.ts';
+import { syncRoutes } from '../proxy/route-sync.ts';
 import { SpawnManager } from '../spawner/manager.ts';
-import type { Logger } from '../spawner/log.ts';
+import type { Logger } from '../shared/log.ts';
 import type { Backend } from '../spawner/types.ts';
 import { createApp } from './app.ts';
 import { checkAuthConfig } from './auth/settings.ts';
 import { createBackend } from './backends.ts';
-import { createCuller } from './culling.ts';
+import { createCuller } from './culler-wiring.ts';
 import { createLogger } from './log.ts';
 import { createMetrics } from './metrics.ts';
 import { loadSecrets } from './secrets.ts';
@@ -159,7 +159,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       supervisor = started;
       started.on('restart', (info) => {
         log.warn({ ...info }, 'proxy restarted; putting every route back');
-        repairRoutes().catch((err) => log.error({ err: String(err) }, 'route repair after proxy restart failed'));
+        repairRoutes().catch((err) => log.error({ err }, 'route repair after proxy restart failed'));
       });
       // Registered before it starts: a stop during the start ends the child too.
       cleanups.push(() => started.stop());
@@ -175,7 +175,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       if (options.signal?.aborted) throw err;
       // The backend cannot be asked (an API server outage): serve the clusters the records know; the timer retries.
       noteRepair(err);
-      log.error({ err: String(err) }, 'reconcile at start failed; routes come from the records, the next repair tries again');
+      log.error({ err }, 'reconcile at start failed; routes come from the records, the next repair tries again');
     }
     await step(repairRoutes());
     const startupRemovals = remove(removals);
@@ -189,7 +189,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       // A pass slower than the interval is not stacked on.
       if (repairing) return;
       repairing = true;
-      repair().catch((err) => log.error({ err: String(err) }, 'periodic repair failed')).finally(() => (repairing = false));
+      repair().catch((err) => log.error({ err }, 'periodic repair failed')).finally(() => (repairing = false));
     }, config.proxy.checkRoutesSeconds * 1000);
     timer.unref();
     cleanups.push(() => clearInterval(timer));

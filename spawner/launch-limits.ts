@@ -1,5 +1,5 @@
 /** The two limits of a launch: its time in line, and its start timeout once the backend began. */
-import type { Launch } from './launch.ts';
+import type { Launch } from './launch-progress.ts';
 import { ClusterError } from './types.ts';
 
 /** Rejects with the signal's reason once it aborts. */

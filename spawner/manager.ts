@@ -5,20 +5,21 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Launch } from './launch.ts';
+import { Launch } from './launch-progress.ts';
 import { LaunchQueue } from './queue.ts';
 import { aborted, queueMessage, throwIfAborted, timeoutMessage } from './launch-limits.ts';
-import { childLogger, type Logger } from './log.ts';
+import { childLogger, type Logger } from '../shared/log.ts';
+import type { Proxy } from '../proxy/types.ts';
 import { routePath, userUrl, type ClusterRecords } from './records.ts';
 import type { Removal } from './reconcile.ts';
-import { ClusterError, type Backend, type ProgressEvent, type Proxy } from './types.ts';
-
+import { ClusterError, type Backend, type ClusterErrorReason, type ProgressEvent } from './types.ts';
 
 /** Counters the hub exports; the default does nothing (no null checks anywhere). */
 export interface ManagerMetrics {
   launchStarted(): void;
   launchSucceeded(seconds: number): void;
-  launchFailed(seconds: number): void;
+  /** A launch failed; `reason` is the ClusterError's (`failed` for any other error). */
+  launchFailed(seconds: number, reason: ClusterErrorReason): void;
   activeClusters(count: number): void;
 }
 
@@ -113,7 +114,7 @@ export class SpawnManager {
     if (record?.phase === 'stopping') {
       // A removal that never finished (the backend was unreachable, or a hub died during it).
       void this.stop(user, { actor: 'hub', kind: 'cleanup', reason: 'a removal that had not finished was completed' })
-        .catch((err) => this.#log.warn({ user, err: String(err) }, 'finishing a removal failed'));
+        .catch((err) => this.#log.warn({ user, err }, 'finishing a removal failed'));
       throw new ClusterError(`${user}'s previous cluster is still being removed; launch again when it has stopped`, 409);
     }
     if (record) throw new ClusterError(`${user}'s cluster is already ${record.phase}`, 409);
@@ -189,7 +190,9 @@ export class SpawnManager {
       await this.#cleanup(user);
       this.#lastFailure.set(user, message);
       this.#records.addEvent({ actor: 'hub', user, kind: 'launch-failed', detail: { reason: message } });
-      this.#metrics.launchFailed((performance.now() - started) / 1000);
+      // A stop or shutdown says why in the abort; the backend then throws whatever it threw.
+      const cause = launch.controller.signal.aborted ? launch.controller.signal.reason : err;
+      this.#metrics.launchFailed((performance.now() - started) / 1000, timeout.aborted ? 'timeout' : cause instanceof ClusterError ? cause.reason : 'failed');
       finish({ progress: 100, message: `Launch failed: ${message}`, failed: true });
     } finally {
       clearTimeout(inLine);
@@ -204,12 +207,12 @@ export class SpawnManager {
    * is retried with backoff until the backend answers, not left to the orphan sweep.
    */
   async #cleanup(user: string): Promise<void> {
-    await this.#proxy.deleteRoute(routePath(user)).catch((err) => this.#log.warn({ user, err: String(err) }, 'route cleanup failed'));
+    await this.#proxy.deleteRoute(routePath(user)).catch((err) => this.#log.warn({ user, err }, 'route cleanup failed'));
     try {
       await this.backend.stop(user);
       this.#records.deleteCluster(user);
     } catch (err) {
-      this.#log.error({ user, err: String(err) }, 'backend cleanup failed; retrying until the backend answers');
+      this.#log.error({ user, err }, 'backend cleanup failed; retrying until the backend answers');
       this.#records.updateCluster(user, { phase: 'stopping' });
       this.#retryCleanup(user);
     }
@@ -223,7 +226,7 @@ export class SpawnManager {
           await this.backend.stop(user);
           break;
         } catch (err) {
-          this.#log.warn({ user, attempt, err: String(err) }, 'backend cleanup failed again');
+          this.#log.warn({ user, attempt, err }, 'backend cleanup failed again');
         }
       }
       this.#records.deleteCluster(user);
@@ -266,7 +269,7 @@ export class SpawnManager {
     this.#touch(user);
     const run = (async () => {
       if (launch) {
-        launch.controller.abort(new ClusterError(`stopped by ${options.actor}`, 409));
+        launch.controller.abort(new ClusterError(`stopped by ${options.actor}`, 409, 'cancelled'));
         await launch.done;
       }
       if (this.#records.getCluster(user)) this.#records.updateCluster(user, { phase: 'stopping' });
@@ -368,7 +371,7 @@ export class SpawnManager {
   /** Cancels pending launches (they clean up after themselves), waits for them and for stops in flight. */
   async close(): Promise<void> {
     const pending = [...this.#launches.values()];
-    for (const launch of pending) launch.controller.abort(new ClusterError('the hub is shutting down', 503));
+    for (const launch of pending) launch.controller.abort(new ClusterError('the hub is shutting down', 503, 'cancelled'));
     await Promise.all(pending.map((l) => l.done));
     this.#closed.abort();
     await Promise.allSettled([...this.#stopping.values()]);

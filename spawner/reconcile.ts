@@ -7,7 +7,7 @@
  * listing began, or whose launch or stop ended since, is left alone (a generation check),
  * so a pass never brings back a cluster that a stop removed meanwhile, nor undoes a stop.
  */
-import type { Logger } from './log.ts';
+import type { Logger } from '../shared/log.ts';
 import type { ClusterRecords } from './records.ts';
 import type { Backend, ClusterListing } from './types.ts';
 
@@ -124,7 +124,7 @@ export async function removeClusters(
   const lane = async (): Promise<void> => {
     while (next < removals.length) {
       const removal = removals[next++]!;
-      await stop(removal).catch((err) => options.log.warn({ user: removal.user, kind: removal.kind, err: String(err) }, 'removing a cluster failed; the next repair tries again'));
+      await stop(removal).catch((err) => options.log.warn({ user: removal.user, kind: removal.kind, err }, 'removing a cluster failed; the next repair tries again'));
     }
   };
   await Promise.all(Array.from({ length: Math.min(Math.max(1, options.limit), removals.length) }, lane));

@@ -1,7 +1,7 @@
 /** How the manager remembers clusters, and the paths a cluster is reached at. */
 
-/** How the manager remembers clusters (the hub's Store satisfies it). */
-export interface ClusterRecord {
+/** A user's cluster as the manager remembers it: one row of the hub's store. */
+export interface ClusterRow {
   user: string;
   /** The backend's kind (`local`, `kubernetes`). */
   backend: string;
@@ -16,11 +16,12 @@ export interface ClusterRecord {
   lastActivity: string | null;
 }
 
+/** How the manager remembers clusters (the hub's Store satisfies it). */
 export interface ClusterRecords {
-  getCluster(user: string): ClusterRecord | undefined;
-  putCluster(row: ClusterRecord): void;
-  updateCluster(user: string, patch: Partial<Omit<ClusterRecord, 'user'>>): void;
-  listClusters(): ClusterRecord[];
+  getCluster(user: string): ClusterRow | undefined;
+  putCluster(row: ClusterRow): void;
+  updateCluster(user: string, patch: Partial<Omit<ClusterRow, 'user'>>): void;
+  listClusters(): ClusterRow[];
   deleteCluster(user: string): void;
   addEvent(event: { actor: string; user: string; kind: string; detail?: Record<string, unknown> }): unknown;
 }

@@ -7,7 +7,7 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openStore } from '../../hub/store/sqlite.ts';
-import { ChpClient } from '../../spawner/proxy.ts';
+import { ChpClient } from '../../proxy/client.ts';
 import { watchUntil } from '../kube/watch.ts';
 import { freePort } from './net.ts';
 
