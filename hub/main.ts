@@ -166,19 +166,27 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       await step(started.start());
     }
 
-    // Routes of running clusters first; the removals reconcile decides run after, in the background.
-    let removals: Removal[] = [];
-    try {
-      removals = (await step(reconcile(reconcileDeps))).removals;
+    // The records know the running clusters: their routes need no API server, so they come back first.
+    await step(repairRoutes());
+    // Then one reconcile pass, bounded: a backend that does not answer must not keep the hub from starting.
+    const firstPass = reconcile(reconcileDeps).then((report) => {
       noteRepair();
-    } catch (err) {
-      if (options.signal?.aborted) throw err;
-      // The backend cannot be asked (an API server outage): serve the clusters the records know; the timer retries.
+      return report.removals;
+    }, (err) => {
       noteRepair(err);
       log.error({ err }, 'reconcile at start failed; routes come from the records, the next repair tries again');
-    }
+      return [] as Removal[];
+    });
+    const removals = await step(Promise.race([firstPass, unrefDelay(STARTUP_RECONCILE_MS)]));
+    if (!removals) log.warn({ seconds: STARTUP_RECONCILE_MS / 1000 }, 'reconcile at start is slow; it finishes in the background');
+    // Routes of what the pass marked for removal go now; the removals themselves run after, side by side.
     await step(repairRoutes());
-    const startupRemovals = remove(removals);
+    const startupRemovals = (async () => {
+      const late = !removals;
+      const decided = removals ?? await firstPass;
+      if (late) await repairRoutes().catch((err) => log.error({ err }, 'route repair after a late reconcile failed'));
+      await remove(decided);
+    })();
     cleanups.push(() => startupRemovals);
     metrics.activeClusters(store.listClusters().filter((c) => c.phase === 'running').length);
     culler?.start();
@@ -195,7 +203,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     cleanups.push(() => clearInterval(timer));
 
     const publicUrl = config.hub.publicUrl ?? `http://${config.hub.bind}:${config.hub.port}`;
-    log.info({ publicUrl, backend: backend.kind, proxy: config.proxy.mode, removing: removals.length }, 'clusterhub is up');
+    log.info({ publicUrl, backend: backend.kind, proxy: config.proxy.mode, removing: removals?.length ?? 'pending' }, 'clusterhub is up');
     return {
       publicUrl, hubUrl: `http://${hubHost}:${config.hub.hubPort}`, proxyApiUrl, store, manager, backend, proxy, supervisor,
       repair, startupRemovals, health,
@@ -205,6 +213,14 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     await closeAll().catch(() => {});
     throw err;
   }
+}
+
+/** How long the start waits for its first reconcile pass before going on without it. */
+const STARTUP_RECONCILE_MS = 30_000;
+
+/** Resolves with undefined after `ms`, without keeping the process alive. */
+function unrefDelay(ms: number): Promise<undefined> {
+  return new Promise((resolve) => setTimeout(resolve, ms, undefined).unref());
 }
 
 function listen(handler: Parameters<typeof import('node:http').createServer>[1], port: number, host: string): Promise<Server> {
