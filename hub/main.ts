@@ -14,11 +14,13 @@ import { SpawnManager } from '../spawner/manager.ts';
 import type { Logger } from '../shared/log.ts';
 import type { Backend } from '../spawner/types.ts';
 import { createApp } from './app.ts';
-import { checkAuthConfig } from './auth/settings.ts';
+import { syncAdminFlags } from './auth/admins.ts';
+import { checkAuthConfig, publicUrl as publicUrlOf } from './auth/settings.ts';
 import { createBackend } from './backends.ts';
 import { createCuller } from './culler-wiring.ts';
 import { createLogger } from './log.ts';
 import { createMetrics } from './metrics.ts';
+import { checkOriginConfig, routeScheme, serverUrlOf } from './origins.ts';
 import { loadSecrets } from './secrets.ts';
 import { openStore } from './store/sqlite.ts';
 import type { Store } from './store/types.ts';
@@ -66,6 +68,7 @@ export interface HubHealth {
 /** Starts the hub described by `config`; rejects with a clear error when something is wrong. */
 export async function startHub(config: Config, options: StartHubOptions = {}): Promise<RunningHub> {
   checkAuthConfig(config);
+  checkOriginConfig(config);
   checkCullerConfig(config);
   const log = options.log ?? createLogger(config.hub.logLevel);
   const secrets = loadSecrets(config);
@@ -85,9 +88,10 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
   cancelled.catch(() => {});
   const step = <T>(p: Promise<T>): Promise<T> => Promise.race([p, cancelled]);
   try {
-    for (const login of config.auth.admins) if (store.getUser(login)) store.upsertUser({ login, admin: true });
+    syncAdminFlags(store, config);
 
     const managed = config.proxy.mode === 'managed';
+    const routes = routeScheme(config);
     const proxyApiUrl = config.proxy.apiUrl ?? `http://127.0.0.1:${config.hub.port + 1}`;
     const proxy = new ChpClient({ apiUrl: proxyApiUrl, authToken: secrets.proxyAuthToken });
     const backend = options.backend ?? await step(createBackend(config, { log, onSetup: options.onSetup }));
@@ -96,11 +100,12 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       backend, proxy, records: store, log, metrics,
       startTimeoutSeconds: config.spawn.startTimeoutSeconds, queueTimeoutSeconds: config.spawn.queueTimeoutSeconds,
       concurrency: config.spawn.concurrency, maxWorkers: config.spawn.maxWorkers,
+      routes, serverUrl: serverUrlOf(config),
     });
     cleanups.push(() => manager.close());
 
     const repairRoutes = async () => {
-      const result = await syncRoutes(proxy, () => manager.wantedRoutes(), { logger: log });
+      const result = await syncRoutes(proxy, () => manager.wantedRoutes(), { logger: log, manages: routes.manages });
       metrics.routeRepairs('added', result.added);
       metrics.routeRepairs('fixed', result.fixed);
       metrics.routeRepairs('removed', result.removed);
@@ -155,6 +160,8 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
         defaultTarget: `http://127.0.0.1:${config.hub.hubPort}`, authToken: secrets.proxyAuthToken, logger: log,
         // CHP logs every API call at info; the hub logs the route changes that matter.
         logLevel: config.hub.logLevel === 'debug' || config.hub.logLevel === 'trace' ? 'debug' : 'warn',
+        // Each student's cluster on a host of its own: CHP keys routes by host first.
+        extraArgs: config.hub.userSubdomains ? ['--host-routing'] : [],
       });
       supervisor = started;
       started.on('restart', (info) => {
@@ -202,7 +209,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     timer.unref();
     cleanups.push(() => clearInterval(timer));
 
-    const publicUrl = config.hub.publicUrl ?? `http://${config.hub.bind}:${config.hub.port}`;
+    const publicUrl = publicUrlOf(config);
     log.info({ publicUrl, backend: backend.kind, proxy: config.proxy.mode, removing: removals?.length ?? 'pending' }, 'clusterhub is up');
     return {
       publicUrl, hubUrl: `http://${hubHost}:${config.hub.hubPort}`, proxyApiUrl, store, manager, backend, proxy, supervisor,

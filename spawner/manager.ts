@@ -9,8 +9,9 @@ import { Launch } from './launch-progress.ts';
 import { LaunchQueue } from './queue.ts';
 import { aborted, queueMessage, throwIfAborted, timeoutMessage } from './launch-limits.ts';
 import { childLogger, type Logger } from '../shared/log.ts';
+import { pathRoutes, type RouteScheme } from '../proxy/routes.ts';
 import type { Proxy } from '../proxy/types.ts';
-import { routePath, userUrl, type ClusterRecords } from './records.ts';
+import type { ClusterRecords } from './records.ts';
 import type { Removal } from './reconcile.ts';
 import { ClusterError, type Backend, type ClusterErrorReason, type ProgressEvent } from './types.ts';
 
@@ -37,6 +38,10 @@ export interface ManagerOptions {
   maxWorkers: number;
   log: Logger;
   metrics?: ManagerMetrics;
+  /** How user routes are keyed in the proxy (default: by path, `/user/{login}`). */
+  routes?: RouteScheme;
+  /** The URL of a user's JupyterLab as the browser uses it (default: the path `/user/{login}/`). */
+  serverUrl?: (user: string) => string;
 }
 
 /** Who stops a cluster and why (events and the admin log show it). */
@@ -48,6 +53,11 @@ export interface StopRequest {
   kind?: string;
   /** Ask the backend to remove it even when the hub has no record (a broken leftover). */
   evenWithoutRecord?: boolean;
+}
+
+/** Jupyter's base URL (the path it serves under, on whichever host). */
+export function userUrl(user: string): string {
+  return `/user/${user}/`;
 }
 
 /** What the hub can tell a client about one user's cluster right now. */
@@ -64,6 +74,9 @@ export interface ClusterView {
 
 export class SpawnManager {
   readonly backend: Backend;
+  /** How this manager keys user routes (route sync and the culler use the same). */
+  readonly routes: RouteScheme;
+  readonly #serverUrl: (user: string) => string;
   readonly #proxy: Proxy;
   readonly #records: ClusterRecords;
   readonly #log: Logger;
@@ -85,6 +98,8 @@ export class SpawnManager {
 
   constructor(options: ManagerOptions) {
     this.backend = options.backend;
+    this.routes = options.routes ?? pathRoutes;
+    this.#serverUrl = options.serverUrl ?? userUrl;
     this.#proxy = options.proxy;
     this.#records = options.records;
     this.#log = childLogger(options.log, { component: 'spawner' });
@@ -175,7 +190,7 @@ export class SpawnManager {
       throwIfAborted(signal, timeout, this.#timeoutMs, launch);
       if (!target) throw new ClusterError('the backend finished without reporting where the cluster is');
       launch.push({ progress: 99, message: 'Adding the route to your cluster' });
-      await this.#proxy.addRoute(routePath(user), target, { user, cluster: this.backend.kind });
+      await this.#proxy.addRoute(this.routes.path(user), target, { user, cluster: this.backend.kind });
       const readyAt = new Date().toISOString();
       this.#records.updateCluster(user, { phase: 'running', url: target, readyAt, lastActivity: readyAt });
       const seconds = (performance.now() - started) / 1000;
@@ -183,7 +198,7 @@ export class SpawnManager {
       this.#metrics.launchSucceeded(seconds);
       this.#metrics.activeClusters(this.#records.listClusters().filter((c) => c.phase === 'running').length);
       log.info({ seconds }, 'cluster ready');
-      finish({ progress: 100, message: 'Your cluster is ready', ready: true, url: userUrl(user) });
+      finish({ progress: 100, message: 'Your cluster is ready', ready: true, url: this.#serverUrl(user) });
     } catch (err) {
       const message = timeout.aborted ? timeoutMessage(this.#timeoutMs, launch, err === timeout.reason ? undefined : err) : err instanceof Error ? err.message : String(err);
       log.warn({ reason: message }, 'launch failed; cleaning up');
@@ -207,7 +222,7 @@ export class SpawnManager {
    * is retried with backoff until the backend answers, not left to the orphan sweep.
    */
   async #cleanup(user: string): Promise<void> {
-    await this.#proxy.deleteRoute(routePath(user)).catch((err) => this.#log.warn({ user, err }, 'route cleanup failed'));
+    await this.#proxy.deleteRoute(this.routes.path(user)).catch((err) => this.#log.warn({ user, err }, 'route cleanup failed'));
     try {
       await this.backend.stop(user);
       this.#records.deleteCluster(user);
@@ -250,7 +265,7 @@ export class SpawnManager {
     }
     const record = this.#records.getCluster(user);
     if (record?.phase === 'running') {
-      yield { progress: 100, message: 'Your cluster is ready', ready: true, url: userUrl(user) };
+      yield { progress: 100, message: 'Your cluster is ready', ready: true, url: this.#serverUrl(user) };
     } else {
       const failure = this.#lastFailure.get(user);
       yield { progress: 100, failed: true, message: failure ? `Launch failed: ${failure}` : `${user} has no cluster starting` };
@@ -273,7 +288,7 @@ export class SpawnManager {
         await launch.done;
       }
       if (this.#records.getCluster(user)) this.#records.updateCluster(user, { phase: 'stopping' });
-      await this.#proxy.deleteRoute(routePath(user));
+      await this.#proxy.deleteRoute(this.routes.path(user));
       await this.backend.stop(user, { removeWorkspace: options.removeWorkspace });
       this.#records.deleteCluster(user);
       this.#records.addEvent({ actor: options.actor, user, kind: options.kind ?? (options.removeWorkspace ? 'reset' : 'stop'), detail: options.reason ? { reason: options.reason } : {} });
@@ -346,7 +361,7 @@ export class SpawnManager {
     }
     if (this.#stopping.has(user)) return { phase: 'stopping', workers: record?.workers ?? 0 };
     if (!record) return { phase: 'stopped', workers: 0 };
-    return { phase: record.phase, workers: record.workers, url: userUrl(user), createdAt: record.createdAt, readyAt: record.readyAt };
+    return { phase: record.phase, workers: record.workers, url: this.#serverUrl(user), createdAt: record.createdAt, readyAt: record.readyAt };
   }
 
   /** The reason of the user's last failed launch, if it failed since the hub started. */
@@ -363,7 +378,7 @@ export class SpawnManager {
   wantedRoutes(): Map<string, { target: string; data: Record<string, unknown> }> {
     const wanted = new Map<string, { target: string; data: Record<string, unknown> }>();
     for (const c of this.#records.listClusters()) {
-      if (c.phase === 'running' && c.url) wanted.set(routePath(c.user), { target: c.url, data: { user: c.user, cluster: c.backend } });
+      if (c.phase === 'running' && c.url) wanted.set(this.routes.path(c.user), { target: c.url, data: { user: c.user, cluster: c.backend } });
     }
     return wanted;
   }

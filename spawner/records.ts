@@ -1,4 +1,4 @@
-/** How the manager remembers clusters, and the paths a cluster is reached at. */
+/** How the manager remembers clusters: the rows of the hub's store it reads and writes. */
 
 /** A user's cluster as the manager remembers it: one row of the hub's store. */
 export interface ClusterRow {
@@ -24,14 +24,4 @@ export interface ClusterRecords {
   listClusters(): ClusterRow[];
   deleteCluster(user: string): void;
   addEvent(event: { actor: string; user: string; kind: string; detail?: Record<string, unknown> }): unknown;
-}
-
-/** The proxy path of a user's cluster (CHP keys have no trailing slash). */
-export function routePath(user: string): string {
-  return `/user/${user}`;
-}
-
-/** Where a student's browser goes: Jupyter's base URL. */
-export function userUrl(user: string): string {
-  return `/user/${user}/`;
 }
