@@ -182,7 +182,7 @@ export async function startPlane(opts: PlaneOptions = {}): Promise<Plane> {
     await Promise.all(running.map((c) => c.exited));
     log('kube-apiserver killed');
   };
-  const startApiServer = async (timeoutMs = 120_000) => {
+  const startApiServer = async (timeoutMs = 300_000) => {
     sup.start('kube-apiserver', ...apiserverCommand);
     const kc = new KubeConfig();
     kc.loadFromFile(kubeconfigPath);
