@@ -8,6 +8,10 @@ import { bodyParser } from '@koa/bodyparser';
 import { createAuth, csrfProtect } from './auth/index.ts';
 import { adminRoutes } from './api/admin.ts';
 import { clusterRoutes } from './api/clusters.ts';
+import { eventRoutes } from './api/events.ts';
+import { jupyterHubRoutes } from './api/jupyterhub.ts';
+import { rosterRoutes } from './api/roster.ts';
+import { userTokenRoutes } from './api/user-tokens.ts';
 import { adminOnly } from './api/rules.ts';
 import type { HubDeps } from './deps.ts';
 import { errorHandler, HttpError } from './errors.ts';
@@ -51,6 +55,10 @@ export function createApp(deps: HubDeps): Koa {
     ctx.body = await deps.metrics.registry.metrics();
   });
 
+  eventRoutes(router, deps);
+  jupyterHubRoutes(router, deps);
+  rosterRoutes(router, deps);
+  userTokenRoutes(router, deps);
   clusterRoutes(router, deps);
   adminRoutes(router, deps);
   pageRoutes(router, deps, { devLogin: auth.devLoginEnabled });

@@ -13,10 +13,12 @@ import { syncRoutes } from '../spawner/route-sync.ts';
 import { SpawnManager } from '../spawner/manager.ts';
 import type { Logger } from '../spawner/log.ts';
 import type { Backend } from '../spawner/types.ts';
+import { trackActivity } from './activity.ts';
 import { createApp } from './app.ts';
 import { checkAuthConfig } from './auth/settings.ts';
 import { createBackend } from './backends.ts';
 import { createCuller } from './culling.ts';
+import { keepEventsFor } from './events.ts';
 import { createLogger } from './log.ts';
 import { createMetrics } from './metrics.ts';
 import { loadSecrets } from './secrets.ts';
@@ -62,7 +64,9 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     for (const cleanup of cleanups.reverse()) await cleanup();
   };
   try {
-    for (const login of config.auth.admins) if (store.getUser(login)) store.upsertUser({ login, admin: true });
+    // Admins are auth.admins (as configured now) plus the console's instructors (see roster.ts).
+    store.syncAdmins(config.auth.admins);
+    cleanups.push(keepEventsFor(store, config.hub.eventRetentionDays, log));
 
     const managed = config.proxy.mode === 'managed';
     const proxyApiUrl = config.proxy.apiUrl ?? `http://127.0.0.1:${config.hub.port + 1}`;
@@ -121,6 +125,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     culler?.start();
     // Cleanups run in reverse: the culler stops (and its sweep finishes) before the proxy goes.
     cleanups.push(() => culler?.stop());
+    cleanups.push(trackActivity({ store, proxy, log }, config.hub.activityIntervalSeconds));
     const timer = setInterval(() => {
       repair().catch((err) => log.error({ err: String(err) }, 'periodic repair failed'));
     }, config.proxy.checkRoutesSeconds * 1000);
