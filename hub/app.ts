@@ -34,6 +34,8 @@ export function createApp(deps: HubDeps): Koa {
   app.use(errorHandler(deps.log, (status, message) => errorPage(status, message)));
   app.use(bodyParser({
     enableTypes: ['json', 'form'],
+    // DELETE too: JupyterHub's server DELETE takes a body (`{remove}`).
+    parsedMethods: ['POST', 'PUT', 'PATCH', 'DELETE'],
     jsonLimit: '64kb',
     formLimit: '64kb',
     onError: () => {

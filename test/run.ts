@@ -69,6 +69,7 @@ async function must(title: string, cmd: string, args: string[]): Promise<void> {
 const started = performance.now();
 await must('type check (tsc --noEmit)', join(bin, 'tsc'), ['--noEmit', '-p', '.']);
 await must('Python environment for the clusters (built once, then reused)', process.execPath, ['spawner/local/venv.ts']);
+await must('JupyterHub clients from PyPI for the compatibility tests (built once, then reused)', process.execPath, ['test/python/clients.ts']);
 await must('Kubernetes test plane binaries (built once per version, then reused)', 'bash', ['test/kube/build.sh']);
 
 step('Chromium for the browser tests');

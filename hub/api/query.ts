@@ -57,7 +57,7 @@ export function paginated<T>(ctx: Context, items: T[], page: { offset: number; l
   const nextOffset = page.offset + page.limit;
   let next: { offset: number; limit: number; url: string } | null = null;
   if (nextOffset < total) {
-    const url = new URL(ctx.originalUrl, ctx.origin);
+    const url = new URL(ctx.originalUrl, `${ctx.protocol}://${ctx.host}`);
     url.searchParams.set('offset', String(nextOffset));
     url.searchParams.set('limit', String(page.limit));
     next = { offset: nextOffset, limit: page.limit, url: url.href };
