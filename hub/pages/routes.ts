@@ -4,10 +4,9 @@ import type { Context } from 'koa';
 import { csrfToken } from '../auth/csrf.ts';
 import { devBanner } from '../auth/pages.ts';
 import type { AuthUser } from '../auth/user.ts';
-import { adminOnly, selfOrAdmin } from '../api/rules.ts';
+import { selfOrAdmin } from '../api/rules.ts';
 import type { HubDeps } from '../deps.ts';
-import { HttpError } from '../errors.ts';
-import { adminBody, type AdminRow } from './admin.ts';
+import { consoleRoutes } from './console-routes.ts';
 import { homeBody } from './home.ts';
 import { layout } from './layout.ts';
 
@@ -90,42 +89,5 @@ export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: b
     ctx.redirect('/hub/home');
   });
 
-  // Rule: admin.
-  router.get('/hub/admin', async (ctx) => {
-    if (!viewer(ctx)) return;
-    adminOnly(ctx);
-    const outlook = await deps.culler?.outlook?.().catch(() => undefined);
-    const rows: AdminRow[] = store.listUsers().map((u) => {
-      const view = manager.view(u.login);
-      const record = store.getCluster(u.login);
-      const cull = outlook?.get(u.login);
-      return { login: u.login, admin: u.admin, phase: view.phase, workers: view.workers, lastActivity: record?.lastActivity ?? u.lastSeen, idleSeconds: cull?.idleSeconds ?? null, cullAt: cull?.cullAt ?? null };
-    });
-    const flash = typeof ctx.query.done === 'string' ? ctx.query.done : undefined;
-    page(ctx, 'Admin', adminBody(rows, csrfToken(ctx), config.spawn.maxWorkers, flash));
-  });
-
-  // Rule: admin. The admin page's buttons.
-  router.post('/hub/admin/users/:name/:verb', async (ctx) => {
-    const actor = adminOnly(ctx);
-    const name = ctx.params.name!;
-    if (!store.getUser(name)) throw new HttpError(404, `No such user: ${name}`);
-    const verb = ctx.params.verb;
-    if (verb === 'stop') await manager.stop(name, { actor: actor.login, reason: `stopped by ${actor.login}` });
-    else if (verb === 'reset') await manager.stop(name, { actor: actor.login, reason: `reset by ${actor.login}`, removeWorkspace: true });
-    else if (verb === 'scale') await manager.scale(name, formWorkers(ctx), actor.login);
-    else throw new HttpError(404, `Unknown action: ${verb}`);
-    seeOther(ctx, `/hub/admin?done=${encodeURIComponent(`${verb}: ${name}`)}`);
-  });
-  router.post('/hub/admin/stop-all', async (ctx) => {
-    const actor = adminOnly(ctx);
-    const { stopped, failed } = await manager.stopAll({ actor: actor.login, reason: `stopped by ${actor.login} (stop all)` });
-    seeOther(ctx, `/hub/admin?done=${encodeURIComponent(`stopped ${stopped.length} clusters${failed.length ? `; failed: ${failed.join(', ')}` : ''}`)}`);
-  });
-  router.post('/hub/admin/cull', async (ctx) => {
-    adminOnly(ctx);
-    if (!deps.culler) throw new HttpError(409, 'The culler is disabled (culler.enabled: false)');
-    await deps.culler.sweep({ dryRun: false });
-    seeOther(ctx, `/hub/admin?done=${encodeURIComponent('cull sweep finished')}`);
-  });
+  consoleRoutes(router, deps, { page, viewer, seeOther, formWorkers });
 }
