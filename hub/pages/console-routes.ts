@@ -103,6 +103,7 @@ export function consoleRoutes(router: Router, deps: HubDeps, kit: PageKit): void
     if (!kit.viewer(ctx)) return;
     adminOnly(ctx);
     const raw = readQuery(ctx, ['action', 'user']);
+    if (!['reset', 'remove', 'stop-all'].includes(raw.action ?? '')) throw new HttpError(400, 'action must be reset, remove or stop-all');
     const csrf = csrfToken(ctx);
     if (raw.action === 'stop-all') {
       const users = store.listClusters().map((c) => c.user);
@@ -126,7 +127,7 @@ export function consoleRoutes(router: Router, deps: HubDeps, kit: PageKit): void
           `${name}'s API tokens stop working, and ${name} can no longer sign in unless the configuration allows it.`, 'Their events stay in the log.'],
       }));
     }
-    throw new HttpError(400, 'action must be reset, remove or stop-all');
+    throw new Error(`unhandled confirmation ${raw.action}`);
   });
 
   // Rule: admin. Adds one login or a pasted list.

@@ -109,7 +109,7 @@ ${confirmLink('reset', r.login, 'Reset')} · ${confirmLink('remove', r.login, 'R
 ${r.admin ? post(user(r.login, 'uninstructor'), 'Unmake instructor') : post(user(r.login, 'instructor'), 'Make instructor')}</td></tr>`;
   }).join('\n');
   const pages = Math.max(1, Math.ceil(m.total / m.pageSize));
-  const pager = `<p class="pager">Page ${m.query.page} of ${pages} (${plural(m.total, 'match')})
+  const pager = `<p class="pager">Page ${m.query.page} of ${pages} (${m.total} match${m.total === 1 ? '' : 'es'})
 ${m.query.page > 1 ? `<a rel="prev" href="${e(consoleHref(m.query, { page: m.query.page - 1 }))}">Previous</a>` : ''}
 ${m.query.page < pages ? `<a rel="next" href="${e(consoleHref(m.query, { page: m.query.page + 1 }))}">Next</a>` : ''}</p>`;
   const stateOption = (value: ConsoleQuery['state'], label: string) =>
