@@ -121,12 +121,13 @@ ${m.flash ? `<p id="flash" role="status">${e(m.flash)}</p>` : ''}
 <a href="/hub/admin/events">Event log</a> · <a href="/hub/admin/users.csv" download>Export CSV</a> ·
 <a href="/hub/admin/confirm?action=stop-all">Stop all clusters</a>
 ${post('/hub/admin/cull', 'Cull idle now')}</p>
-<details${m.classSize <= 1 ? ' open' : ''}><summary>Add students or instructors</summary>
+<h2>Add students or instructors</h2>
 <form method="post" action="/hub/admin/users">${token}
 <label for="logins">GitHub logins, one per line (or separated by commas or spaces)</label><br>
 <textarea id="logins" name="logins" rows="4" cols="40" required></textarea><br>
 <label><input type="checkbox" name="instructor" value="1"> as instructors</label>
-<button class="primary" type="submit">Add</button></form></details>
+<button class="primary" type="submit">Add</button></form>
+<h2>Students</h2>
 <form method="get" action="/hub/admin" role="search">
 <label>Name <input type="text" name="q" value="${e(m.query.q)}"></label>
 <label>State <select name="state">${stateOption('', 'all')}${stateOption('ready', 'running')}${stateOption('active', 'running or starting')}${stateOption('inactive', 'no cluster')}</select></label>
