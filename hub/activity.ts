@@ -7,9 +7,9 @@
  */
 import { fetchActivity } from '../culler/activity.ts';
 import { forEachLimit } from '../culler/limit.ts';
-import type { Logger } from '../spawner/log.ts';
+import type { Logger } from '../shared/log.ts';
 import { routePath, userUrl } from '../spawner/manager.ts';
-import type { Proxy, RouteInfo } from '../spawner/types.ts';
+import type { Proxy, RouteInfo } from '../proxy/types.ts';
 import type { Store } from './store/types.ts';
 
 export interface ActivityDeps {

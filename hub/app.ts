@@ -13,6 +13,7 @@ import { jupyterHubRoutes } from './api/jupyterhub.ts';
 import { rosterRoutes } from './api/roster.ts';
 import { userTokenRoutes } from './api/user-tokens.ts';
 import { adminOnly } from './api/rules.ts';
+import { tokenRoutes } from './api/tokens.ts';
 import type { HubDeps } from './deps.ts';
 import { errorHandler, HttpError } from './errors.ts';
 import { requestLogger } from './log.ts';
@@ -28,7 +29,7 @@ export function createApp(deps: HubDeps): Koa {
   // Errors after the response started (a progress stream whose reader left) are logged, not printed.
   app.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'ERR_STREAM_PREMATURE_CLOSE' || err.code === 'ECONNRESET') return;
-    deps.log.error({ err: String(err) }, 'response stream failed');
+    deps.log.error({ err }, 'response stream failed');
   });
   app.use(requestLogger(deps.log));
   app.use(errorHandler(deps.log, (status, message) => errorPage(status, message)));
@@ -63,6 +64,7 @@ export function createApp(deps: HubDeps): Koa {
   userTokenRoutes(router, deps);
   clusterRoutes(router, deps);
   adminRoutes(router, deps);
+  tokenRoutes(router, deps);
   pageRoutes(router, deps, { devLogin: auth.devLoginEnabled });
 
   app.use(router.routes());

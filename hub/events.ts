@@ -3,7 +3,7 @@
  * and their retention — events older than `hub.eventRetentionDays` are removed at start and
  * then daily.
  */
-import type { Logger } from '../spawner/log.ts';
+import type { Logger } from '../shared/log.ts';
 import type { Store } from './store/types.ts';
 
 /** Every kind of event, with the words the console shows for it. */

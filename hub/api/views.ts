@@ -3,6 +3,7 @@
  * them unchanged), plus clusterhub's own `cluster`, `instructor` and `last_event`.
  */
 import { userUrl, type ClusterView, type SpawnManager } from '../../spawner/manager.ts';
+import { HttpError } from '../errors.ts';
 import type { Store, UserListing, UserRow } from '../store/types.ts';
 
 /** What a model needs besides the row: the live view of launches, and where the hub is. */
@@ -86,4 +87,11 @@ export function userModel(user: UserRow, manager: SpawnManager, store: Store, co
   const listing = store.userListing(user.login);
   if (!listing) throw new Error(`user ${user.login} vanished while building its model`);
   return listingModel(listing, { ...context, manager });
+}
+
+/** The user called `name`; 404 when the hub has never seen them. */
+export function existingUser(store: Store, name: string): UserRow {
+  const user = store.getUser(name);
+  if (!user) throw new HttpError(404, `No such user: ${name}`);
+  return user;
 }

@@ -15,6 +15,9 @@ export type DashboardLinks = (user: string) => Promise<Record<string, string>>;
 
 const defaultLinks: DashboardLinks = async () => ({ 'Dask dashboard': 'proxy/8787/status', 'Spark UI': 'proxy/8080/' });
 
+/** Events about a user's cluster, for the home page's notice. */
+const CLUSTER_EVENTS = new Set(['launch', 'ready', 'launch-failed', 'scale', 'stop', 'culled', 'reset', 'lost']);
+
 export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: boolean }): void {
   const { manager, store, config } = deps;
   const links: DashboardLinks = async (user) => (await deps.links?.(user)) ?? defaultLinks(user);
@@ -51,7 +54,8 @@ export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: b
     const user = viewer(ctx);
     if (!user) return;
     const view = manager.view(user.login);
-    const notice = store.listEvents({ user: user.login, limit: 1 })[0];
+    // The last thing that happened to the cluster (a sign-in or a token is not news).
+    const notice = store.listEvents({ user: user.login, limit: 20 }).find((e) => CLUSTER_EVENTS.has(e.kind));
     page(ctx, 'Home', homeBody({
       login: user.login, view, csrf: csrfToken(ctx), notice,
       defaultWorkers: config.spawn.defaultWorkers, maxWorkers: config.spawn.maxWorkers,
