@@ -41,6 +41,8 @@ export interface CullerDeps {
   stop(user: string, reason: string): Promise<void>;
   /** configurable-http-proxy's REST API (`getRoutes(inactiveSince)`, `deleteRoute`). */
   proxy: Proxy;
+  /** Route keys that belong to user clusters, for the stray-route sweep (default: under `/user/`). */
+  isUserRoute?: (path: string) => boolean;
   /** Backend clusters the hub has no record of (`backend.list()` minus the known ones). */
   orphans(): Promise<Orphan[]>;
   /** Remove one orphan's backend resources. */

@@ -8,7 +8,7 @@
 import { fetchActivity } from '../culler/activity.ts';
 import { forEachLimit } from '../culler/limit.ts';
 import type { Logger } from '../shared/log.ts';
-import { routePath, userUrl } from '../spawner/manager.ts';
+import { userUrl } from '../spawner/manager.ts';
 import type { Proxy, RouteInfo } from '../proxy/types.ts';
 import type { Store } from './store/types.ts';
 
@@ -16,6 +16,8 @@ export interface ActivityDeps {
   store: Store;
   proxy: Proxy;
   log: Logger;
+  /** The proxy path of a user's cluster (it depends on `hub.userSubdomains`). */
+  routePath: (user: string) => string;
   now?: () => Date;
 }
 
@@ -34,7 +36,7 @@ export async function recordActivity(deps: ActivityDeps): Promise<void> {
   const running = deps.store.listClusters().filter((c) => c.phase === 'running' && c.url);
   await forEachLimit(running, CONCURRENCY, async (cluster) => {
     const seen: number[] = [];
-    const routeActivity = routes[routePath(cluster.user)]?.last_activity;
+    const routeActivity = routes[deps.routePath(cluster.user)]?.last_activity;
     if (routeActivity) seen.push(Date.parse(routeActivity));
     const jupyter = await fetchActivity({ url: cluster.url, baseUrl: userUrl(cluster.user), jupyterToken: cluster.jupyterToken });
     if (!('unreachable' in jupyter)) {

@@ -22,6 +22,7 @@ export const EVENT_KINDS = {
   'instructor-added': 'made an instructor',
   'instructor-removed': 'no longer an instructor',
   'token-created': 'API token created',
+  'signed-out': 'signed out everywhere',
 } as const;
 export type EventKind = keyof typeof EVENT_KINDS;
 

@@ -11,6 +11,7 @@
 import type { Config } from '../config/schema.ts';
 import type { SpawnManager } from '../spawner/manager.ts';
 import { isAdminLogin } from './auth/allow.ts';
+import { hasAdminRights } from './auth/admins.ts';
 import { isLoginShape } from './auth/settings.ts';
 import { HttpError } from './errors.ts';
 import type { Store, UserRow } from './store/types.ts';
@@ -78,7 +79,7 @@ export function setInstructor(deps: RosterDeps, login: string, instructor: boole
   const byConfig = isAdminLogin(login, deps.config);
   if (!instructor && byConfig) throw new HttpError(409, `${login} is an admin through auth.admins in the configuration; remove them there`);
   if (!instructor && login === actor) throw new HttpError(400, 'Instructors cannot unmake themselves');
-  const row = deps.store.upsertUser({ login, instructor, admin: instructor || byConfig });
+  const row = deps.store.upsertUser({ login, instructor, admin: hasAdminRights({ login, instructor }, deps.config) });
   if (row.admin !== user.admin) deps.store.addEvent({ actor, user: login, kind: instructor ? 'instructor-added' : 'instructor-removed' });
   return row;
 }

@@ -15,7 +15,7 @@ export const KEEPALIVE_MS = 8_000;
 /** A manager event in JupyterHub's shape (the hub's own stream says `Launch failed: …`). */
 export function jupyterHubEvent(login: string, event: ProgressEvent): Record<string, unknown> {
   if (event.ready) {
-    const url = `/user/${encodeURIComponent(login)}/`;
+    const url = event.url ?? `/user/${encodeURIComponent(login)}/`;
     return { progress: 100, ready: true, message: `Server ready at ${url}`, html_message: `Server ready at <a href="${escapeHtml(url)}">${escapeHtml(url)}</a>`, url };
   }
   if (event.failed) {

@@ -28,7 +28,9 @@ export function progressUrl(login: string): string {
 
 /** JupyterHub's server model of the user's one (default, unnamed) server. */
 export function serverModel(listing: UserListing, view: ClusterView, context: ModelContext) {
-  const url = userUrl(encodeURIComponent(listing.login));
+  // With hub.userSubdomains the manager's URL is on the student's own origin.
+  const url = view.url ?? userUrl(encodeURIComponent(listing.login));
+  const absolute = /^https?:\/\//.test(url);
   const cluster = listing.cluster;
   const progress = progressUrl(listing.login);
   return {
@@ -42,7 +44,7 @@ export function serverModel(listing: UserListing, view: ClusterView, context: Mo
     url,
     user_options: view.phase === 'stopped' ? {} : { workers: view.workers },
     progress_url: progress,
-    full_url: context.publicUrl ? `${context.publicUrl}${url}` : null,
+    full_url: absolute ? url : context.publicUrl ? `${context.publicUrl}${url}` : null,
     full_progress_url: context.publicUrl ? `${context.publicUrl}${progress}` : null,
   };
 }
@@ -60,7 +62,7 @@ export function listingModel(listing: UserListing, context: ModelContext) {
     admin: listing.admin,
     roles: listing.admin ? ['admin', 'user'] : ['user'],
     groups: [] as string[],
-    server: running ? userUrl(encodeURIComponent(listing.login)) : null,
+    server: running ? view.url ?? userUrl(encodeURIComponent(listing.login)) : null,
     pending: pendingOf(view),
     created: listing.createdAt,
     last_activity: listing.lastActivity,

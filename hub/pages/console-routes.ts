@@ -10,6 +10,7 @@ import type { AuthUser } from '../auth/user.ts';
 import { classCsv, readKind, sendCsv } from '../api/events.ts';
 import { readState } from '../api/jupyterhub.ts';
 import { readQuery } from '../api/query.ts';
+import { signOutEverywhere } from '../api/sessions.ts';
 import { adminOnly } from '../api/rules.ts';
 import type { HubDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
@@ -149,7 +150,10 @@ export function consoleRoutes(router: Router, deps: HubDeps, kit: PageKit): void
       return kit.seeOther(ctx, `/hub/admin/confirm?action=${verb}&user=${encodeURIComponent(name)}`);
     }
     if (verb === 'stop') await manager.stop(name, { actor: actor.login, reason: `stopped by ${actor.login}` });
-    else if (verb === 'reset') await manager.stop(name, { actor: actor.login, reason: `reset by ${actor.login}`, removeWorkspace: true });
+    else if (verb === 'reset') {
+      await manager.stop(name, { actor: actor.login, reason: `reset by ${actor.login}`, removeWorkspace: true });
+      store.revokeAccess(name);
+    } else if (verb === 'signout') signOutEverywhere(deps, name, actor.login);
     else if (verb === 'scale') await manager.scale(name, kit.formWorkers(ctx), actor.login);
     else if (verb === 'remove') await removeUser(deps, name, actor.login);
     else if (verb === 'instructor' || verb === 'uninstructor') setInstructor(deps, name, verb === 'instructor', actor.login);

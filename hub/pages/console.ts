@@ -93,7 +93,7 @@ function header(query: ConsoleQuery): string {
 export function consoleBody(m: ConsoleModel): string {
   const token = `<input type="hidden" name="_csrf" value="${e(m.csrf)}">`;
   const post = (action: string, label: string, extra = '') =>
-    `<form method="post" action="${e(action)}" style="display:inline">${token}${extra}<button type="submit">${e(label)}</button></form>`;
+    `<form method="post" action="${e(action)}" class="inline">${token}${extra}<button type="submit">${e(label)}</button></form>`;
   const user = (login: string, verb: string) => `/hub/admin/users/${encodeURIComponent(login)}/${verb}`;
   const confirmLink = (action: string, login: string, label: string) =>
     `<a href="/hub/admin/confirm?action=${action}&amp;user=${e(encodeURIComponent(login))}">${e(label)}</a>`;
@@ -104,9 +104,10 @@ export function consoleBody(m: ConsoleModel): string {
 <td class="phase">${e(r.phase)}</td><td class="workers">${live ? r.workers : '—'}</td>
 <td>${e(ago(r.launched))}</td><td>${e(ago(r.lastActivity))}</td><td>${e(idle(r))}</td><td class="culls">${r.culls}</td>
 <td>${live ? post(user(r.login, 'stop'), 'Stop') : ''}
-${r.phase === 'running' ? post(user(r.login, 'scale'), 'Scale', `<input name="workers" type="number" min="0" max="${m.maxWorkers}" value="${r.workers}" style="width:4em" aria-label="workers of ${e(r.login)}"> `) : ''}
+${r.phase === 'running' ? post(user(r.login, 'scale'), 'Scale', `<input name="workers" type="number" min="0" max="${m.maxWorkers}" value="${r.workers}" class="narrow" aria-label="workers of ${e(r.login)}"> `) : ''}
 ${confirmLink('reset', r.login, 'Reset')} · ${confirmLink('remove', r.login, 'Remove')} ·
-${r.admin ? post(user(r.login, 'uninstructor'), 'Unmake instructor') : post(user(r.login, 'instructor'), 'Make instructor')}</td></tr>`;
+${r.admin ? post(user(r.login, 'uninstructor'), 'Unmake instructor') : post(user(r.login, 'instructor'), 'Make instructor')}
+${post(user(r.login, 'signout'), 'Sign out everywhere')}</td></tr>`;
   }).join('\n');
   const pages = Math.max(1, Math.ceil(m.total / m.pageSize));
   const pager = `<p class="pager">Page ${m.query.page} of ${pages} (${m.total} match${m.total === 1 ? '' : 'es'})

@@ -71,12 +71,3 @@ test('culls and the last event ride on the same row; events page and prune by ag
   t.is(store.pruneEvents(new Date('2025-06-01T00:00:00.000Z')), 1);
   t.is(store.userListing('s000')!.culls, 1);
 });
-
-test('admins are auth.admins plus console instructors, whatever the store said before', (t) => {
-  const store = classOf(0);
-  store.upsertUser({ login: 'prof', admin: true });
-  store.upsertUser({ login: 'ta', admin: true, instructor: true });
-  store.upsertUser({ login: 'former', admin: true });
-  store.syncAdmins(['PROF']);
-  t.deepEqual(store.listUsers().map((u) => [u.login, u.admin]), [['former', false], ['prof', true], ['ta', true]]);
-});

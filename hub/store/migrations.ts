@@ -62,6 +62,19 @@ export const migrations: readonly Migration[] = [
     `,
   },
   {
+    description: 'server-side sessions',
+    sql: `
+      -- The cookie carries the session key; only its sha256 is kept, so the file cannot sign anyone in.
+      CREATE TABLE sessions (
+        id         TEXT PRIMARY KEY,
+        login      TEXT,
+        data       TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX sessions_by_login ON sessions (login);
+    `,
+  },
+  {
     description: 'roster: instructors and added users, user activity; indexes for paged lists and event retention',
     sql: `
       -- instructor: made an instructor in the console (auth.admins are admins by config).

@@ -18,6 +18,9 @@ export interface StoreOptions {
   lastUsedResolutionMs?: number;
 }
 
+/** How often expired sessions are deleted (on a write). */
+const SESSION_SWEEP_MS = 60_000;
+
 /** Events a listing returns when it does not say (newest first). */
 const DEFAULT_EVENT_LIMIT = 100;
 
@@ -40,6 +43,7 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
   migrate(db);
 
   const iso = (d: Date = now()): string => d.toISOString();
+  let lastSessionSweep = 0;
   const q = {
     upsertUser: db.prepare(`
       INSERT INTO users (login, github_id, admin, instructor, added_by, created_at) VALUES (:login, :github_id, :admin, :instructor, :added_by, :now)
@@ -49,7 +53,6 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
         instructor = CASE WHEN :set_instructor THEN excluded.instructor ELSE instructor END,
         added_by = coalesce(added_by, excluded.added_by)
       RETURNING *`),
-    syncAdmins: db.prepare('UPDATE users SET admin = (instructor OR lower(login) IN (SELECT lower(value) FROM json_each(?)))'),
     clusterActivity: db.prepare('UPDATE clusters SET last_activity = ?1 WHERE user = ?2 AND (last_activity IS NULL OR last_activity < ?1)'),
     userActivity: db.prepare('UPDATE users SET last_activity = ?1 WHERE login = ?2 AND (last_activity IS NULL OR last_activity < ?1)'),
     getUser: db.prepare('SELECT * FROM users WHERE login = ?'),
@@ -71,6 +74,11 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
     listTokensOf: db.prepare('SELECT * FROM tokens WHERE owner = ? ORDER BY created_at, id'),
     deleteToken: db.prepare('DELETE FROM tokens WHERE id = ?'),
     deleteTokensOf: db.prepare('DELETE FROM tokens WHERE owner = ?'),
+    getSession: db.prepare('SELECT data FROM sessions WHERE id = ? AND expires_at > ?'),
+    putSession: db.prepare('INSERT OR REPLACE INTO sessions (id, login, data, expires_at) VALUES (?, ?, ?, ?)'),
+    deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
+    deleteSessionsOf: db.prepare('DELETE FROM sessions WHERE login = ?'),
+    deleteExpiredSessions: db.prepare('DELETE FROM sessions WHERE expires_at <= ?'),
     addEvent: db.prepare('INSERT INTO events (time, actor, user, kind, detail) VALUES (?, ?, ?, ?, ?) RETURNING *'),
     listEvents: db.prepare(`
       SELECT * FROM events
@@ -113,6 +121,7 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
     deleteUser(login) {
       transaction(() => {
         q.deleteTokensOf.run(login);
+        q.deleteSessionsOf.run(login);
         q.deleteCluster.run(login);
         q.deleteUser.run(login);
       });
@@ -188,6 +197,29 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
       return Number(q.deleteToken.run(id).changes) > 0;
     },
 
+    getSession(key) {
+      const row = q.getSession.get(hashTokenSecret(key), iso());
+      return row ? JSON.parse(String(row.data)) as Record<string, unknown> : undefined;
+    },
+    putSession(key, data, login, expiresAt) {
+      const at = now().getTime();
+      // Sign-in pages make sessions for every visitor: sweep the expired ones now and then.
+      if (at - lastSessionSweep > SESSION_SWEEP_MS) {
+        lastSessionSweep = at;
+        q.deleteExpiredSessions.run(iso());
+      }
+      q.putSession.run(hashTokenSecret(key), login, JSON.stringify(data), iso(expiresAt));
+    },
+    deleteSession(key) {
+      q.deleteSession.run(hashTokenSecret(key));
+    },
+    revokeAccess(login) {
+      return transaction(() => ({
+        sessions: Number(q.deleteSessionsOf.run(login).changes),
+        tokens: Number(q.deleteTokensOf.run(login).changes),
+      }));
+    },
+
     addEvent(event): EventRow {
       const row = q.addEvent.get(iso(event.time), event.actor, event.user, event.kind, JSON.stringify(event.detail ?? {}));
       return toEvent(row!);
@@ -200,9 +232,6 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
     },
 
     ...listingQueries(db),
-    syncAdmins(admins) {
-      q.syncAdmins.run(JSON.stringify(admins));
-    },
     recordActivity(user, when) {
       const at = iso(when);
       q.clusterActivity.run(at, user);

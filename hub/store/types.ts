@@ -95,6 +95,14 @@ export interface Store {
   listTokens(owner?: string): TokenRow[];
   deleteToken(id: string): boolean;
 
+  /** A live session's data by its cookie key (expired ones are gone). */
+  getSession(key: string): Record<string, unknown> | undefined;
+  /** Create or replace a session; `login` is who it signs in (null before sign-in). */
+  putSession(key: string, data: Record<string, unknown>, login: string | null, expiresAt: Date): void;
+  deleteSession(key: string): void;
+  /** End every session and token of `login` (sign out everywhere); returns how many of each. */
+  revokeAccess(login: string): { sessions: number; tokens: number };
+
   addEvent(event: { actor: string; user: string; kind: string; detail?: Record<string, unknown>; time?: Date }): EventRow;
   listEvents(filter?: { user?: string; kind?: string; limit?: number }): EventRow[];
   /** One page of users with their clusters and the total that match (one prepared query). */
@@ -105,8 +113,6 @@ export interface Store {
   eventPage(query: EventQuery): { rows: EventRow[]; total: number };
   /** Forget events older than `before`; returns how many went. */
   pruneEvents(before: Date): number;
-  /** Admin = in `admins` (the config) or an instructor; run at every start. */
-  syncAdmins(admins: readonly string[]): void;
   /** Moves the cluster's and the user's last activity forward to `when` (never back). */
   recordActivity(user: string, when: Date): void;
 
