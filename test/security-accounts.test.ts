@@ -129,3 +129,17 @@ test('a login removed from auth.admins loses admin rights at the next start, for
   t.is((await second.anonymous().get('/hub/api/users', { headers: bearer(token) })).status, 403, 'the token lost admin rights');
   t.false(second.store.getUser('formerta')!.admin);
 });
+
+test.serial('a session key planted before sign-in is not the signed-in session (no fixation)', async (t) => {
+  const attacker = hub.anonymous();
+  const page = await attacker.get('/hub/login');
+  const planted = attacker.cookiesFor(hub.publicUrl);
+  t.true(planted.some((c) => c.name === 'clusterhub-session'), 'the sign-in page made a session');
+  // The victim's browser carries the attacker's cookies (tossed from a sibling host) and signs in.
+  const victim = hub.anonymous();
+  for (const c of planted) victim.setCookie(c.name, c.value);
+  const res = await victim.post('/hub/dev-login', { form: { name: 'victim', _csrf: hiddenField(page.text, '_csrf')! } });
+  t.is(res.status, 303);
+  t.is((await victim.get('/hub/api/user')).status, 200);
+  t.is((await attacker.get('/hub/api/user')).status, 401, 'the planted key signs the attacker in as nobody');
+});
