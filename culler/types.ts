@@ -119,7 +119,7 @@ export interface SweepReport {
   orphansRemoved: string[];
   /** Orphans still within `orphanGraceSeconds`, with the time they become removable. */
   orphansWaiting: Array<{ user: string; removeAt: string }>;
-  /** `/user/*` routes with no known cluster, deleted (or that would be). */
+  /** User routes (`/user/*`, or per host) with no known cluster, deleted (or that would be). */
   routesRemoved: string[];
   errors: SweepError[];
 }

@@ -13,11 +13,13 @@ import { syncRoutes } from '../proxy/route-sync.ts';
 import { SpawnManager } from '../spawner/manager.ts';
 import type { Logger } from '../shared/log.ts';
 import type { Backend } from '../spawner/types.ts';
+import { trackActivity } from './activity.ts';
 import { createApp } from './app.ts';
 import { syncAdminFlags } from './auth/admins.ts';
 import { checkAuthConfig, publicUrl as publicUrlOf } from './auth/settings.ts';
 import { createBackend } from './backends.ts';
 import { createCuller } from './culler-wiring.ts';
+import { keepEventsFor } from './events.ts';
 import { createLogger } from './log.ts';
 import { createMetrics } from './metrics.ts';
 import { checkOriginConfig, routeScheme, serverUrlOf } from './origins.ts';
@@ -88,7 +90,9 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
   cancelled.catch(() => {});
   const step = <T>(p: Promise<T>): Promise<T> => Promise.race([p, cancelled]);
   try {
+    // Admins are auth.admins (as configured now) plus the console's instructors (hub/roster.ts).
     syncAdminFlags(store, config);
+    cleanups.push(keepEventsFor(store, config.hub.eventRetentionDays, log));
 
     const managed = config.proxy.mode === 'managed';
     const routes = routeScheme(config);
@@ -199,6 +203,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     culler?.start();
     // Cleanups run in reverse: the culler stops (and its sweep finishes) before the proxy goes.
     cleanups.push(() => culler?.stop());
+    cleanups.push(trackActivity({ store, proxy, log, routePath: (user) => manager.routes.path(user) }, config.hub.activityIntervalSeconds));
     let repairing = false;
     const timer = setInterval(() => {
       // A pass slower than the interval is not stacked on.

@@ -82,7 +82,7 @@ test.serial('an instructor signs a student out everywhere: every session and tok
   t.is(res.status, 204, res.text);
   t.is((await laptop.get('/hub/api/user')).status, 401);
   t.is((await phone.get('/hub/api/user')).status, 401);
-  t.is((await hub.anonymous().get('/hub/api/user', { headers: bearer(token) })).status, 401);
+  t.is((await hub.anonymous().get('/hub/api/user', { headers: bearer(token) })).status, 403, 'a revoked token is refused as JupyterHub refuses a bad one');
   const byStudent = await hub.anonymous().request('/hub/api/users/teacher/sessions', { method: 'DELETE', headers: bearer(hub.token('roamer')) });
   t.is(byStudent.status, 403, 'a student cannot sign others out');
 });
@@ -106,7 +106,7 @@ test.serial('reset and delete of a user revoke their sessions and tokens', async
     const res = await hub.anonymous().request(call.path, { method: call.method, headers: bearer(teacher) });
     t.true(res.status < 300, `${call.path}: ${res.status} ${res.text}`);
     t.is((await session.get('/hub/api/user')).status, 401, `${login}'s session ended`);
-    t.is((await hub.anonymous().get('/hub/api/user', { headers: bearer(token) })).status, 401, `${login}'s token ended`);
+    t.is((await hub.anonymous().get('/hub/api/user', { headers: bearer(token) })).status, 403, `${login}'s token ended (403: a bad token, as JupyterHub answers)`);
   }
 });
 
@@ -128,4 +128,18 @@ test('a login removed from auth.admins loses admin rights at the next start, for
   t.is((await again.get('/hub/api/users')).status, 403, 'the cookie lost admin rights');
   t.is((await second.anonymous().get('/hub/api/users', { headers: bearer(token) })).status, 403, 'the token lost admin rights');
   t.false(second.store.getUser('formerta')!.admin);
+});
+
+test.serial('a session key planted before sign-in is not the signed-in session (no fixation)', async (t) => {
+  const attacker = hub.anonymous();
+  const page = await attacker.get('/hub/login');
+  const planted = attacker.cookiesFor(hub.publicUrl);
+  t.true(planted.some((c) => c.name === 'clusterhub-session'), 'the sign-in page made a session');
+  // The victim's browser carries the attacker's cookies (tossed from a sibling host) and signs in.
+  const victim = hub.anonymous();
+  for (const c of planted) victim.setCookie(c.name, c.value);
+  const res = await victim.post('/hub/dev-login', { form: { name: 'victim', _csrf: hiddenField(page.text, '_csrf')! } });
+  t.is(res.status, 303);
+  t.is((await victim.get('/hub/api/user')).status, 200);
+  t.is((await attacker.get('/hub/api/user')).status, 401, 'the planted key signs the attacker in as nobody');
 });

@@ -13,6 +13,9 @@ export interface KoaSessionStore {
   destroy(key: string): Promise<void>;
 }
 
+/** A visitor who is not signed in keeps a session (its CSRF secret) this long: a flood of visits cannot fill the disk for weeks. */
+const ANONYMOUS_MAX_AGE_MS = 3600_000;
+
 /** A session store whose rows name the signed-in login, so they can be revoked by login. */
 export function databaseSessionStore(store: Store, defaultMaxAgeMs: number): KoaSessionStore {
   return {
@@ -21,7 +24,7 @@ export function databaseSessionStore(store: Store, defaultMaxAgeMs: number): Koa
     },
     async set(key, data, maxAge) {
       const login = typeof data.passport?.user === 'string' ? data.passport.user : null;
-      const ms = typeof maxAge === 'number' ? maxAge : defaultMaxAgeMs;
+      const ms = Math.min(typeof maxAge === 'number' ? maxAge : defaultMaxAgeMs, login === null ? ANONYMOUS_MAX_AGE_MS : Infinity);
       store.putSession(key, data, login, new Date(Date.now() + ms));
     },
     async destroy(key) {
