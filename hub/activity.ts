@@ -1,44 +1,67 @@
 /**
- * The store's `last_activity` follows what the culler sees: each sweep (and each route
- * repair, which reads the proxy's table anyway) records the latest activity of a cluster
- * on its row and on its user, never moving either backwards.
+ * Keeps `last_activity` true, the way JupyterHub's `last_activity_interval` does: on a timer,
+ * each running cluster's latest activity — proxy traffic on its route, Jupyter's own last
+ * activity, and "now" while a kernel is busy — is written to the cluster and its user. The
+ * REST API (and so jupyterhub-idle-culler) and the console read it from the store, so it
+ * works whether the hub's own culler runs or not.
  */
-import type { RouteInfo } from '../proxy/types.ts';
-import { normalizeRoutePath } from '../proxy/route-sync.ts';
+import { fetchActivity } from '../culler/activity.ts';
+import { forEachLimit } from '../culler/limit.ts';
+import type { Logger } from '../shared/log.ts';
+import { userUrl } from '../spawner/manager.ts';
+import type { Proxy, RouteInfo } from '../proxy/types.ts';
 import type { Store } from './store/types.ts';
 
-/** Record that `user`'s cluster was active at `at` (ignored when older than what is stored). */
-export function recordActivity(store: Store, user: string, at: Date): void {
-  const time = at.getTime();
-  if (!Number.isFinite(time)) return;
-  const iso = at.toISOString();
-  const row = store.getCluster(user);
-  // Only a running cluster's activity is news; a starting one has no route yet, a stopping one is going.
-  if (row?.phase === 'running' && isNewer(time, row.lastActivity)) store.updateCluster(user, { lastActivity: iso });
-  // A student working in their cluster is active even if the hub's pages never saw them.
-  const account = store.getUser(user);
-  if (account && isNewer(time, account.lastSeen)) store.touchUser(user, at);
+export interface ActivityDeps {
+  store: Store;
+  proxy: Proxy;
+  log: Logger;
+  /** The proxy path of a user's cluster (it depends on `hub.userSubdomains`). */
+  routePath: (user: string) => string;
+  now?: () => Date;
 }
 
-/** Record the proxy's `last_activity` of every known cluster's route (`pathOf`: a user's route key). */
-export function recordRouteActivity(store: Store, routes: Record<string, RouteInfo>, pathOf: (user: string) => string, now = new Date()): void {
-  const byPath = new Map(Object.entries(routes).map(([path, info]) => [normalizeRoutePath(path), info]));
-  for (const cluster of store.listClusters()) {
-    const at = byPath.get(normalizeRoutePath(pathOf(cluster.user)))?.last_activity;
-    const time = at ? Date.parse(at) : NaN;
-    // A proxy clock ahead of ours means "just now", never the future.
-    if (Number.isFinite(time)) recordActivity(store, cluster.user, new Date(Math.min(time, now.getTime())));
+/** Jupyter is asked about this many clusters at once. */
+const CONCURRENCY = 10;
+
+/** Reads every running cluster's activity once and records what moved forward. */
+export async function recordActivity(deps: ActivityDeps): Promise<void> {
+  const now = deps.now ?? (() => new Date());
+  let routes: Record<string, RouteInfo> = {};
+  try {
+    routes = await deps.proxy.getRoutes();
+  } catch (err) {
+    deps.log.warn({ err: String(err) }, 'activity: the proxy did not list its routes; asking Jupyter only');
   }
+  const running = deps.store.listClusters().filter((c) => c.phase === 'running' && c.url);
+  await forEachLimit(running, CONCURRENCY, async (cluster) => {
+    const seen: number[] = [];
+    const routeActivity = routes[deps.routePath(cluster.user)]?.last_activity;
+    if (routeActivity) seen.push(Date.parse(routeActivity));
+    const jupyter = await fetchActivity({ url: cluster.url, baseUrl: userUrl(cluster.user), jupyterToken: cluster.jupyterToken });
+    if (!('unreachable' in jupyter)) {
+      seen.push(jupyter.lastActivity.getTime());
+      // A long computation sends nothing, and is the opposite of idle.
+      if (jupyter.busyKernels > 0) seen.push(now().getTime());
+    }
+    // A clock ahead of ours is "now", never the future.
+    const latest = Math.min(Math.max(...seen.filter(Number.isFinite)), now().getTime());
+    if (Number.isFinite(latest)) deps.store.recordActivity(cluster.user, new Date(latest));
+  }, (cluster, err) => deps.log.warn({ user: cluster.user, err: String(err) }, 'activity: could not record'));
 }
 
-/** A user's last activity: the later of the hub's sight of them and their cluster's. */
-export function userLastActivity(lastSeen: string | null, clusterActivity: string | null | undefined): string | null {
-  if (!clusterActivity) return lastSeen;
-  if (!lastSeen) return clusterActivity;
-  return Date.parse(clusterActivity) > Date.parse(lastSeen) ? clusterActivity : lastSeen;
-}
-
-function isNewer(time: number, stored: string | null): boolean {
-  const before = stored ? Date.parse(stored) : NaN;
-  return !Number.isFinite(before) || time > before;
+/** Records activity every `intervalSeconds` (a slow round is never overlapped); returns the stopper. */
+export function trackActivity(deps: ActivityDeps, intervalSeconds: number): () => Promise<void> {
+  let round: Promise<void> | null = null;
+  const timer = setInterval(() => {
+    if (round) return;
+    round = recordActivity(deps)
+      .catch((err) => deps.log.error({ err: String(err) }, 'activity round failed'))
+      .finally(() => { round = null; });
+  }, intervalSeconds * 1000);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await round;
+  };
 }

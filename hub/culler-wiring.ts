@@ -6,7 +6,6 @@ import { childLogger, type Logger } from '../shared/log.ts';
 import { userUrl, type SpawnManager } from '../spawner/manager.ts';
 import type { Proxy } from '../proxy/types.ts';
 import type { Backend } from '../spawner/types.ts';
-import { recordActivity } from './activity.ts';
 import type { CullerControl } from './deps.ts';
 import type { HubMetrics } from './metrics.ts';
 import type { Store } from './store/types.ts';
@@ -45,7 +44,7 @@ export function createCuller(deps: CullingDeps): (CullerControl & { start(): voi
       return (await backend.list()).filter((l) => !known.has(l.user)).map((l) => ({ user: l.user, createdAt: l.createdAt }));
     },
     removeOrphan: (user) => backend.stop(user),
-    recordActivity: (user, at) => recordActivity(store, user, at),
+    recordActivity: (user, at) => store.recordActivity(user, at),
     log: childLogger(deps.log, { component: 'culler' }),
   }, config.culler);
   return {
