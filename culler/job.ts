@@ -269,8 +269,10 @@ function routeEvidence(routePath: string, routes: Routes | null): RouteEvidence 
   return { lastActivity: at && !Number.isNaN(at.getTime()) ? at : null, inactive: idle !== undefined };
 }
 
-/** The later of the proxy's and Jupyter's last activity, clamped to now (clock skew), or null. */
+/** The later of the proxy's and Jupyter's last activity (now while a kernel is busy), clamped to now (clock skew), or null. */
 function latestActivity(route: RouteEvidence, jupyter: JupyterActivity | null, now: Date): Date | null {
+  // A busy kernel sends nothing while it computes, and is the opposite of idle.
+  if (jupyter && !('unreachable' in jupyter) && jupyter.busyKernels > 0) return now;
   const times = [
     typeof route === 'object' ? route.lastActivity : null,
     jupyter && !('unreachable' in jupyter) ? jupyter.lastActivity : null,

@@ -33,7 +33,7 @@ async function browse(): Promise<void> {
 test.before(async () => {
   const backend = new EchoBackend();
   // The schedule is once a year: sweeps run when the test asks.
-  hub = await startTestHub({ backend, config: { culler: { enabled: true, schedule: '0 0 1 1 *', idleTimeoutSeconds: 3600 } } });
+  hub = await startTestHub({ backend, config: { hub: { activityIntervalSeconds: 3600 }, culler: { enabled: true, schedule: '0 0 1 1 *', idleTimeoutSeconds: 3600 } } });
   teacher = hub.token('teacher');
   ada = hub.token('ada');
   const res = await apiAs(hub, ada, '/hub/api/users/ada/cluster', { method: 'POST', json: { workers: 1 } });

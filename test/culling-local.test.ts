@@ -188,24 +188,21 @@ test.serial('traffic through the proxy keeps a cluster that Jupyter itself calls
   t.is(hub!.store.getCluster('ida')?.phase, 'running');
 });
 
-test.serial('last_activity in the API follows the sweeps: ida\'s moves with her traffic, bea\'s stays at what Jupyter saw', async (t) => {
+test.serial('last_activity in the API follows the sweeps: ida\'s moves with her traffic, bea\'s with her busy kernel', async (t) => {
   const lastActivity = async (user: string) => {
     const res = await api(`/hub/api/users/${user}`, 'teacher');
     const body = (await res.json()) as { last_activity: string; cluster: { last_activity: string } };
-    t.is(body.last_activity, body.cluster.last_activity, `${user}: the user's last activity is the cluster's`);
+    t.true(Date.parse(body.last_activity) >= Date.parse(body.cluster.last_activity), `${user}: the user's last activity includes the cluster's`);
     return body.cluster.last_activity;
   };
   await cull({ dry_run: true });
   const [ida1, bea1] = [await lastActivity('ida'), await lastActivity('bea')];
-  // bea has no traffic: her time is the later of her route's and her Jupyter's (the kernel going busy).
-  const jupyter = await activity('bea');
-  const route = (await hub!.proxy.getRoutes())['/user/bea']!;
-  const expected = Math.max(Date.parse(route.last_activity!), 'lastActivity' in jupyter ? jupyter.lastActivity.getTime() : 0);
-  t.is(bea1, new Date(Math.max(expected, Date.parse(hub!.store.getCluster('bea')!.readyAt!))).toISOString());
   await waitUntil('ida\'s traffic to reach the proxy again', async () => Date.parse((await hub!.proxy.getRoutes())['/user/ida']!.last_activity!) > Date.parse(ida1), { timeoutMs: 10_000, intervalMs: 100 });
+  const swept = Date.now();
   await cull({ dry_run: true });
   t.true(Date.parse(await lastActivity('ida')) > Date.parse(ida1), 'ida is browsing');
-  t.is(await lastActivity('bea'), bea1, 'bea is not');
+  const bea2 = Date.parse(await lastActivity('bea'));
+  t.true(bea2 > Date.parse(bea1) && bea2 >= swept, 'Jupyter says bea\'s kernel is busy: that is activity now');
 });
 
 test.serial('a /user/* route that leads to no cluster is removed by the sweep', async (t) => {
