@@ -276,9 +276,10 @@ export class SpawnManager {
   }
 
   /** What a client may know about the user's cluster right now. */
-  view(user: string): ClusterView {
+  view(user: string, known?: { record: ClusterRow | undefined }): ClusterView {
     const launch = this.#launches.get(user);
-    const record = this.#records.getCluster(user);
+    // A list that already read the rows passes them in: no query per user.
+    const record = known ? known.record : this.#records.getCluster(user);
     if (launch) {
       const position = this.#positions.get(user)?.() ?? 0;
       return { phase: position > 0 ? 'queued' : 'starting', workers: launch.workers, ...(position > 0 ? { queuePosition: position } : {}), createdAt: launch.startedAt.toISOString() };
