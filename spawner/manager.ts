@@ -11,7 +11,7 @@ import { aborted, queueMessage, throwIfAborted, timeoutMessage } from './launch-
 import { childLogger, type Logger } from '../shared/log.ts';
 import { pathRoutes, type RouteScheme } from '../proxy/routes.ts';
 import type { Proxy } from '../proxy/types.ts';
-import type { ClusterRecords } from './records.ts';
+import type { ClusterRecords, ClusterRow } from './records.ts';
 import type { Removal } from './reconcile.ts';
 import { ClusterError, type Backend, type ClusterErrorReason, type ProgressEvent } from './types.ts';
 
