@@ -10,6 +10,9 @@
 set -euo pipefail
 
 HELM_VERSION=v3.22.0
+# The Kubernetes version `helm template` and `helm lint` assume without a cluster (helm's own
+# Makefile stamps its client-go minor; unstamped it is 1.20, below the chart's kubeVersion).
+KUBE_MINOR=37
 
 cache="${CLUSTERHUB_CACHE:-${HOME}/.cache/clusterhub}"
 helm_bin="${cache}/helm-${HELM_VERSION}/bin"
@@ -46,6 +49,10 @@ fi
 
 echo "[helm] building helm ${HELM_VERSION} from helm.sh/helm/v3 (cold: several minutes)…"
 started=${SECONDS}
+stamps=""
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  stamps+=" -X ${pkg}.k8sVersionMajor=1 -X ${pkg}.k8sVersionMinor=${KUBE_MINOR}"
+done
 tmp="$(mktemp -d "${helm_bin}/.build.XXXXXX")"
 trap 'rm -rf "${tmp}"' EXIT
 # helm's go.mod has no replace directives, so `go install pkg@version` works; a private GOBIN
@@ -54,7 +61,7 @@ trap 'rm -rf "${tmp}"' EXIT
   cd "${cache}"
   CGO_ENABLED=0 GOFLAGS="-buildvcs=false" GOBIN="${tmp}" nice -n "${HELM_BUILD_NICE:-19}" \
     "${go_cmd}" install -p "$(nproc 2>/dev/null || echo 2)" -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION}" \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=${HELM_VERSION} ${stamps}" \
     "helm.sh/helm/v3/cmd/helm@${HELM_VERSION}"
 )
 mv -f "${tmp}/helm" "${helm_bin}/helm"
