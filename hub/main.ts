@@ -88,8 +88,10 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       metrics.activeClusters(store.listClusters().filter((c) => c.phase === 'running').length);
     };
 
+    const warnings = backend.warnings?.() ?? [];
+    for (const warning of warnings) log.warn({ backend: backend.kind }, warning);
     const culler = createCuller({ config, store, manager, proxy, backend, log, metrics });
-    const app = createApp({ config, store, manager, proxy, log, metrics, secrets, culler: culler ?? undefined, links: (user) => backend.links?.(user) });
+    const app = createApp({ config, store, manager, proxy, log, metrics, secrets, culler: culler ?? undefined, warnings, links: (user) => backend.links?.(user) });
     const hubHost = managed ? '127.0.0.1' : config.hub.bind;
     const server = await listen(app.callback(), config.hub.hubPort, hubHost);
     cleanups.push(() => new Promise<void>((resolve) => {

@@ -30,7 +30,8 @@ function idle(row: AdminRow): string {
   return `${minutes} min${cull}`;
 }
 
-export function adminBody(rows: AdminRow[], csrf: string, maxWorkers: number, message?: string): string {
+/** `warnings`: what the instructor must know about the backend (shown above the table). */
+export function adminBody(rows: AdminRow[], csrf: string, maxWorkers: number, message?: string, warnings: readonly string[] = []): string {
   const token = `<input type="hidden" name="_csrf" value="${e(csrf)}">`;
   const action = (login: string, verb: string, label: string, extra = '') =>
     `<form method="post" action="/hub/admin/users/${e(login)}/${verb}" style="display:inline">${token}${extra}<button type="submit">${label}</button></form>`;
@@ -47,6 +48,7 @@ ${action(r.login, 'reset', 'Reset')}</td></tr>`;
   const running = rows.filter((r) => r.phase !== 'stopped').length;
   return `<div class="card">
 <h1>Students</h1>
+${warnings.map((w) => `<p class="banner warning" role="alert">${e(w)}</p>`).join('\n')}
 ${message ? `<p id="flash">${e(message)}</p>` : ''}
 <p>${plural(rows.length, 'user')}, ${plural(running, 'cluster')}. <form method="post" action="/hub/admin/stop-all" style="display:inline">${token}<button type="submit">Stop all clusters</button></form>
 <form method="post" action="/hub/admin/cull" style="display:inline">${token}<button type="submit">Cull idle now</button></form></p>

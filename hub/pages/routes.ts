@@ -102,7 +102,7 @@ export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: b
       return { login: u.login, admin: u.admin, phase: view.phase, workers: view.workers, lastActivity: record?.lastActivity ?? u.lastSeen, idleSeconds: cull?.idleSeconds ?? null, cullAt: cull?.cullAt ?? null };
     });
     const flash = typeof ctx.query.done === 'string' ? ctx.query.done : undefined;
-    page(ctx, 'Admin', adminBody(rows, csrfToken(ctx), config.spawn.maxWorkers, flash));
+    page(ctx, 'Admin', adminBody(rows, csrfToken(ctx), config.spawn.maxWorkers, flash, deps.warnings));
   });
 
   // Rule: admin. The admin page's buttons.

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, readdir, rm } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { ClusterError } from '../types.ts';
@@ -16,6 +16,10 @@ import { groupAlive, killGroups, signalProcess, spawnGroup, tailFile, waitGroups
 import { StatusWatcher, WaitFailure, within, type Tripwire } from './readiness.ts';
 import { recordStatus } from './status.ts';
 import { clusterPaths, nextWorkerIndices, readRecord, recordGroups, removeRecord, writeRecord, type ClusterRecord } from './state.ts';
+import { installEntrypoint } from './install.ts';
+import { defaultMode, Tenancy, type TenancyMode } from './tenancy.ts';
+import { tlsPaths } from './tls.ts';
+import { SHARED_DIR } from './venv.ts';
 
 /** The entrypoint of the cluster image, run here as plain processes. */
 export const ENTRYPOINT = resolve(import.meta.dirname, '../../images/cluster/bin/start');
@@ -36,8 +40,12 @@ export interface LocalBackendOptions {
   /** bin directory of the virtualenv from `ensureVenv`. */
   venvBin: string;
   log: Logger;
-  /** Defaults to images/cluster/bin/start of this checkout. */
+  /** Defaults to images/cluster/bin/start of this checkout (as root, a copy students can run). */
   entrypoint?: string;
+  /** `accounts` (one OS account per student) or `shared`; default: accounts when the hub is root. */
+  mode?: TenancyMode;
+  /** Instructors' logins: shared mode's one-student rule does not count them. */
+  admins?: readonly string[];
   /** Environment the cluster's is derived from (only a safe subset passes). Default process.env. */
   env?: NodeJS.ProcessEnv;
   timeouts?: Partial<LocalTimeouts>;
@@ -69,7 +77,8 @@ export class LocalBackend implements Backend {
   readonly kind = 'local';
   readonly #o: LocalBackendOptions;
   readonly #t: LocalTimeouts;
-  readonly #entrypoint: string;
+  readonly #tenancy: Tenancy;
+  #installed: Promise<void> | undefined;
   readonly #starting = new Map<string, { abort: AbortController; done: Promise<void> }>();
   readonly #locks = new Map<string, Promise<unknown>>();
 
@@ -78,9 +87,12 @@ export class LocalBackend implements Backend {
   constructor(options: LocalBackendOptions) {
     this.#o = options;
     this.#t = { schedulerMs: 180_000, workersMs: 180_000, stopGraceMs: 20_000, ...options.timeouts };
-    this.#entrypoint = options.entrypoint ?? ENTRYPOINT;
+    this.#tenancy = new Tenancy({
+      mode: options.mode ?? defaultMode(), stateDir: options.stateDir, admins: options.admins ?? [],
+      userPrefix: options.config.userPrefix, sharedAccount: options.config.sharedAccount,
+    });
     this.#ctx = {
-      o: options, t: this.#t, entrypoint: this.#entrypoint,
+      o: options, t: this.#t, entrypoint: options.entrypoint ?? ENTRYPOINT, tenancy: this.#tenancy,
       env: (record) => this.#env(record),
       spawnWorker: (record, index) => this.#spawnWorker(record, index),
       teardown: (user, record) => this.#teardown(user, record),
@@ -99,11 +111,33 @@ export class LocalBackend implements Backend {
     }
   }
 
+  /** Warnings for the start log and the admin page (shared mode: students are not isolated). */
+  warnings(): string[] {
+    return this.#tenancy.warnings();
+  }
+
+  /** Check and prepare what clusters need (directory modes, firewall, entrypoint copy); rejects naming the config key. */
+  async setup(): Promise<void> {
+    await this.#ready();
+  }
+
+  /** Directory modes and the firewall; as root, the entrypoint copy students can run. */
+  #ready(): Promise<void> {
+    this.#installed ??= (async () => {
+      await this.#tenancy.setup();
+      if (this.#tenancy.mode === 'accounts' && !this.#o.entrypoint) {
+        this.#ctx.entrypoint = await installEntrypoint(join(ENTRYPOINT, '..', '..'), SHARED_DIR);
+      }
+    })();
+    return this.#installed;
+  }
+
   #env(record: ClusterRecord) {
     const paths = clusterPaths(this.#o.stateDir, record.user);
     const common = clusterEnv({
       base: this.#o.env ?? process.env, venvBin: this.#o.venvBin, config: this.#o.config,
       record, workspace: paths.workspace, runtimeDir: paths.runtimeDir,
+      ...(record.tls ? { tls: tlsPaths(paths.runtimeDir) } : {}),
     });
     return { paths, common, scheduler: schedulerEnv(common, record, this.#o.config) };
   }
@@ -111,8 +145,8 @@ export class LocalBackend implements Backend {
   #spawnWorker(record: ClusterRecord, index: number): GroupHandle {
     const { paths, common } = this.#env(record);
     const handle = spawnGroup({
-      command: this.#entrypoint, args: ['worker'], env: workerEnv(common, index),
-      cwd: paths.workspace, logFile: paths.workerLog(index),
+      command: this.#ctx.entrypoint, args: ['worker'], env: workerEnv(common, index),
+      cwd: paths.workspace, logFile: paths.workerLog(index), account: record.account,
     });
     record.workers.push({ index, pgid: handle.pid });
     return handle;
@@ -132,6 +166,8 @@ export class LocalBackend implements Backend {
     let ready = false;
     const started = Date.now();
     try {
+      await this.#ready();
+      await this.#tenancy.checkLaunch(user);
       for (let attempt = 1; ; attempt++) {
         try {
           yield* launchCluster(this.#ctx, user, options, abort.signal, box);
@@ -175,6 +211,7 @@ export class LocalBackend implements Backend {
   async #teardown(user: string, record: ClusterRecord | undefined): Promise<void> {
     const paths = clusterPaths(this.#o.stateDir, user);
     if (record) await killGroups(recordGroups(record), this.#t.stopGraceMs);
+    await this.#tenancy.release(record);
     await removeRecord(paths.stateFile);
     await rm(paths.runtimeDir, { recursive: true, force: true });
   }
@@ -206,6 +243,7 @@ export class LocalBackend implements Backend {
     checkUser(user);
     if (!Number.isInteger(workers) || workers < 0) throw new ClusterError(`workers must be a whole number ≥ 0, got ${workers}`, 400);
     if (this.#starting.has(user)) throw new ClusterError(`${user}'s cluster is still starting`, 409);
+    await this.#ready();
     await this.#locked(user, async () => {
       const paths = clusterPaths(this.#o.stateDir, user);
       const record = await readRecord(paths.stateFile);
@@ -225,7 +263,7 @@ export class LocalBackend implements Backend {
     }
     await writeRecord(paths.stateFile, record);
     const added = record.workers.slice(before.length);
-    const watcher = new StatusWatcher(this.#entrypoint, scheduler, paths.workspace);
+    const watcher = new StatusWatcher(this.#ctx.entrypoint, scheduler, paths.workspace, record.account);
     const want = joined(record, n);
     const signal = new AbortController().signal;
     try {
@@ -269,6 +307,8 @@ export class LocalBackend implements Backend {
       if (!record) continue;
       const status = await this.status(user);
       if (status.state === 'running' && (await this.#answers(record))) {
+        await this.#ready();
+        await this.#tenancy.adopt(record);
         out.push({
           user, ...status, url: `http://127.0.0.1:${record.ports.jupyter}`,
           jupyterToken: record.jupyterToken, createdAt: record.createdAt,

@@ -4,6 +4,7 @@
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Account } from './accounts.ts';
 
 export interface WorkerRecord {
   /** 1-based; names the log file and the Dask worker (`worker-{index}`). */
@@ -25,15 +26,24 @@ export interface ClusterRecord {
   enginesPerWorker: number;
   scheduler?: { pgid: number };
   workers: WorkerRecord[];
+  /** The student's OS account the processes run as (when the hub is root). */
+  account?: Account;
+  /** Spark's `spark.authenticate.secret` for this cluster. */
+  sparkSecret?: string;
+  /** Dask speaks TLS with the cluster's own CA (files in the runtime dir). */
+  tls?: boolean;
 }
 
-/** Where the per-user pieces live. */
+/**
+ * Where the per-user pieces live: the hub's (record, logs) under `clusters/`, closed to
+ * students; the student's (workspace, runtime files) under `workspaces/` and `runtime/`.
+ */
 export function clusterPaths(stateDir: string, user: string) {
   const dir = join(stateDir, 'clusters', user);
   return {
     dir,
     stateFile: join(dir, 'cluster.json'),
-    runtimeDir: join(dir, 'runtime'),
+    runtimeDir: join(stateDir, 'runtime', user),
     schedulerLog: join(dir, 'scheduler.log'),
     workerLog: (index: number) => join(dir, `worker-${index}.log`),
     workspace: join(stateDir, 'workspaces', user),
