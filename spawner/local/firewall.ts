@@ -93,30 +93,37 @@ export class LoopbackFirewall {
     });
   }
 
-  /** Accounts that have rules now. */
+  /** Accounts that have rules now (IPv4; IPv6 is kept in step). */
   listed(): Promise<string[]> {
-    return this.#serial(() => this.#listed());
+    return this.#serial(async () => [...new Set((await this.#rules('iptables')).map((r) => r.account))]);
   }
 
-  async #listed(): Promise<string[]> {
-    const { stdout } = await run('iptables', ['-w', '10', '-S', STUDENTS]);
-    const names = [...stdout.matchAll(/--comment "?clusterhub:([^"\s]+)"?/g)].map((m) => m[1]!);
-    return [...new Set(names)];
+  /** The student rules of one table, with the account each belongs to. */
+  async #rules(tool: string): Promise<Array<{ account: string; spec: string }>> {
+    const { stdout } = await run(tool, ['-w', '10', '-S', STUDENTS]);
+    return stdout.split('\n').flatMap((line) => {
+      const m = line.match(/^-A (.*--comment "?clusterhub:([^"\s]+)"?.*)$/);
+      return m ? [{ account: m[2]!, spec: m[1]!.replaceAll('"', '') }] : [];
+    });
   }
 
   /** Only `account` (and the hub) may connect to `account`'s listening sockets. Idempotent. */
   allowOnlyOwner(account: Account): Promise<void> {
     return this.#serial(async () => {
-      if ((await this.#listed()).includes(account.name)) return;
-      for (const tool of this.#tools) await restore(tool, studentRules(account, this.#hubUid).map((r) => `-A ${r}`));
+      for (const tool of this.#tools) {
+        if ((await this.#rules(tool)).some((r) => r.account === account.name)) continue;
+        await restore(tool, studentRules(account, this.#hubUid).map((r) => `-A ${r}`));
+      }
     });
   }
 
-  /** Remove `account`'s rules (its cluster stopped). Idempotent. */
+  /** Remove every rule of `account` (its cluster stopped), whatever uid it was made for. Idempotent. */
   remove(account: Account): Promise<void> {
     return this.#serial(async () => {
-      if (!(await this.#listed()).includes(account.name)) return;
-      for (const tool of this.#tools) await restore(tool, studentRules(account, this.#hubUid).map((r) => `-D ${r}`));
+      for (const tool of this.#tools) {
+        const mine = (await this.#rules(tool)).filter((r) => r.account === account.name);
+        if (mine.length > 0) await restore(tool, mine.map((r) => `-D ${r.spec}`));
+      }
     });
   }
 }
