@@ -51,7 +51,7 @@ const spawn = z.strictObject({
 });
 
 const local = z.strictObject({
-  venv: z.string().optional().describe('Python virtualenv with images/cluster/requirements.txt. Default ~/.cache/clusterhub/venv-{hash of requirements}.'),
+  venv: z.string().optional().describe('Python virtualenv with images/cluster/requirements.txt. Default ~/.cache/clusterhub/venv-{hash of requirements}; as root /var/lib/clusterhub/venv-{hash}, which students\' accounts can run.'),
   python: z.string().default('python3').describe('Python used to build the virtualenv.'),
   workerThreads: z.number().int().min(1).default(1).describe('Threads per Dask worker.'),
   workerMemory: z.string().regex(/^\d+(?:\.\d+)?\s*[KMGT]i?B?$/i).default('1GiB').describe('Memory limit per Dask worker.'),

@@ -8,8 +8,8 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LocalBackend } from '../spawner/local/backend.ts';
-import { makeLocalBackend } from '../spawner/local/testing.ts';
-import type { Logger } from '../spawner/log.ts';
+import { makeLocalBackend } from './helpers/local-backend.ts';
+import type { Logger } from '../shared/log.ts';
 import { startTestHub } from './helpers/hub.ts';
 import { apiAs } from './helpers/hub-api.ts';
 
