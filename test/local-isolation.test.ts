@@ -214,6 +214,28 @@ test.serial('from ben\'s kernel, amy\'s engines, dashboards and Jupyter cannot b
   t.regex(own['ipp with amy\'s key']!, /engines$/);
 });
 
+test.serial('a server amy starts herself, on a port of her choosing, is refused to ben and open to amy', async (t) => {
+  const started = await kernel('amy', [
+    'import socket, subprocess, sys, time',
+    's = socket.socket(); s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]; s.close()',
+    'subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)',
+    'for _ in range(100):',
+    '    try: socket.create_connection(("127.0.0.1", port), timeout=1).close(); break',
+    '    except OSError: time.sleep(0.1)  # the server\'s own start; nothing to subscribe to',
+    'print("> port:", port)',
+  ].join('\n'));
+  const port = Number(outcomes(started).port);
+  t.true(port > 0);
+  const probe = [
+    'import urllib.request',
+    'try:',
+    `    print("> get:", urllib.request.urlopen("http://127.0.0.1:${port}/", timeout=10).status)`,
+    'except Exception as err: print(f"> get: {type(getattr(err, \'reason\', err)).__name__}")',
+  ].join('\n');
+  t.is(outcomes(await kernel('ben', probe)).get, 'ConnectionRefusedError');
+  t.is(outcomes(await kernel('amy', probe)).get, '200');
+});
+
 test.serial('a certificate of another cluster does not open amy\'s Dask scheduler', async (t) => {
   // Ben's certificate and key, copied (by root) where amy's kernel can use them: another CA.
   const amy = (await record('amy')).account!;

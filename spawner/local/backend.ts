@@ -53,7 +53,7 @@ export interface LocalBackendOptions {
 
 /** Launch attempts when a port was taken between picking it and binding it (a race nobody can close). */
 const PORT_ATTEMPTS = 3;
-const PORT_TAKEN = /Address already in use|EADDRINUSE|BindException/;
+const PORT_TAKEN = /Address already in use|EADDRINUSE|BindException|port \d+ is already in use/;
 
 /** Whether a failed launch died of a taken port (the error, or anywhere in the log it points at). */
 async function portTaken(err: unknown, failure: Error): Promise<boolean> {

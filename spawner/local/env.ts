@@ -61,7 +61,9 @@ export function clusterEnv(input: ClusterEnvInput): Record<string, string> {
   const { record, config } = input;
   const env = passThroughEnv(input.base);
   // A student's own account: its home is the workspace, and what it writes is its alone.
-  const account: Record<string, string> = record.account ? { HOME: input.workspace, USER: record.account.name, LOGNAME: record.account.name, CLUSTER_UMASK: '077' } : {};
+  const account: Record<string, string> = record.account ? {
+    HOME: input.workspace, USER: record.account.name, LOGNAME: record.account.name, TMPDIR: join(input.runtimeDir, 'tmp'), CLUSTER_UMASK: '077',
+  } : {};
   const tls: Record<string, string> = input.tls ? { CLUSTER_TLS_CA: input.tls.ca, CLUSTER_TLS_CERT: input.tls.cert, CLUSTER_TLS_KEY: input.tls.key } : {};
   return {
     ...env,

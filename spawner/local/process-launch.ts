@@ -63,11 +63,10 @@ export async function* launchCluster(ctx: LaunchContext, user: string, options: 
   } catch (err) {
     throw new ClusterError((err as Error).message);
   }
-  const [jupyter, dask, dashboard, sparkPort, sparkUi] = (await (ctx.o.ports ?? freePorts)(5)) as [number, number, number, number, number];
   const record: ClusterRecord = box.record = {
     version: 1, user, phase: 'starting', createdAt: new Date().toISOString(),
     jupyterToken: options.jupyterToken, baseUrl: options.baseUrl,
-    ports: { jupyter, dask, dashboard, spark: sparkPort, sparkUi },
+    ports: { jupyter: 0, dask: 0, dashboard: 0, spark: 0, sparkUi: 0 },
     spark: spark.spark, enginesPerWorker: ctx.o.config.enginesPerWorker, workers: [],
     sparkSecret: randomBytes(24).toString('hex'),
   };
@@ -77,6 +76,9 @@ export async function* launchCluster(ctx: LaunchContext, user: string, options: 
   const tls = await makeClusterTls(clusterPaths(ctx.o.stateDir, user).runtimeDir, user);
   await ctx.tenancy.give([dirname(tls.ca), tls.ca, tls.cert, tls.key], account);
   record.tls = true;
+  // Ports last: the shorter the time between picking and binding, the rarer another program takes one.
+  const [jupyter, dask, dashboard, sparkPort, sparkUi] = (await (ctx.o.ports ?? freePorts)(5)) as [number, number, number, number, number];
+  record.ports = { jupyter, dask, dashboard, spark: sparkPort, sparkUi };
   const { paths, scheduler } = ctx.env(record);
   const n = options.workers;
   const steps = 4 + (spark.spark ? 1 : 0) + (n > 0 ? 3 + (spark.spark ? 1 : 0) : 0);

@@ -131,6 +131,9 @@ export class Tenancy {
     const account = await ensureAccount(accountName(this.#o.userPrefix, login), paths.workspace);
     await this.#own(paths.workspace, account);
     await this.#own(paths.runtimeDir, account);
+    // A temporary directory of their own: the hub's TMPDIR may be closed to them, /tmp is shared.
+    await mkdir(join(paths.runtimeDir, 'tmp'), { recursive: true, mode: 0o700 });
+    await this.give([join(paths.runtimeDir, 'tmp')], account);
     await this.#firewall!.allowOnlyOwner(account);
     return account;
   }

@@ -63,8 +63,12 @@ def main(argv: list[str]) -> int:
             # Optional: a failed clone is a warning in the log, never a dead cluster.
             env_git = {**env, 'GIT_TERMINAL_PROMPT': '0'}
             # The instructor's URL may be a repository on this machine owned by another account
-            # (the hub's): git refuses those as "dubious ownership" unless told it is trusted.
-            env_git.update({'GIT_CONFIG_COUNT': '1', 'GIT_CONFIG_KEY_0': 'safe.directory', 'GIT_CONFIG_VALUE_0': '*'})
+            # (the hub's): git refuses those as "dubious ownership" unless its global config
+            # trusts them (git before 2.40 ignores safe.directory given any other way).
+            trust = os.path.join(s.runtime_dir, 'materials.gitconfig')
+            with open(trust, 'w') as f:
+                f.write('[safe]\n\tdirectory = *\n')
+            env_git['GIT_CONFIG_GLOBAL'] = trust
             supervisor.start('materials', clone, env_git, s.workspace, required=False)
         elif shutil.which('git') is None:
             log('warning: CLUSTER_MATERIALS_GIT_URL is set but git is not installed')

@@ -76,6 +76,9 @@ def child_env(s: Settings, base: dict[str, str]) -> dict[str, str]:
     home = spark_home()
     if home:
         env['SPARK_HOME'] = home
+    # A taken port must fail the master (and the launch, which then picks others) instead of
+    # the master quietly moving to the next port, where its workers would never look.
+    env['SPARK_MASTER_OPTS'] = '-Dspark.port.maxRetries=0'
     if not _wildcard(s.bind):
         # Spark's web UIs and executors bind SPARK_LOCAL_IP, else every interface.
         env['SPARK_LOCAL_IP'] = s.bind
