@@ -8,7 +8,11 @@ import { bodyParser } from '@koa/bodyparser';
 import { createAuth, csrfProtect } from './auth/index.ts';
 import { adminRoutes } from './api/admin.ts';
 import { clusterRoutes } from './api/clusters.ts';
+import { eventRoutes } from './api/events.ts';
+import { jupyterHubRoutes } from './api/jupyterhub.ts';
+import { rosterRoutes } from './api/roster.ts';
 import { sessionRoutes } from './api/sessions.ts';
+import { userTokenRoutes } from './api/user-tokens.ts';
 import { adminOnly } from './api/rules.ts';
 import { tokenRoutes } from './api/tokens.ts';
 import type { HubDeps } from './deps.ts';
@@ -40,6 +44,8 @@ export function createApp(deps: HubDeps): Koa {
   const limit = deps.config.hub.maxBodyBytes;
   app.use(bodyParser({
     enableTypes: ['json', 'form'],
+    // DELETE too: JupyterHub's server DELETE takes a body (`{remove}`).
+    parsedMethods: ['POST', 'PUT', 'PATCH', 'DELETE'],
     jsonLimit: limit,
     formLimit: limit,
     onError: (err) => {
@@ -62,6 +68,10 @@ export function createApp(deps: HubDeps): Koa {
     ctx.body = await deps.metrics.registry.metrics();
   });
 
+  eventRoutes(router, deps);
+  jupyterHubRoutes(router, deps);
+  rosterRoutes(router, deps);
+  userTokenRoutes(router, deps);
   clusterRoutes(router, deps);
   adminRoutes(router, deps);
   sessionRoutes(router, deps);

@@ -13,11 +13,13 @@ import { syncRoutes } from '../proxy/route-sync.ts';
 import { SpawnManager } from '../spawner/manager.ts';
 import type { Logger } from '../shared/log.ts';
 import type { Backend } from '../spawner/types.ts';
+import { trackActivity } from './activity.ts';
 import { createApp } from './app.ts';
 import { syncAdminFlags } from './auth/admins.ts';
 import { checkAuthConfig, publicUrl as publicUrlOf } from './auth/settings.ts';
 import { createBackend } from './backends.ts';
 import { createCuller } from './culler-wiring.ts';
+import { keepEventsFor } from './events.ts';
 import { createLogger } from './log.ts';
 import { createMetrics } from './metrics.ts';
 import { checkOriginConfig, routeScheme, serverUrlOf } from './origins.ts';
@@ -65,7 +67,9 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     for (const cleanup of cleanups.reverse()) await cleanup();
   };
   try {
+    // Admins are auth.admins (as configured now) plus the console's instructors (hub/roster.ts).
     syncAdminFlags(store, config);
+    cleanups.push(keepEventsFor(store, config.hub.eventRetentionDays, log));
 
     const managed = config.proxy.mode === 'managed';
     const routes = routeScheme(config);
@@ -130,6 +134,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     culler?.start();
     // Cleanups run in reverse: the culler stops (and its sweep finishes) before the proxy goes.
     cleanups.push(() => culler?.stop());
+    cleanups.push(trackActivity({ store, proxy, log, routePath: (user) => manager.routes.path(user) }, config.hub.activityIntervalSeconds));
     const timer = setInterval(() => {
       repair().catch((err) => log.error({ err }, 'periodic repair failed'));
     }, config.proxy.checkRoutesSeconds * 1000);

@@ -23,7 +23,7 @@ export interface TestHub extends RunningHub {
 }
 
 /** Two adjacent free ports (the proxy's public port and its API port). */
-async function adjacentPorts(): Promise<number> {
+export async function adjacentPorts(): Promise<number> {
   for (let i = 0; i < 20; i++) {
     const port = await freePort();
     if (port < 65535 && (await isFree(port + 1))) return port;
