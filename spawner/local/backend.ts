@@ -13,7 +13,7 @@ import { clusterEnv, schedulerEnv, workerEnv } from './env.ts';
 import { groupTripwire, joined, launchCluster, type LaunchContext } from './process-launch.ts';
 import { groupAlive, killGroups, signalProcess, spawnGroup, tailFile, waitGroupsGone, type GroupHandle } from './processes.ts';
 import { StatusWatcher, WaitFailure, within, type Tripwire } from './readiness.ts';
-import { clusterPaths, nextWorkerIndices, readRecord, recordGroups, recordStatus, removeRecord, writeRecord, type ClusterRecord } from './state.ts';
+import { nextWorkerIndices, readRecord, recordGroups, recordStatus, removeRecord, writeRecord, type ClusterRecord } from './state.ts';
 import { installEntrypoint } from './install.ts';
 import { defaultMode, Tenancy, type TenancyMode } from './tenancy.ts';
 import { tlsPaths } from './tls.ts';
@@ -135,7 +135,7 @@ export class LocalBackend implements Backend {
   }
 
   #env(record: ClusterRecord) {
-    const paths = clusterPaths(this.#o.stateDir, record.user);
+    const paths = this.#tenancy.paths(record.user);
     const common = clusterEnv({
       base: this.#o.env ?? process.env, venvBin: this.#o.venvBin, config: this.#o.config,
       record, workspace: paths.workspace, runtimeDir: paths.runtimeDir,
@@ -163,7 +163,7 @@ export class LocalBackend implements Backend {
     if (options.signal?.aborted) abort.abort(options.signal.reason);
     let finished!: () => void;
     this.#starting.set(user, { abort, done: new Promise<void>((r) => { finished = r; }) });
-    const paths = clusterPaths(this.#o.stateDir, user);
+    const paths = this.#tenancy.paths(user);
     const box: { record?: ClusterRecord } = {};
     let ready = false;
     const started = Date.now();
@@ -211,7 +211,7 @@ export class LocalBackend implements Backend {
 
   /** Kill every group of the record, remove the state file and runtime files (logs stay). */
   async #teardown(user: string, record: ClusterRecord | undefined): Promise<void> {
-    const paths = clusterPaths(this.#o.stateDir, user);
+    const paths = this.#tenancy.paths(user);
     if (record) await killGroups(recordGroups(record), this.#t.stopGraceMs);
     await this.#tenancy.release(record);
     await removeRecord(paths.stateFile);
@@ -226,7 +226,7 @@ export class LocalBackend implements Backend {
       await starting.done;
     }
     await this.#locked(user, async () => {
-      const paths = clusterPaths(this.#o.stateDir, user);
+      const paths = this.#tenancy.paths(user);
       const record = await readRecord(paths.stateFile);
       await this.#teardown(user, record);
       if (options.removeWorkspace) await rm(paths.workspace, { recursive: true, force: true });
@@ -236,7 +236,7 @@ export class LocalBackend implements Backend {
 
   async status(user: string): Promise<ClusterStatus> {
     checkUser(user);
-    const record = await readRecord(clusterPaths(this.#o.stateDir, user).stateFile);
+    const record = await readRecord(this.#tenancy.paths(user).stateFile);
     if (this.#starting.has(user)) return { state: 'starting', ...(record ? { workers: record.workers.length } : {}) };
     return recordStatus(record, groupAlive);
   }
@@ -247,7 +247,7 @@ export class LocalBackend implements Backend {
     if (this.#starting.has(user)) throw new ClusterError(`${user}'s cluster is still starting`, 409);
     await this.#ready();
     await this.#locked(user, async () => {
-      const paths = clusterPaths(this.#o.stateDir, user);
+      const paths = this.#tenancy.paths(user);
       const record = await readRecord(paths.stateFile);
       if (!record || record.phase !== 'running') throw new ClusterError(`${user} has no running cluster`, 409);
       const current = record.workers.length;
@@ -284,7 +284,7 @@ export class LocalBackend implements Backend {
   }
 
   async #scaleDown(record: ClusterRecord, n: number): Promise<void> {
-    const paths = clusterPaths(this.#o.stateDir, record.user);
+    const paths = this.#tenancy.paths(record.user);
     const sorted = [...record.workers].sort((a, b) => a.index - b.index);
     const leaving = sorted.slice(n);
     // SIGTERM to the supervisor alone: it retires its Dask worker (data moves away) first.
@@ -305,7 +305,7 @@ export class LocalBackend implements Backend {
         out.push({ user, state: 'starting' });
         continue;
       }
-      const record = await readRecord(clusterPaths(this.#o.stateDir, user).stateFile);
+      const record = await readRecord(this.#tenancy.paths(user).stateFile);
       if (!record) continue;
       const status = await this.status(user);
       if (status.state === 'running' && (await this.#answers(record))) {
@@ -329,7 +329,7 @@ export class LocalBackend implements Backend {
   /** Dashboards, as paths under the user's Jupyter base URL (Jupyter's authenticated proxy). */
   async links(user: string): Promise<Record<string, string>> {
     checkUser(user);
-    const record = await readRecord(clusterPaths(this.#o.stateDir, user).stateFile);
+    const record = await readRecord(this.#tenancy.paths(user).stateFile);
     if (!record) return {};
     return {
       'Dask dashboard': `proxy/${record.ports.dashboard}/status`,

@@ -45,7 +45,7 @@ export function groupTripwire(name: string, handle: GroupHandle, logFile: string
 /** Start `user`'s cluster; `box.record` is set as soon as there is something to clean up. */
 export async function* launchCluster(ctx: LaunchContext, user: string, options: StartOptions, signal: AbortSignal, box: { record?: ClusterRecord }): AsyncGenerator<ProgressEvent> {
   yield { progress: 2, message: 'Checking the environment' };
-  const existing = await readRecord(clusterPaths(ctx.o.stateDir, user).stateFile);
+  const existing = await readRecord(ctx.tenancy.paths(user).stateFile);
   if (existing && existing.scheduler && groupAlive(existing.scheduler.pgid)) {
     throw new ClusterError(`${user} already has a running cluster`, 409);
   }
@@ -73,7 +73,7 @@ export async function* launchCluster(ctx: LaunchContext, user: string, options: 
   const account = await ctx.tenancy.prepare(user);
   if (account) record.account = account;
   // Dask's certificates: the student's alone, like every runtime file.
-  const tls = await makeClusterTls(clusterPaths(ctx.o.stateDir, user).runtimeDir, user);
+  const tls = await makeClusterTls(ctx.tenancy.paths(user).runtimeDir, user);
   await ctx.tenancy.give([dirname(tls.ca), tls.ca, tls.cert, tls.key], account);
   record.tls = true;
   // Ports last: the shorter the time between picking and binding, the rarer another program takes one.

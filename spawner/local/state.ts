@@ -37,18 +37,19 @@ export interface ClusterRecord {
 }
 
 /**
- * Where the per-user pieces live: the hub's (record, logs) under `clusters/`, closed to
- * students; the student's (workspace, runtime files) under `workspaces/` and `runtime/`.
+ * Where the per-user pieces live: the hub's (record, logs) under `{stateDir}/clusters/`,
+ * closed to students; the student's (workspace, runtime files) under `workspaces/` and
+ * `runtime/` of `studentDir` (stateDir, unless students could not reach it; see tenancy.ts).
  */
-export function clusterPaths(stateDir: string, user: string) {
+export function clusterPaths(stateDir: string, user: string, studentDir = stateDir) {
   const dir = join(stateDir, 'clusters', user);
   return {
     dir,
     stateFile: join(dir, 'cluster.json'),
-    runtimeDir: join(stateDir, 'runtime', user),
+    runtimeDir: join(studentDir, 'runtime', user),
     schedulerLog: join(dir, 'scheduler.log'),
     workerLog: (index: number) => join(dir, `worker-${index}.log`),
-    workspace: join(stateDir, 'workspaces', user),
+    workspace: join(studentDir, 'workspaces', user),
   };
 }
 

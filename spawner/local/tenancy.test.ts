@@ -1,7 +1,10 @@
 import test from 'ava';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { accountName } from './accounts.ts';
 import { baseRules, studentRules } from './firewall.ts';
-import { sharedAccountRefusal } from './tenancy.ts';
+import { sharedAccountRefusal, studentDirFor } from './tenancy.ts';
 
 const rule = { sharedAccount: false, admins: ['teacher'] };
 
@@ -36,4 +39,14 @@ test('firewall rules: a student\'s listeners refuse every connection not tagged 
   const base = baseRules(0);
   t.regex(base[0]!, /REJECT --reject-with tcp-reset/, 'a refused connection\'s retried SYN is reset first');
   t.regex(base.at(-1)!, /-j DROP$/, 'the refused SYN-ACK is dropped last');
+});
+
+test('students\' directories stay in stateDir when every account can reach it, else move to /var/lib/clusterhub', (t) => {
+  const closed = mkdtempSync(join(tmpdir(), 'clusterhub-closed-')); // 0700, like /root
+  t.teardown(() => rmSync(closed, { recursive: true, force: true }));
+  const open = join(tmpdir(), 'clusterhub-open-state');
+  t.is(studentDirFor(open, 'accounts'), open);
+  t.regex(studentDirFor(join(closed, 'state'), 'accounts'), /^\/var\/lib\/clusterhub\/students-[0-9a-f]{12}$/);
+  t.not(studentDirFor(join(closed, 'state'), 'accounts'), studentDirFor(join(closed, 'other'), 'accounts'), 'one directory per stateDir');
+  t.is(studentDirFor(join(closed, 'state'), 'shared'), join(closed, 'state'), 'one account: nothing to move');
 });

@@ -7,12 +7,15 @@
  * - `shared` (not root): every cluster runs as the hub's own account, one trust domain. A
  *   second non-admin student is refused unless `local.sharedAccount` says it is fine.
  */
+import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
 import { chmod, chown, lchown, lstat, mkdir, readdir, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { ClusterError } from '../types.ts';
 import { accountName, ensureAccount, type Account } from './accounts.ts';
 import { LoopbackFirewall } from './firewall.ts';
 import { clusterPaths, type ClusterRecord } from './state.ts';
+import { SHARED_DIR } from './venv.ts';
 
 export type TenancyMode = 'accounts' | 'shared';
 
@@ -50,16 +53,22 @@ export function sharedAccountRefusal(login: string, workspaces: readonly string[
     + 'Run the hub as root (each student gets an account), or set local.sharedAccount: true if every student may see every other\'s work.';
 }
 
-/** Every directory from `/` down to `dir` (exclusive: that one is ours to set) must let others pass. */
-async function checkTraversable(dir: string): Promise<void> {
+/** The first directory above `dir` that other accounts cannot pass through, if any. */
+function closedAncestor(dir: string): string | undefined {
   for (let d = dirname(resolve(dir)); ; d = dirname(d)) {
-    const mode = (await stat(d)).mode;
-    if (!(mode & 0o001)) {
-      throw new Error(`hub.stateDir: students' accounts cannot reach ${resolve(dir)} because ${d} is closed to other users (mode ${(mode & 0o777).toString(8)}). `
-        + 'When the hub runs as root, put the state directory where every account can pass, e.g. /var/lib/clusterhub/state.');
-    }
-    if (d === dirname(d)) return;
+    if (!(statSync(d).mode & 0o001)) return d;
+    if (d === dirname(d)) return undefined;
   }
+}
+
+/**
+ * Where students' workspaces and runtime files go: under stateDir, unless a directory above it
+ * is closed to other accounts (a checkout in /root, a 0700 temporary directory); then under
+ * /var/lib/clusterhub/students-{hash of stateDir}, root's and passable, as stateDir would be.
+ */
+export function studentDirFor(stateDir: string, mode: TenancyMode): string {
+  if (mode === 'shared' || !closedAncestor(stateDir)) return stateDir;
+  return join(SHARED_DIR, `students-${createHash('sha256').update(resolve(stateDir)).digest('hex').slice(0, 12)}`);
 }
 
 /** Keeps students apart; one per backend. */
@@ -67,12 +76,20 @@ export class Tenancy {
   readonly mode: TenancyMode;
   readonly #o: TenancyOptions;
   readonly #firewall: LoopbackFirewall | undefined;
+  /** Parent of students' `workspaces/` and `runtime/`. */
+  readonly studentDir: string;
   #ready: Promise<void> | undefined;
 
   constructor(options: TenancyOptions) {
     this.#o = options;
     this.mode = options.mode;
+    this.studentDir = studentDirFor(options.stateDir, options.mode);
     this.#firewall = options.mode === 'accounts' ? options.firewall ?? new LoopbackFirewall() : undefined;
+  }
+
+  /** Where `user`'s record, logs, workspace and runtime files are. */
+  paths(user: string) {
+    return clusterPaths(this.#o.stateDir, user, this.studentDir);
   }
 
   /** Warnings for the start log and the admin page. */
@@ -90,7 +107,6 @@ export class Tenancy {
     const dir = this.#o.stateDir;
     await mkdir(dir, { recursive: true, mode: 0o700 });
     if (this.mode === 'shared') return;
-    await checkTraversable(dir);
     // Others may pass through stateDir to their own workspace, never list it or read the hub's files.
     await chmod(dir, 0o711);
     for (const entry of await readdir(dir)) {
@@ -99,9 +115,13 @@ export class Tenancy {
       const info = await lstat(path);
       if (!info.isSymbolicLink()) await chmod(path, info.isDirectory() ? 0o700 : 0o600);
     }
+    if (this.studentDir !== dir) {
+      await mkdir(this.studentDir, { recursive: true, mode: 0o711 });
+      await chmod(this.studentDir, 0o711);
+    }
     for (const shared of ['workspaces', 'runtime']) {
-      await mkdir(join(dir, shared), { recursive: true });
-      await chmod(join(dir, shared), 0o711);
+      await mkdir(join(this.studentDir, shared), { recursive: true });
+      await chmod(join(this.studentDir, shared), 0o711);
     }
     await mkdir(join(dir, 'clusters'), { recursive: true, mode: 0o700 });
     await this.#firewall!.setup().catch((err: Error) => {
@@ -112,7 +132,7 @@ export class Tenancy {
   /** Refuse a launch the mode does not allow (shared mode's rule). */
   async checkLaunch(login: string): Promise<void> {
     if (this.mode !== 'shared') return;
-    const workspaces = await readdir(join(this.#o.stateDir, 'workspaces')).catch(() => [] as string[]);
+    const workspaces = await readdir(join(this.studentDir, 'workspaces')).catch(() => [] as string[]);
     const refusal = sharedAccountRefusal(login, workspaces, this.#o);
     if (refusal) throw new ClusterError(refusal, 403);
   }
@@ -123,7 +143,7 @@ export class Tenancy {
    */
   async prepare(login: string): Promise<Account | undefined> {
     await this.setup();
-    const paths = clusterPaths(this.#o.stateDir, login);
+    const paths = this.paths(login);
     await mkdir(paths.dir, { recursive: true, mode: 0o700 });
     await mkdir(paths.workspace, { recursive: true, mode: 0o700 });
     await mkdir(paths.runtimeDir, { recursive: true, mode: 0o700 });
