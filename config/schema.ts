@@ -50,7 +50,8 @@ const auth = z.strictObject({
 
 const spawn = z.strictObject({
   backend: z.enum(['local', 'kubernetes']).default('local').describe('Where clusters run.'),
-  startTimeoutSeconds: seconds.default(300).describe('A launch not ready by then is stopped and reported failed.'),
+  startTimeoutSeconds: seconds.default(300).describe('A launch not ready this long after the backend began it is stopped and reported failed.'),
+  queueTimeoutSeconds: seconds.default(600).describe('A launch still waiting in line (see concurrency) after this long fails and says so.'),
   concurrency: z.number().int().min(1).max(100).default(4).describe('Launches in flight against the backend at once; the rest queue.'),
   defaultWorkers: z.number().int().min(0).default(2).describe('Workers of a launch that does not say.'),
   maxWorkers: z.number().int().min(0).default(8).describe('Most workers a student may ask for.'),

@@ -56,9 +56,12 @@ export function createApp(deps: HubDeps): Koa {
   auth.install(app, router);
   app.use(csrfProtect());
 
-  // Rule: anyone (liveness for probes and the proxy's health check).
+  // Rule: anyone (liveness for probes and the proxy's health check). 503 while the managed
+  // proxy is down, so an outside process manager can act; the body says what is wrong.
   router.get('/hub/health', (ctx) => {
-    ctx.body = { status: 'ok' };
+    const health = deps.health?.() ?? { status: 'ok' };
+    ctx.status = health.status === 'ok' ? 200 : 503;
+    ctx.body = health;
   });
 
   // Rule: admin (Prometheus scrapes with `Authorization: token …`).

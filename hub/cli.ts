@@ -24,13 +24,18 @@ function configFrom(file: string | undefined): Config {
 
 async function start(file: string | undefined): Promise<void> {
   const config = configFrom(file);
-  const { startHub } = await import('./main.ts');
-  const hub = await startHub(config, { onSetup: (line) => process.stderr.write(`[setup] ${line}\n`) });
-  process.stderr.write(`\nclusterhub is running: open ${hub.publicUrl}\n(backend: ${config.spawn.backend}; stop with Ctrl-C)\n\n`);
+  // Signal handlers come first: a SIGTERM during start must still stop the proxy the hub started.
+  const starting = new AbortController();
+  let hub: Awaited<ReturnType<typeof import('./main.ts')['startHub']>> | undefined;
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;
     closing = true;
+    if (!hub) {
+      process.stderr.write(`\n${signal} while starting: stopping what was started\n`);
+      starting.abort(signal);
+      return;
+    }
     process.stderr.write(`\n${signal}: stopping the hub (clusters keep running and are found again at the next start)\n`);
     hub.close().then(() => process.exit(0), (err) => {
       process.stderr.write(`error while stopping: ${(err as Error).message}\n`);
@@ -39,6 +44,15 @@ async function start(file: string | undefined): Promise<void> {
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+  const { startHub } = await import('./main.ts');
+  try {
+    hub = await startHub(config, { signal: starting.signal, onSetup: (line) => process.stderr.write(`[setup] ${line}\n`) });
+  } catch (err) {
+    if (!starting.signal.aborted) throw err;
+    // startHub stopped everything it had started before rejecting.
+    process.exit(0);
+  }
+  process.stderr.write(`\nclusterhub is running: open ${hub.publicUrl}\n(backend: ${config.spawn.backend}; stop with Ctrl-C)\n\n`);
 }
 
 function token(login: string | undefined, file: string | undefined, note: string | undefined): void {

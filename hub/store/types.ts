@@ -1,5 +1,5 @@
 /** The Store contract: users, clusters, API tokens (hashed at rest) and events. */
-import type { ClusterRow } from '../../spawner/manager.ts';
+import type { ClusterRow } from '../../spawner/records.ts';
 
 export interface UserRow {
   login: string;
