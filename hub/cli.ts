@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `clusterhub` command: `start` (default) runs the hub, `token <login>` prints a new API
- * token, `check-config [file]` validates a configuration and names every bad key.
+ * token, `check-config [file]` validates a configuration and names every bad key,
+ * `remove-namespaces` deletes every student namespace of this hub (the chart's uninstall hook).
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { openStore } from './store/sqlite.ts';
 const USAGE = `usage: clusterhub [start] [--config FILE]
        clusterhub token <login> [--config FILE] [--note TEXT]
        clusterhub check-config [FILE]
+       clusterhub remove-namespaces [--config FILE]
        clusterhub --version | --help
 
 The config file may also be given as CLUSTERHUB_CONFIG; every key can be overridden
@@ -71,6 +73,14 @@ function token(login: string | undefined, file: string | undefined, note: string
   }
 }
 
+/** Deletes the Kubernetes namespaces of this hub's instance, with the kubeconfig the hub would use. */
+async function removeNamespaces(file: string | undefined): Promise<void> {
+  const config = configFrom(file);
+  const [{ kubeConfigOf }, { removeInstanceNamespaces }] = await Promise.all([import('./backends.ts'), import('../spawner/kubernetes/remove-namespaces.ts')]);
+  const names = await removeInstanceNamespaces(await kubeConfigOf(config), config.kubernetes);
+  process.stdout.write(`${names.length === 0 ? 'no namespaces' : `deleting ${names.join(', ')}`} (instance ${config.kubernetes.instance})\n`);
+}
+
 class UsageError extends Error {}
 
 function version(): string {
@@ -126,6 +136,9 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`configuration OK${rest[0] ?? values.config ? ` (${rest[0] ?? values.config})` : ''}\n`);
         return 0;
       }
+      case 'remove-namespaces':
+        await removeNamespaces(values.config);
+        return 0;
       default:
         return usageError(`unknown command: ${command}`);
     }
