@@ -187,3 +187,26 @@ print(json.dumps({"pages": pages, "count": len(names), "unique": len(set(names))
   const plain = await json<Model[]>(await api('teacher', '/hub/api/users'));
   t.is(plain.length, 200, 'without the pagination header the list stops at JupyterHub\'s page maximum');
 });
+
+test.serial('a page of users reads the store once, not once per user', async (t) => {
+  const calls: string[] = [];
+  const store = hub.store as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const originals = new Map<string, (...args: unknown[]) => unknown>();
+  for (const name of ['getUser', 'getCluster', 'listEvents', 'userListing', 'userPage', 'listClusters', 'listUsers']) {
+    const original = store[name]!;
+    originals.set(name, original);
+    store[name] = (...args: unknown[]) => {
+      calls.push(name);
+      return original(...args);
+    };
+  }
+  try {
+    const res = await api('teacher', '/hub/api/users?limit=200&offset=400');
+    t.is((await json<Model[]>(res)).length, 200);
+  } finally {
+    for (const [name, original] of originals) store[name] = original;
+  }
+  // Authentication reads the token's owner; the list itself is one page query.
+  t.deepEqual(calls.filter((c) => c !== 'getUser'), ['userPage']);
+  t.true(calls.filter((c) => c === 'getUser').length <= 1, calls.join(', '));
+});
