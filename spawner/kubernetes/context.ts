@@ -10,7 +10,10 @@ import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../log.ts';
 import { safeName } from '../names.ts';
 import { ApiGate, isNotFound } from './api.ts';
-import { ANNOTATION_LOGIN, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_USER, MANAGED_BY, type ClusterRef, type KubernetesConfig } from './labels.ts';
+import { ClusterError } from '../types.ts';
+import {
+  ANNOTATION_LOGIN, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_USER, MANAGED_BY, NAMES, routeTarget, type ClusterRef, type KubernetesConfig,
+} from './labels.ts';
 import { ClusterWatch } from './watch.ts';
 
 /** The API groups the backend talks to. */
@@ -104,6 +107,15 @@ export async function readNamespace(ctx: BackendContext, name: string, signal?: 
     if (isNotFound(err)) return undefined;
     throw err;
   }
+}
+
+/** The proxy target of a namespace's cluster; reads the Service only when the template names `{clusterIP}`. */
+export async function clusterUrl(ctx: BackendContext, namespace: string, signal?: AbortSignal): Promise<string> {
+  if (!ctx.k.routeTarget.includes('{clusterIP}')) return routeTarget(ctx.k, namespace);
+  const svc = await ctx.gate.run('get service', () => ctx.clients.core.readNamespacedService({ name: NAMES.scheduler, namespace }), { signal });
+  const ip = svc.spec?.clusterIP;
+  if (!ip || ip === 'None') throw new ClusterError(`the Service ${NAMES.scheduler} in ${namespace} has no cluster IP`, 503);
+  return routeTarget(ctx.k, namespace, ip);
 }
 
 /** Undefined instead of a 404. */

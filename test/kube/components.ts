@@ -50,6 +50,9 @@ export function apiserverArgs(certs: PlaneCerts, etcdUrl: string, port: number):
     '--requestheader-extra-headers-prefix=X-Remote-Extra-',
     `--proxy-client-cert-file=${certs.adminCert}`,
     `--proxy-client-key-file=${certs.adminKey}`,
+    // The API server's identity towards kubelets (logs, exec); the admin may do both.
+    `--kubelet-client-certificate=${certs.adminCert}`,
+    `--kubelet-client-key=${certs.adminKey}`,
     '--profiling=false',
   ];
 }
