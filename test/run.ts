@@ -69,7 +69,8 @@ async function must(title: string, cmd: string, args: string[]): Promise<void> {
 const started = performance.now();
 await must('type check (tsc --noEmit)', join(bin, 'tsc'), ['--noEmit', '-p', '.']);
 await must('Python environment for the clusters (built once, then reused)', process.execPath, ['spawner/local/venv.ts']);
-await must('Kubernetes test plane binaries (built once per version, then reused)', 'bash', ['test/kube/build.sh']);
+await must('Kubernetes test plane and real node binaries (built once per version, then reused)', 'bash', ['test/kube/build.sh', '--node']);
+await must('images for the real node: Debian base (mmdebstrap), cluster and hub Dockerfiles (buildah); rebuilt when an input changed', 'bash', ['test/kube/images.sh']);
 
 step('Chromium for the browser tests');
 const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';

@@ -6,7 +6,7 @@
 # Defines the *_VERSION and *_bin variables always; build_node builds what is missing.
 
 CONTAINERD_VERSION=v2.2.9
-COREDNS_VERSION=v1.14.7
+COREDNS_VERSION=v1.14.7  # the version coredns/go.mod requires
 # The only kube-router release the module proxy serves. Its reported flaw
 # (GHSA-phqm-jgc3-qf8g) is in the service proxy, which the node never runs: only the
 # firewall controller (--run-firewall) is started.
@@ -14,7 +14,8 @@ KUBE_ROUTER_VERSION=v2.1.0
 LOCAL_PATH_VERSION=v0.0.30
 
 containerd_bin="${cache}/containerd-${CONTAINERD_VERSION}/bin"
-coredns_bin="${cache}/coredns-${COREDNS_VERSION}/bin"
+# CoreDNS from the small module in ./coredns (only the plugins the node uses).
+coredns_bin="${cache}/coredns-${COREDNS_VERSION}-node/bin"
 kube_router_bin="${cache}/kube-router-${KUBE_ROUTER_VERSION}/bin"
 local_path_bin="${cache}/local-path-provisioner-${LOCAL_PATH_VERSION}/bin"
 
@@ -52,8 +53,8 @@ build_node() {
   fi
 
   if [[ ! -x "${coredns_bin}/coredns" ]]; then
-    log "building CoreDNS ${COREDNS_VERSION} (about 2 minutes)…"
-    go_install_to "${coredns_bin}" "" "" "github.com/coredns/coredns@${COREDNS_VERSION}"
+    log "building CoreDNS ${COREDNS_VERSION} with the node's plugins (1–3 minutes)…"
+    go_build coredns . "${coredns_bin}" "${here}/coredns"
   fi
 
   if [[ ! -x "${kube_router_bin}/kube-router" ]]; then

@@ -39,7 +39,9 @@ hash_of() {
   } | sha256sum | cut -c1-16
 }
 
-node_version="$(node --version 2>/dev/null || echo none)"
+# The project's own Node (the npm package `node`), not whatever node is first on PATH.
+node_bin="${repo}/node_modules/node/bin/node"
+node_version="$("${node_bin}" --version 2>/dev/null || echo none)"
 pause_tag="$(hash_of pause-v1 "${here}/pause")"
 # The machine's trusted CAs go into the bases: registries may be reached through a TLS proxy.
 ca_bundle=/etc/ssl/certs/ca-certificates.crt
@@ -77,7 +79,8 @@ bah() { nice -n "${nice_level}" buildah --root "${images}/storage" --runroot "${
 save() {
   local out
   out="$(archive "$1" "$2")"
-  bah push --quiet "$3" "oci-archive:${out}.tmp:$3" >/dev/null
+  # Uncompressed: pushing and importing skip gzip (the archive only crosses this disk).
+  bah push --quiet --disable-compression "$3" "oci-archive:${out}.tmp:$3" >/dev/null
   mv -f "${out}.tmp" "${out}"
   log "$1 → ${out} ($(du -m "${out}" | cut -f1) MiB)"
 }
@@ -134,7 +137,6 @@ fi
 
 if [[ "${CLUSTERHUB_IMAGES_HUB:-1}" == "1" && ! -f "$(archive hub "${hub_tag}")" ]]; then
   # Node 24 is the npm package's binary (the project's own Node), copied into the base.
-  node_bin="$(node -e 'process.stdout.write(process.execPath)')"
   npm_cli="$(readlink -f "$(command -v npm)")"
   npm_dir="${npm_cli%/bin/npm-cli.js}"
   debian_base hub-base "${hub_base_tag}" "${hub_packages}"
@@ -143,6 +145,8 @@ if [[ "${CLUSTERHUB_IMAGES_HUB:-1}" == "1" && ! -f "$(archive hub "${hub_tag}")"
   bah copy --quiet "${ctr}" "${node_bin}" /usr/local/bin/node
   bah copy --quiet "${ctr}" "${npm_dir}" /usr/local/lib/node_modules/npm
   bah run "${ctr}" -- ln -sf ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm
+  # Node keeps its own CA list: point it at the machine's (see ca_bundle).
+  bah config --env "NODE_EXTRA_CA_CERTS=${ca_bundle}" "${ctr}"
   bah commit --quiet --rm "${ctr}" "localhost/clusterhub/hub-node:${hub_base_tag}" >/dev/null
   dockerfile hub "${hub_tag}" "${repo}" "${repo}/images/hub/Dockerfile" "localhost/clusterhub/hub-node:${hub_base_tag}"
 fi

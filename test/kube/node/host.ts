@@ -177,3 +177,25 @@ export async function createCgroupRoot(): Promise<void> {
     await mkdir(join(dir, CGROUP_ROOT), { recursive: true }).catch(() => {});
   }
 }
+
+/**
+ * Kills node agents (containerd, shims, kubelet, kube-proxy, CoreDNS, kube-router, the
+ * provisioner) of a plane whose process died without stopping them: under the lock, any
+ * process whose command line names a plane's node directory or the node is stale.
+ */
+export async function killStaleAgents(nodeName: string): Promise<number> {
+  let killed = 0;
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').join(' ');
+    if (/\/clusterhub-plane-[^/ ]+\/node\//.test(cmdline) || cmdline.includes(`--hostname-override=${nodeName}`)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+        killed++;
+      } catch {
+        // already gone
+      }
+    }
+  }
+  return killed;
+}

@@ -34,19 +34,21 @@ async function locate(): Promise<NodeImages> {
 }
 
 /**
- * The images, built first by images.sh when an input changed (progress on stderr; the
- * first build takes several minutes: Debian packages, then PyPI).
+ * The images, built first by images.sh when an input of the node's images (sandbox,
+ * cluster) changed (progress on stderr; the first build takes several minutes: Debian
+ * packages, then PyPI). The hub image is built by the same script but runs on no node.
  */
 export async function ensureImages(): Promise<NodeImages> {
   const images = await locate();
-  if (Object.values(images).every((i) => existsSync(i.archive))) return images;
+  const needed = [images.sandbox, images.cluster];
+  if (needed.every((i) => existsSync(i.archive))) return images;
   if (process.env['CLUSTERHUB_KUBE_NO_BUILD'] === '1') throw new Error(`images missing; run: bash ${IMAGES_SCRIPT}`);
   const code = await new Promise<number | null>((resolve, reject) => {
     const child = spawn('bash', [IMAGES_SCRIPT], { stdio: ['ignore', process.stderr, process.stderr] });
     child.once('error', reject);
     child.once('exit', resolve);
   });
-  const absent = Object.values(images).filter((i) => !existsSync(i.archive));
+  const absent = needed.filter((i) => !existsSync(i.archive));
   if (code !== 0 || absent.length > 0) throw new Error(`bash ${IMAGES_SCRIPT} exited ${code}; missing ${absent.map((i) => i.ref).join(', ')}`);
   return images;
 }

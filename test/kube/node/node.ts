@@ -14,7 +14,7 @@ import { generateClientCert, type PlaneCerts } from '../certs.ts';
 import { Supervisor } from '../procs.ts';
 import { watchUntil } from '../watch.ts';
 import {
-  createCgroupRoot, killPodCgroups, lockNode, NODE_NET, removeHostNetwork, setUpHostNetwork, sh, staleNodeMountRoots, unmountBelow,
+  createCgroupRoot, killPodCgroups, killStaleAgents, lockNode, NODE_NET, removeHostNetwork, setUpHostNetwork, sh, staleNodeMountRoots, unmountBelow,
 } from './host.ts';
 import { ensureImages, type NodeImages } from './images.ts';
 import { kubeletArgs, kubeRouterArgs, REAL_NODE_LABEL, renderCorefile, renderKubeletConfig, writeKubeProxyConfig } from './kubelet.ts';
@@ -68,8 +68,8 @@ export async function startRealNode(ctx: RealNodeContext): Promise<RealNode> {
   const deadline = Date.now() + ctx.timeoutMs;
   const dir = join(ctx.root, 'node');
   const rt = runtimePaths(join(dir, 'ctd'));
-  const agents = new Supervisor(ctx.logsDir, { handleSignals: false });
-  const runtime = new Supervisor(ctx.logsDir, { handleSignals: false });
+  const agents = new Supervisor(ctx.logsDir);
+  const runtime = new Supervisor(ctx.logsDir);
   let teardownNet: (() => Promise<void>) | undefined;
 
   const until = async (what: string, check: () => Promise<boolean>) => {
@@ -162,10 +162,11 @@ export async function startRealNode(ctx: RealNodeContext): Promise<RealNode> {
  * without, whatever a node of a plane that died without stopping left behind.
  */
 async function cleanHost(bins: NodeBinaries, dir: string | undefined, log?: (line: string) => void): Promise<void> {
+  const stale = dir ? 0 : await killStaleAgents(REAL_NODE_NAME);
   const roots = dir ? [dir] : await staleNodeMountRoots(undefined);
   for (const root of roots) await unmountBelow(root);
   const killed = await killPodCgroups();
-  if (!dir && (roots.length > 0 || killed > 0)) log?.(`cleaned up after a real node that was not stopped (${roots.length} dirs, ${killed} processes)`);
+  if (stale + roots.length + killed > 0) log?.(`cleaned up after a real node that was not stopped (${stale} agents, ${roots.length} dirs, ${killed} pod processes)`);
   await sh(bins.kubeProxy, ['--cleanup'], { allowFail: true });
   await sh(bins.kubeRouter, ['--cleanup-config'], { allowFail: true });
   if (!dir) await removeHostNetwork();
