@@ -9,8 +9,8 @@
  */
 import { Culler } from '../culler/job.ts';
 import { forEachLimit } from '../culler/limit.ts';
-import { candidate, cullerConfig, deadUrl, StandInHub, startProxy } from '../culler/testing.ts';
-import { silentLogger } from '../spawner/log.ts';
+import { candidate, cullerConfig, deadUrl, StandInHub, startProxy } from '../test/helpers/culler.ts';
+import { silentLogger } from '../shared/log.ts';
 
 const count = Number(process.argv[2] ?? 1000);
 const concurrency = Number(process.argv[3] ?? 10);

@@ -10,7 +10,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { request } from 'node:https';
 import { parseArgs } from 'node:util';
 import { configSchema } from '../config/schema.ts';
-import { silentLogger } from '../spawner/log.ts';
+import { silentLogger } from '../shared/log.ts';
 import { KubernetesBackend } from '../spawner/kubernetes/backend.ts';
 import { ensurePlane } from '../test/kube/plane.ts';
 import { watchUntil } from '../test/kube/watch.ts';

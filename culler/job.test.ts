@@ -5,11 +5,11 @@
  * culler's clock forward instead of waiting.
  */
 import test from 'ava';
-import { ChpClient } from '../spawner/proxy.ts';
+import { ChpClient } from '../proxy/client.ts';
 import { waitUntil } from '../test/helpers/net.ts';
 import { checkCullerConfig } from './config.ts';
 import { Culler } from './job.ts';
-import { candidate, captureLogger, cullerConfig, deadUrl, PROXY_TOKEN, StandInHub, startProxy } from './testing.ts';
+import { candidate, captureLogger, cullerConfig, deadUrl, PROXY_TOKEN, StandInHub, startProxy } from '../test/helpers/culler.ts';
 import type { CullCandidate, CullerConfig } from './types.ts';
 
 const cleanup: Array<() => Promise<void>> = [];

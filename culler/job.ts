@@ -9,8 +9,8 @@
  */
 import cron from 'node-cron';
 import type { Logger as CronLogger, ScheduledTask } from 'node-cron';
-import type { Logger } from '../spawner/log.ts';
-import type { RouteInfo } from '../spawner/types.ts';
+import type { Logger } from '../shared/log.ts';
+import type { RouteInfo } from '../proxy/types.ts';
 import { fetchActivity } from './activity.ts';
 import { checkCullerConfig } from './config.ts';
 import { forEachLimit } from './limit.ts';
@@ -162,7 +162,7 @@ export class Culler {
       return { idle, all };
     } catch (err) {
       report.errors.push({ step: 'routes', message: message(err) });
-      this.#log.error({ err: message(err) }, 'culler cannot read the proxy routes; only max age is applied this sweep');
+      this.#log.error({ err }, 'culler cannot read the proxy routes; only max age is applied this sweep');
       return null;
     }
   }
@@ -195,7 +195,7 @@ export class Culler {
       line.stopped = true;
     } catch (err) {
       report.errors.push({ user: c.user, step: 'stop', message: message(err) });
-      this.#log.error({ user: c.user, err: message(err) }, 'culler could not stop cluster');
+      this.#log.error({ user: c.user, err }, 'culler could not stop cluster');
     }
   }
 
@@ -279,7 +279,7 @@ function cronLogger(log: Logger): CronLogger {
   return {
     info: (m) => log.info({ component: 'node-cron' }, m),
     warn: (m) => log.warn({ component: 'node-cron' }, m),
-    error: (m, err) => log.error({ component: 'node-cron', err: message(err ?? m) }, typeof m === 'string' ? m : m.message),
+    error: (m, err) => log.error({ component: 'node-cron', err: err ?? m }, typeof m === 'string' ? m : m.message),
     debug: (m) => log.debug({ component: 'node-cron' }, typeof m === 'string' ? m : m.message),
   };
 }

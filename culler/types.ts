@@ -3,8 +3,8 @@
  * and the backend's orphans. The hub wires these; the culler never imports the hub.
  */
 import type { Config } from '../config/schema.ts';
-import type { Logger } from '../spawner/log.ts';
-import type { Proxy } from '../spawner/types.ts';
+import type { Logger } from '../shared/log.ts';
+import type { Proxy } from '../proxy/types.ts';
 
 /** The `culler` section of the configuration. */
 export type CullerConfig = Config['culler'];

@@ -9,6 +9,7 @@ import { createAuth, csrfProtect } from './auth/index.ts';
 import { adminRoutes } from './api/admin.ts';
 import { clusterRoutes } from './api/clusters.ts';
 import { adminOnly } from './api/rules.ts';
+import { tokenRoutes } from './api/tokens.ts';
 import type { HubDeps } from './deps.ts';
 import { errorHandler, HttpError } from './errors.ts';
 import { requestLogger } from './log.ts';
@@ -24,7 +25,7 @@ export function createApp(deps: HubDeps): Koa {
   // Errors after the response started (a progress stream whose reader left) are logged, not printed.
   app.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'ERR_STREAM_PREMATURE_CLOSE' || err.code === 'ECONNRESET') return;
-    deps.log.error({ err: String(err) }, 'response stream failed');
+    deps.log.error({ err }, 'response stream failed');
   });
   app.use(requestLogger(deps.log));
   app.use(errorHandler(deps.log, (status, message) => errorPage(status, message)));
@@ -53,6 +54,7 @@ export function createApp(deps: HubDeps): Koa {
 
   clusterRoutes(router, deps);
   adminRoutes(router, deps);
+  tokenRoutes(router, deps);
   pageRoutes(router, deps, { devLogin: auth.devLoginEnabled });
 
   app.use(router.routes());

@@ -1,7 +1,7 @@
 /** Builds the configured backend: local processes (the default) or Kubernetes namespaces. */
 import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
-import type { Logger } from '../spawner/log.ts';
+import type { Logger } from '../shared/log.ts';
 import type { Backend } from '../spawner/types.ts';
 
 export async function createBackend(config: Config, options: { log: Logger; onSetup?: (line: string) => void }): Promise<Backend> {

@@ -1,8 +1,8 @@
 /** Everything the hub's routes need, passed in (no module singletons). */
 import type { Config } from '../config/schema.ts';
-import type { Logger } from '../spawner/log.ts';
+import type { Logger } from '../shared/log.ts';
 import type { SpawnManager } from '../spawner/manager.ts';
-import type { Proxy } from '../spawner/types.ts';
+import type { Proxy } from '../proxy/types.ts';
 import type { HubMetrics } from './metrics.ts';
 import type { Store } from './store/types.ts';
 

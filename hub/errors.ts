@@ -1,6 +1,6 @@
 /** One HTTP error type for the whole hub (see STYLE.md: Hono's HTTPException, CHP's fail()). */
 import type { Context, Next } from 'koa';
-import type { Logger } from '../spawner/log.ts';
+import type { Logger } from '../shared/log.ts';
 
 /** An error whose message is safe to show the client (4xx). 5xx messages are replaced. */
 export class HttpError extends Error {

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import { pino } from 'pino';
-import type { Logger } from '../spawner/log.ts';
+import type { Logger } from '../shared/log.ts';
 
 /** The hub's root logger. Keys that may carry secrets are redacted wherever they appear. */
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger & pino.Logger {

@@ -6,17 +6,17 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { checkCullerConfig } from '../culler/config.ts';
-import { ChpClient } from '../spawner/proxy.ts';
-import { ChpSupervisor } from '../spawner/proxy-supervisor.ts';
+import { ChpClient } from '../proxy/client.ts';
+import { ChpSupervisor } from '../proxy/supervisor.ts';
 import { reconcile } from '../spawner/reconcile.ts';
-import { syncRoutes } from '../spawner/route-sync.ts';
+import { syncRoutes } from '../proxy/route-sync.ts';
 import { SpawnManager } from '../spawner/manager.ts';
-import type { Logger } from '../spawner/log.ts';
+import type { Logger } from '../shared/log.ts';
 import type { Backend } from '../spawner/types.ts';
 import { createApp } from './app.ts';
 import { checkAuthConfig } from './auth/settings.ts';
 import { createBackend } from './backends.ts';
-import { createCuller } from './culling.ts';
+import { createCuller } from './culler-wiring.ts';
 import { createLogger } from './log.ts';
 import { createMetrics } from './metrics.ts';
 import { loadSecrets } from './secrets.ts';
@@ -107,9 +107,9 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       });
       supervisor.on('restart', (info) => {
         log.warn({ ...info }, 'proxy restarted; putting every route back');
-        repairRoutes().catch((err) => log.error({ err: String(err) }, 'route repair after proxy restart failed'));
+        repairRoutes().catch((err) => log.error({ err }, 'route repair after proxy restart failed'));
       });
-      supervisor.on('failed', (err) => log.error({ err: String(err) }, 'the proxy keeps dying; giving up on restarting it'));
+      supervisor.on('failed', (err) => log.error({ err }, 'the proxy keeps dying; giving up on restarting it'));
       await supervisor.start();
       const started = supervisor;
       cleanups.push(() => started.stop());
@@ -122,7 +122,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     // Cleanups run in reverse: the culler stops (and its sweep finishes) before the proxy goes.
     cleanups.push(() => culler?.stop());
     const timer = setInterval(() => {
-      repair().catch((err) => log.error({ err: String(err) }, 'periodic repair failed'));
+      repair().catch((err) => log.error({ err }, 'periodic repair failed'));
     }, config.proxy.checkRoutesSeconds * 1000);
     timer.unref();
     cleanups.push(() => clearInterval(timer));

@@ -14,7 +14,7 @@ export function createMetrics(options: { process?: boolean } = {}): HubMetrics {
   if (options.process) collectDefaultMetrics({ register: registry, prefix: 'clusterhub_' });
   const started = new Counter({ name: 'clusterhub_spawns_started_total', help: 'Launches started', registers: [registry] });
   const succeeded = new Counter({ name: 'clusterhub_spawns_succeeded_total', help: 'Launches that became ready', registers: [registry] });
-  const failed = new Counter({ name: 'clusterhub_spawns_failed_total', help: 'Launches that failed or timed out', registers: [registry] });
+  const failed = new Counter({ name: 'clusterhub_spawns_failed_total', help: 'Launches that failed or timed out, by reason', labelNames: ['reason'], registers: [registry] });
   const duration = new Histogram({
     name: 'clusterhub_spawn_duration_seconds', help: 'Time from Launch to ready (or failure)', labelNames: ['outcome'],
     buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600], registers: [registry],
@@ -29,8 +29,8 @@ export function createMetrics(options: { process?: boolean } = {}): HubMetrics {
       succeeded.inc();
       duration.observe({ outcome: 'ready' }, seconds);
     },
-    launchFailed: (seconds) => {
-      failed.inc();
+    launchFailed: (seconds, reason) => {
+      failed.inc({ reason });
       duration.observe({ outcome: 'failed' }, seconds);
     },
     activeClusters: (count) => active.set(count),

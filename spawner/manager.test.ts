@@ -1,9 +1,10 @@
 import test, { type ExecutionContext } from 'ava';
+import { createMetrics } from '../hub/metrics.ts';
 import { openStore } from '../hub/store/sqlite.ts';
-import { silentLogger } from './log.ts';
+import { silentLogger } from '../shared/log.ts';
 import { freePorts } from './local/processes.ts';
-import { ChpClient } from './proxy.ts';
-import { ChpSupervisor } from './proxy-supervisor.ts';
+import { ChpClient } from '../proxy/client.ts';
+import { ChpSupervisor } from '../proxy/supervisor.ts';
 import { SpawnManager } from './manager.ts';
 import { reconcile } from './reconcile.ts';
 import { ClusterError, type Backend, type ClusterListing, type ClusterStatus, type ProgressEvent, type StartOptions } from './types.ts';
@@ -66,13 +67,17 @@ async function setup(t: ExecutionContext, options: { concurrency?: number; timeo
   const managerProxy = options.proxyToken ? new ChpClient({ apiUrl: chp.apiUrl, authToken: options.proxyToken }) : proxy;
   const backend = new StepBackend();
   const store = openStore(':memory:');
+  const metrics = createMetrics();
   const manager = new SpawnManager({
-    backend, proxy: managerProxy, records: store, log: silentLogger(),
+    backend, proxy: managerProxy, records: store, log: silentLogger(), metrics,
     startTimeoutSeconds: options.timeout ?? 30, concurrency: options.concurrency ?? 4, maxWorkers: 8,
   });
   /** The proxy's `/user/*` routes, path → target. */
   const routes = async () => Object.fromEntries(Object.entries(await proxy.getRoutes()).filter(([path]) => path.startsWith('/user/')).map(([path, r]) => [path, r.target]));
-  return { backend, proxy, routes, store, manager };
+  /** Failed launches by reason, as /hub/metrics shows them. */
+  const failures = async () => Object.fromEntries((await metrics.registry.getMetricsAsJSON())
+    .find((m) => m.name === 'clusterhub_spawns_failed_total')!.values.map((v) => [v.labels['reason'], v.value]));
+  return { backend, proxy, routes, store, manager, failures };
 }
 
 async function collect(events: AsyncIterable<ProgressEvent>): Promise<ProgressEvent[]> {
@@ -137,7 +142,7 @@ test('workers outside the limits are refused with 422 and nothing changes', asyn
 });
 
 test('a failed launch carries the reason, leaves nothing, and can be retried at once', async (t) => {
-  const { backend, routes, store, manager } = await setup(t);
+  const { backend, routes, store, manager, failures } = await setup(t);
   backend.failWith = 'ImagePullBackOff: image not found';
   backend.gate('alice').resolve();
   const final = await manager.launch('alice', 1).done;
@@ -146,6 +151,7 @@ test('a failed launch carries the reason, leaves nothing, and can be retried at 
   t.is(store.getCluster('alice'), undefined);
   t.deepEqual(await routes(), {});
   t.deepEqual(backend.stops, ['alice']);
+  t.deepEqual(await failures(), { failed: 1 });
   const replay = await collect(manager.progress('alice'));
   t.is(replay.length, 1);
   t.regex(replay[0]!.message, /ImagePullBackOff/);
@@ -164,10 +170,11 @@ test('a route that cannot be added stops the cluster: no half state', async (t) 
 });
 
 test('a launch that is not ready in time is stopped with the last step in the reason', async (t) => {
-  const { backend, store, manager } = await setup(t, { timeout: 0.2 });
+  const { backend, store, manager, failures } = await setup(t, { timeout: 0.2 });
   const final = await manager.launch('alice', 1).done;
   t.true(final.failed);
   t.regex(final.message, /not ready after 0 s \(last step: scheduler starting\)/);
+  t.deepEqual(await failures(), { timeout: 1 });
   t.deepEqual(backend.stops, ['alice']);
   t.is(store.getCluster('alice'), undefined);
 });
@@ -197,10 +204,11 @@ test('launches beyond the concurrency limit wait in line and see their position'
 });
 
 test('stop during a launch cancels it and cleans up', async (t) => {
-  const { backend, routes, store, manager } = await setup(t);
+  const { backend, routes, store, manager, failures } = await setup(t);
   const launch = manager.launch('alice', 1);
   await manager.stop('alice', { actor: 'alice' });
   t.true((await launch.done).failed);
+  t.deepEqual(await failures(), { cancelled: 1 });
   t.is(store.getCluster('alice'), undefined);
   t.deepEqual(await routes(), {});
   t.false(backend.running.has('alice'));

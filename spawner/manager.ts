@@ -4,13 +4,14 @@
  * no half state on failure. Backends never see the proxy; this is where they meet.
  */
 import { randomBytes } from 'node:crypto';
-import { Launch } from './launch.ts';
+import { Launch } from './launch-progress.ts';
 import { LaunchQueue } from './queue.ts';
-import { childLogger, type Logger } from './log.ts';
-import { ClusterError, type Backend, type ProgressEvent, type Proxy } from './types.ts';
+import { childLogger, type Logger } from '../shared/log.ts';
+import type { Proxy } from '../proxy/types.ts';
+import { ClusterError, type Backend, type ClusterErrorReason, type ProgressEvent } from './types.ts';
 
-/** How the manager remembers clusters (the hub's Store satisfies it). */
-export interface ClusterRecord {
+/** A user's cluster as the manager remembers it: one row of the hub's store. */
+export interface ClusterRow {
   user: string;
   /** The backend's kind (`local`, `kubernetes`). */
   backend: string;
@@ -25,11 +26,12 @@ export interface ClusterRecord {
   lastActivity: string | null;
 }
 
+/** How the manager remembers clusters (the hub's Store satisfies it). */
 export interface ClusterRecords {
-  getCluster(user: string): ClusterRecord | undefined;
-  putCluster(row: ClusterRecord): void;
-  updateCluster(user: string, patch: Partial<Omit<ClusterRecord, 'user'>>): void;
-  listClusters(): ClusterRecord[];
+  getCluster(user: string): ClusterRow | undefined;
+  putCluster(row: ClusterRow): void;
+  updateCluster(user: string, patch: Partial<Omit<ClusterRow, 'user'>>): void;
+  listClusters(): ClusterRow[];
   deleteCluster(user: string): void;
   addEvent(event: { actor: string; user: string; kind: string; detail?: Record<string, unknown> }): unknown;
 }
@@ -38,7 +40,8 @@ export interface ClusterRecords {
 export interface ManagerMetrics {
   launchStarted(): void;
   launchSucceeded(seconds: number): void;
-  launchFailed(seconds: number): void;
+  /** A launch failed; `reason` is the ClusterError's (`failed` for any other error). */
+  launchFailed(seconds: number, reason: ClusterErrorReason): void;
   activeClusters(count: number): void;
 }
 
@@ -185,7 +188,9 @@ export class SpawnManager {
       await this.#cleanup(user);
       this.#lastFailure.set(user, message);
       this.#records.addEvent({ actor: 'hub', user, kind: 'launch-failed', detail: { reason: message } });
-      this.#metrics.launchFailed((performance.now() - started) / 1000);
+      // A stop or shutdown says why in the abort; the backend then throws whatever it threw.
+      const cause = launch.controller.signal.aborted ? launch.controller.signal.reason : err;
+      this.#metrics.launchFailed((performance.now() - started) / 1000, timeout.aborted ? 'timeout' : cause instanceof ClusterError ? cause.reason : 'failed');
       finish({ progress: 100, message: `Launch failed: ${message}`, failed: true });
     } finally {
       clearTimeout(deadline);
@@ -195,8 +200,8 @@ export class SpawnManager {
 
   /** Removes whatever a failed launch left: route, backend objects, record. */
   async #cleanup(user: string): Promise<void> {
-    await this.#proxy.deleteRoute(routePath(user)).catch((err) => this.#log.warn({ user, err: String(err) }, 'route cleanup failed'));
-    await this.backend.stop(user).catch((err) => this.#log.error({ user, err: String(err) }, 'backend cleanup failed'));
+    await this.#proxy.deleteRoute(routePath(user)).catch((err) => this.#log.warn({ user, err }, 'route cleanup failed'));
+    await this.backend.stop(user).catch((err) => this.#log.error({ user, err }, 'backend cleanup failed'));
     this.#records.deleteCluster(user);
   }
 
@@ -227,7 +232,7 @@ export class SpawnManager {
     if (!launch && !this.#records.getCluster(user) && !options.removeWorkspace) return;
     const run = (async () => {
       if (launch) {
-        launch.controller.abort(new ClusterError(`stopped by ${options.actor}`, 409));
+        launch.controller.abort(new ClusterError(`stopped by ${options.actor}`, 409, 'cancelled'));
         await launch.done;
       }
       if (this.#records.getCluster(user)) this.#records.updateCluster(user, { phase: 'stopping' });
@@ -300,7 +305,7 @@ export class SpawnManager {
   /** Cancels pending launches (they clean up after themselves) and waits for them. */
   async close(): Promise<void> {
     const pending = [...this.#launches.values()];
-    for (const launch of pending) launch.controller.abort(new ClusterError('the hub is shutting down', 503));
+    for (const launch of pending) launch.controller.abort(new ClusterError('the hub is shutting down', 503, 'cancelled'));
     await Promise.all(pending.map((l) => l.done));
   }
 }

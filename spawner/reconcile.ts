@@ -2,9 +2,10 @@
  * Makes the hub's records, the backend and the proxy agree — at start (a restarted hub
  * finds every running cluster again) and on a timer (a cluster that died is forgotten).
  */
-import type { Logger } from './log.ts';
+import type { Logger } from '../shared/log.ts';
 import { routePath, type ClusterRecords } from './manager.ts';
-import type { Backend, Proxy } from './types.ts';
+import type { Proxy } from '../proxy/types.ts';
+import type { Backend } from './types.ts';
 
 export interface ReconcileReport {
   adopted: string[];
@@ -35,7 +36,7 @@ export async function reconcile(deps: ReconcileDeps, options: { startup: boolean
     const listing = listings.get(record.user);
     if (record.phase === 'starting' && options.startup) {
       // The launch that owned this died with the previous hub process.
-      await deps.backend.stop(record.user).catch((err) => deps.log.warn({ user: record.user, err: String(err) }, 'cleanup of an abandoned launch failed'));
+      await deps.backend.stop(record.user).catch((err) => deps.log.warn({ user: record.user, err }, 'cleanup of an abandoned launch failed'));
       deps.records.deleteCluster(record.user);
       deps.records.addEvent({ actor: 'hub', user: record.user, kind: 'launch-failed', detail: { reason: 'the hub restarted during the launch; launch again' } });
       report.abandoned.push(record.user);

@@ -1,5 +1,5 @@
 /**
- * The contracts between the hub and the parts it wires together.
+ * The contract between the spawn manager and the places clusters run.
  * Backends implement `Backend`; they never import the proxy or the hub.
  */
 
@@ -81,27 +81,34 @@ export interface Backend {
   close?(): Promise<void>;
 }
 
-/** A route as configurable-http-proxy reports it. */
-export interface RouteInfo {
-  target: string;
-  last_activity?: string;
-  [key: string]: unknown;
-}
-
-/** The proxy contract (configurable-http-proxy's REST API). */
-export interface Proxy {
-  addRoute(path: string, target: string, data?: Record<string, unknown>): Promise<void>;
-  deleteRoute(path: string): Promise<void>;
-  /** All routes, or those with no activity since `inactiveSince`. Keys are paths like `/user/a`. */
-  getRoutes(inactiveSince?: Date): Promise<Record<string, RouteInfo>>;
-}
+/**
+ * Why a cluster operation failed, for metrics and programs (the message is for people):
+ * `invalid` a bad request; `conflict` the cluster is in another phase; `not-found` no such
+ * cluster; `cancelled` stopped, or the hub shut down, during the launch; `timeout` not ready
+ * in time; `refused` the platform refused an object (quota, admission); `unavailable` the
+ * platform cannot run it now (its API failed, no room, no image); `failed` the cluster
+ * itself failed (an engine, no target).
+ */
+export type ClusterErrorReason = 'invalid' | 'conflict' | 'not-found' | 'cancelled' | 'timeout' | 'refused' | 'unavailable' | 'failed';
 
 /** Thrown by backends and the manager for failures a user should see verbatim. */
 export class ClusterError extends Error {
   readonly status: number;
-  constructor(message: string, status = 500) {
+  readonly reason: ClusterErrorReason;
+  constructor(message: string, status = 500, reason: ClusterErrorReason = reasonOfStatus(status)) {
     super(message);
     this.name = 'ClusterError';
     this.status = status;
+    this.reason = reason;
   }
+}
+
+/** The reason an HTTP status implies, when the thrower names none. */
+function reasonOfStatus(status: number): ClusterErrorReason {
+  if (status === 400 || status === 422) return 'invalid';
+  if (status === 404) return 'not-found';
+  if (status === 409) return 'conflict';
+  if (status === 503) return 'unavailable';
+  if (status === 504) return 'timeout';
+  return 'failed';
 }

@@ -13,7 +13,7 @@ import { checkAuthConfig, createAuth, csrfProtect, requireUser, type AuthUser } 
 import { errorHandler } from '../hub/errors.ts';
 import { openStore } from '../hub/store/sqlite.ts';
 import type { Store } from '../hub/store/types.ts';
-import type { Logger, LogFn } from '../spawner/log.ts';
+import type { Logger, LogFn } from '../shared/log.ts';
 import { startGitHubEmulator, type EmulatedUser, type GitHubEmulator } from './fixtures/github.ts';
 import { HttpClient, hiddenField, type HttpResponse } from './helpers/http.ts';
 

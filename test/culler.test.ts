@@ -13,7 +13,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetchActivity } from '../culler/activity.ts';
 import { Culler } from '../culler/job.ts';
-import { candidate, captureLogger, cullerConfig, deadUrl, StandInHub, startProxy } from '../culler/testing.ts';
+import { candidate, captureLogger, cullerConfig, deadUrl, StandInHub, startProxy } from './helpers/culler.ts';
 import type { CullCandidate, CullerConfig } from '../culler/types.ts';
 import { freePort, waitUntil } from './helpers/net.ts';
 

@@ -18,7 +18,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { captureLogger, type LogLine } from '../culler/testing.ts';
+import { captureLogger, type LogLine } from './helpers/culler.ts';
 import type { SweepReport } from '../culler/types.ts';
 import { namespaceFor } from '../spawner/names.ts';
 import { ensurePlane, type Plane } from './kube/plane.ts';

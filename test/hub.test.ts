@@ -7,7 +7,7 @@ import { EchoBackend } from './helpers/echo-backend.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
 import { waitUntil } from './helpers/net.ts';
 import { startHub } from '../hub/main.ts';
-import { silentLogger } from '../spawner/log.ts';
+import { silentLogger } from '../shared/log.ts';
 
 async function readProgress(hub: TestHub, client: Awaited<ReturnType<TestHub['signIn']>>, user: string): Promise<Array<Record<string, unknown>>> {
   const res = await client.get(`/hub/api/users/${user}/cluster/progress`);
@@ -129,7 +129,7 @@ test('a failed launch shows its reason and the student can launch again at once'
 });
 
 test('with an external proxy (as on Kubernetes) the hub uses its REST API and starts none', async (t) => {
-  const { ChpSupervisor } = await import('../spawner/proxy-supervisor.ts');
+  const { ChpSupervisor } = await import('../proxy/supervisor.ts');
   const { freePort } = await import('./helpers/net.ts');
   const hubPort = await freePort();
   const authToken = 'external-proxy-token-0123456789';

@@ -10,12 +10,12 @@ import {
 } from '@kubernetes/client-node';
 import { configSchema, type ConfigInput } from '../config/schema.ts';
 import { namespaceFor } from '../spawner/names.ts';
-import { silentLogger } from '../spawner/log.ts';
-import { ChpClient } from '../spawner/proxy.ts';
-import { ChpSupervisor } from '../spawner/proxy-supervisor.ts';
+import { silentLogger } from '../shared/log.ts';
+import { ChpClient } from '../proxy/client.ts';
+import { ChpSupervisor } from '../proxy/supervisor.ts';
 import { KubernetesBackend } from '../spawner/kubernetes/backend.ts';
 import { ClusterError, type ProgressEvent } from '../spawner/types.ts';
-import { backendContract } from '../spawner/backend-contract.ts';
+import { backendContract } from './contracts/backend.ts';
 import { ensurePlane, type Plane } from './kube/plane.ts';
 import { watchUntil } from './kube/watch.ts';
 import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';

@@ -11,9 +11,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LocalBackend } from '../spawner/local/backend.ts';
-import { newJupyterToken } from '../spawner/local/backend.ts';
 import { clusterPaths, readRecord } from '../spawner/local/state.ts';
-import { clusterProcesses, makeLocalBackend } from '../spawner/local/testing.ts';
+import { clusterProcesses, makeLocalBackend, newJupyterToken } from './helpers/local-backend.ts';
 import type { ProgressEvent } from '../spawner/types.ts';
 import { runInKernel } from './helpers/kernel.ts';
 

@@ -5,9 +5,9 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
-import { ChpClient, ProxyApiError } from '../spawner/proxy.ts';
-import { ChpSupervisor, type ChpSupervisorOptions } from '../spawner/proxy-supervisor.ts';
-import { syncRoutes, type WantedRoute } from '../spawner/route-sync.ts';
+import { ChpClient, ProxyApiError } from '../proxy/client.ts';
+import { ChpSupervisor, type ChpSupervisorOptions } from '../proxy/supervisor.ts';
+import { syncRoutes, type WantedRoute } from '../proxy/route-sync.ts';
 import { freePort, startHttpTarget, waitUntil, type HttpTarget } from './helpers/net.ts';
 
 const TOKEN = 'test-token-0123456789abcdef';
@@ -198,7 +198,7 @@ test('a taken API port fails the start with a message saying so', async (t) => {
 test('the proxy goes away when the hub process dies without stopping it', async (t) => {
   const [port, apiPort] = [await freePort(), await freePort()];
   const script = `
-    import { ChpSupervisor } from ${JSON.stringify(new URL('../spawner/proxy-supervisor.ts', import.meta.url).href)};
+    import { ChpSupervisor } from ${JSON.stringify(new URL('../proxy/supervisor.ts', import.meta.url).href)};
     const s = new ChpSupervisor({ port: ${port}, apiPort: ${apiPort}, defaultTarget: 'http://127.0.0.1:1', authToken: 'x' });
     await s.start();
     console.log(s.pid);

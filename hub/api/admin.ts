@@ -1,28 +1,18 @@
-/** Instructor routes (and token management): every user, reset, forget, stop all, tokens, cull. */
+/** Instructor routes: every user, reset, forget, stop all, cull. */
 import type Router from '@koa/router';
 import { z } from 'zod';
 import { HttpError } from '../errors.ts';
 import type { HubDeps } from '../deps.ts';
 import { readBody } from './body.ts';
-import { adminOnly, signedIn } from './rules.ts';
-import { userModel } from './views.ts';
+import { adminOnly } from './rules.ts';
+import { existingUser, userModel } from './views.ts';
 
-const tokenBody = z.strictObject({
-  owner: z.string().min(1).optional(),
-  scopes: z.array(z.enum(['user', 'admin'])).min(1).default(['user']),
-  note: z.string().max(200).default(''),
-  expires_in: z.number().int().positive().optional(),
-});
 const cullBody = z.strictObject({ dry_run: z.boolean().default(false) });
 
 /** Routes under /hub/api for instructors. Rule of each: next to it. */
 export function adminRoutes(router: Router, deps: HubDeps): void {
   const { store, manager } = deps;
-  const knownUser = (name: string) => {
-    const user = store.getUser(name);
-    if (!user) throw new HttpError(404, `No such user: ${name}`);
-    return user;
-  };
+  const knownUser = (name: string) => existingUser(store, name);
 
   // Rule: admin.
   router.get('/hub/api/users', (ctx) => {
@@ -53,37 +43,6 @@ export function adminRoutes(router: Router, deps: HubDeps): void {
   router.delete('/hub/api/clusters', async (ctx) => {
     const actor = adminOnly(ctx);
     ctx.body = await manager.stopAll({ actor: actor.login, reason: `stopped by ${actor.login} (stop all)` });
-  });
-
-  // Rule: signed in; a token for someone else needs admin; the admin scope needs an admin owner.
-  router.post('/hub/api/tokens', (ctx) => {
-    const me = signedIn(ctx);
-    const body = readBody(ctx, tokenBody);
-    const owner = body.owner ?? me.login;
-    if (owner !== me.login && !me.admin) throw new HttpError(403, 'Only admins may create tokens for others');
-    const ownerRow = knownUser(owner);
-    if (body.scopes.includes('admin') && !ownerRow.admin) throw new HttpError(422, `${owner} is not an admin: the admin scope is not available`);
-    const expiresAt = body.expires_in ? new Date(Date.now() + body.expires_in * 1000) : null;
-    const { token, row } = store.createToken(owner, { scopes: body.scopes, note: body.note, expiresAt });
-    store.addEvent({ actor: me.login, user: owner, kind: 'token-created', detail: { id: row.id, scopes: row.scopes } });
-    ctx.status = 201;
-    ctx.body = { id: row.id, token, owner, scopes: row.scopes, note: row.note, created: row.createdAt, expires_at: row.expiresAt };
-  });
-
-  // Rule: signed in; own tokens, or any for admins. Secrets are never listed.
-  router.get('/hub/api/tokens', (ctx) => {
-    const me = signedIn(ctx);
-    const rows = me.admin && ctx.query.all === '1' ? store.listTokens() : store.listTokens(me.login);
-    ctx.body = rows.map((r) => ({ id: r.id, owner: r.owner, scopes: r.scopes, note: r.note, created: r.createdAt, expires_at: r.expiresAt, last_used: r.lastUsed }));
-  });
-
-  // Rule: the token's owner or an admin.
-  router.delete('/hub/api/tokens/:id', (ctx) => {
-    const me = signedIn(ctx);
-    const row = store.listTokens().find((t) => t.id === ctx.params.id);
-    if (!row || (row.owner !== me.login && !me.admin)) throw new HttpError(404, `No such token: ${ctx.params.id}`);
-    store.deleteToken(row.id);
-    ctx.status = 204;
   });
 
   // Rule: admin. Runs a culler sweep now; `dry_run` reports without stopping anything.

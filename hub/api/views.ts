@@ -1,5 +1,6 @@
 /** JSON shapes of the REST API (JupyterHub's where they overlap). */
 import type { SpawnManager } from '../../spawner/manager.ts';
+import { HttpError } from '../errors.ts';
 import type { Store, UserRow } from '../store/types.ts';
 
 /** One user as `GET /users/{name}` returns it. */
@@ -28,4 +29,11 @@ export function userModel(user: UserRow, manager: SpawnManager, store: Store) {
     },
     last_event: lastEvent ? { time: lastEvent.time, kind: lastEvent.kind, actor: lastEvent.actor, ...lastEvent.detail } : null,
   };
+}
+
+/** The user called `name`; 404 when the hub has never seen them. */
+export function existingUser(store: Store, name: string): UserRow {
+  const user = store.getUser(name);
+  if (!user) throw new HttpError(404, `No such user: ${name}`);
+  return user;
 }

@@ -10,7 +10,7 @@ import session from 'koa-session';
 import koaPassport, { type KoaPassportInstance } from 'koa-passport';
 import type { Config } from '../../config/schema.ts';
 import type { Store } from '../store/types.ts';
-import type { Logger } from '../../spawner/log.ts';
+import type { Logger } from '../../shared/log.ts';
 import { layout } from '../pages/layout.ts';
 import { csrfToken } from './csrf.ts';
 import { githubStrategy } from './github.ts';

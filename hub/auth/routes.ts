@@ -7,7 +7,7 @@ import type Router from '@koa/router';
 import type { KoaPassportInstance } from 'koa-passport';
 import type { Config } from '../../config/schema.ts';
 import type { Store } from '../store/types.ts';
-import type { Logger } from '../../spawner/log.ts';
+import type { Logger } from '../../shared/log.ts';
 import { allowReason, isAdminLogin, membershipsToCheck } from './allow.ts';
 import { csrfProtect, csrfToken } from './csrf.ts';
 import { formField } from './form.ts';

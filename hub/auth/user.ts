@@ -4,7 +4,7 @@
  */
 import type { Context, Middleware, Next } from 'koa';
 import type { Store } from '../store/types.ts';
-import type { Logger } from '../../spawner/log.ts';
+import type { Logger } from '../../shared/log.ts';
 import { HttpError } from '../errors.ts';
 import { sessionOf } from './session.ts';
 

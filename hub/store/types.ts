@@ -1,5 +1,5 @@
 /** The Store contract: users, clusters, API tokens (hashed at rest) and events. */
-import type { ClusterRecord } from '../../spawner/manager.ts';
+import type { ClusterRow } from '../../spawner/manager.ts';
 
 export interface UserRow {
   login: string;
@@ -9,10 +9,10 @@ export interface UserRow {
   lastSeen: string | null;
 }
 
-/** A user's cluster as the hub records it: the spawn manager's record (one definition). */
-export type ClusterRow = ClusterRecord;
+/** A user's cluster as the hub records it: the spawn manager's row (one definition). */
+export type { ClusterRow };
 /** Where a user's cluster is in its life: starting, running, stopping. */
-export type ClusterPhase = ClusterRecord['phase'];
+export type ClusterPhase = ClusterRow['phase'];
 
 export interface TokenRow {
   id: string;

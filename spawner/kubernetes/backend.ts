@@ -5,11 +5,11 @@
  */
 import type { KubeConfig, RbacV1Subject, V1Namespace } from '@kubernetes/client-node';
 import type { Config } from '../../config/schema.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../shared/log.ts';
 import { ClusterError, type Backend, type ClusterListing, type ClusterStatus, type ProgressEvent, type StartOptions, type StopOptions } from '../types.ts';
 import { apiFailure } from './api.ts';
 import { clusterRef, clusterUrl, createContext, isOurs, loginOf, orUndefined, readNamespace, type BackendContext } from './context.ts';
-import { deleteNamespace, launchCluster } from './launch.ts';
+import { deleteNamespace, launchCluster } from './namespace-launch.ts';
 import { instanceSelector, NAMES, TOKEN_KEY } from './labels.ts';
 import { clusterStateOf } from './progress.ts';
 

@@ -7,13 +7,12 @@ import {
   type KubeConfig, type RbacV1Subject, type V1Namespace,
 } from '@kubernetes/client-node';
 import type { Config } from '../../config/schema.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../shared/log.ts';
 import { safeName } from '../names.ts';
 import { ApiGate, isNotFound } from './api.ts';
 import { ClusterError } from '../types.ts';
-import {
-  ANNOTATION_LOGIN, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_USER, MANAGED_BY, NAMES, routeTarget, type ClusterRef, type KubernetesConfig,
-} from './labels.ts';
+import { ANNOTATION_LOGIN, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_USER, MANAGED_BY, NAMES, routeTarget } from './labels.ts';
+import type { ClusterRef, KubernetesConfig } from './types.ts';
 import { ClusterWatch } from './watch.ts';
 
 /** The API groups the backend talks to. */

@@ -1,12 +1,9 @@
 /**
  * How clusterhub marks and names what it owns in Kubernetes: labels, annotations, fixed
- * object names and the references a launch carries. Shared by the object builders, the
- * informers and the backend.
+ * object names, selectors and route targets. Shared by the object builders, the informers
+ * and the backend.
  */
-import type { Config } from '../../config/schema.ts';
-
-/** The `kubernetes` section of the configuration. */
-export type KubernetesConfig = Config['kubernetes'];
+import type { ClusterRef, KubernetesConfig } from './types.ts';
 
 export const LABEL_MANAGED_BY = 'app.kubernetes.io/managed-by';
 export const LABEL_COMPONENT = 'app.kubernetes.io/component';
@@ -32,24 +29,6 @@ export const NAMES = {
 
 /** Key of the Jupyter token in the token Secret. */
 export const TOKEN_KEY = 'token';
-
-/** Which cluster an object belongs to. */
-export interface ClusterRef {
-  /** The GitHub login, as the hub knows it. */
-  login: string;
-  /** `safeName(login)`: label-safe. */
-  safeLogin: string;
-  namespace: string;
-}
-
-/** What a launch adds to the reference: everything the pods need. */
-export interface LaunchSpec extends ClusterRef {
-  workers: number;
-  /** `/user/{login}/` */
-  baseUrl: string;
-  /** Random per launch: see {@link LABEL_LAUNCH}. */
-  launchId: string;
-}
 
 /** The label selector that finds every namespace of this hub instance. */
 export function instanceSelector(k: KubernetesConfig): string {

@@ -2,12 +2,13 @@ import test from 'ava';
 import type { V1Container, V1Deployment } from '@kubernetes/client-node';
 import { configSchema, type ConfigInput } from '../../config/schema.ts';
 import { clusterRef } from './context.ts';
-import { ANNOTATION_LOGIN, LABEL_INSTANCE, LABEL_LAUNCH, LABEL_MANAGED_BY, LABEL_USER, routeTarget, type LaunchSpec } from './labels.ts';
+import { ANNOTATION_LOGIN, LABEL_INSTANCE, LABEL_LAUNCH, LABEL_MANAGED_BY, LABEL_USER, routeTarget } from './labels.ts';
+import type { LaunchSpec } from './types.ts';
 import {
   mergeDeep, renderLimitRange, renderNamespace, renderNetworkPolicy, renderQuota, renderRoleBinding, renderSchedulerDeployment,
   renderSchedulerService, renderServiceAccount, renderTokenSecret, renderWorkerDeployment,
 } from './objects.ts';
-import { PORTS } from './ports.ts';
+import { PORTS } from './image-env.ts';
 
 function k8s(input: ConfigInput['kubernetes'] = {}) {
   return configSchema.parse({ kubernetes: input }).kubernetes;

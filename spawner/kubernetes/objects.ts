@@ -6,11 +6,9 @@ import type {
   V1Container, V1Deployment, V1EnvVar, V1LimitRange, V1Namespace, V1NetworkPolicy, V1PodSpec,
   V1ResourceQuota, V1RoleBinding, V1Secret, V1SecurityContext, V1Service, V1ServiceAccount, RbacV1Subject,
 } from '@kubernetes/client-node';
-import {
-  ANNOTATION_LOGIN, clusterLabels, LABEL_COMPONENT, LABEL_LAUNCH, LABEL_MANAGED_BY, MANAGED_BY, NAMES, TOKEN_KEY,
-  type ClusterRef, type KubernetesConfig, type LaunchSpec,
-} from './labels.ts';
-import { clusterEnv, cpuThreads, PORTS } from './ports.ts';
+import { ANNOTATION_LOGIN, clusterLabels, LABEL_COMPONENT, LABEL_LAUNCH, LABEL_MANAGED_BY, MANAGED_BY, NAMES, TOKEN_KEY } from './labels.ts';
+import type { ClusterRef, KubernetesConfig, LaunchSpec } from './types.ts';
+import { podEnv, cpuThreads, PORTS } from './image-env.ts';
 
 /** The namespace, with PodSecurity `restricted` enforced on everything inside. */
 export function renderNamespace(k: KubernetesConfig, ref: ClusterRef): V1Namespace {
@@ -160,7 +158,7 @@ export function renderSchedulerDeployment(k: KubernetesConfig, spec: LaunchSpec)
     imagePullPolicy: k.imagePullPolicy,
     args: ['scheduler'],
     env: [
-      ...clusterEnv({ mode: 'scheduler', baseUrl: spec.baseUrl, schedulerHost: schedulerHost(spec.namespace) }),
+      ...podEnv({ mode: 'scheduler', baseUrl: spec.baseUrl, schedulerHost: schedulerHost(spec.namespace) }),
       { name: 'CLUSTER_JUPYTER_TOKEN', valueFrom: { secretKeyRef: { name: NAMES.tokenSecret, key: TOKEN_KEY } } },
       ippKeyEnv(),
     ],
@@ -186,7 +184,7 @@ export function renderWorkerDeployment(k: KubernetesConfig, spec: LaunchSpec): V
     imagePullPolicy: k.imagePullPolicy,
     args: ['worker'],
     env: [
-      ...clusterEnv({
+      ...podEnv({
         mode: 'worker', baseUrl: spec.baseUrl, schedulerHost: schedulerHost(spec.namespace),
         threads: cpuThreads(k.workerResources.cpu), memory: k.workerResources.memory,
       }),

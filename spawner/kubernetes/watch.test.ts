@@ -8,7 +8,7 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { configSchema } from '../../config/schema.ts';
-import { silentLogger } from '../log.ts';
+import { silentLogger } from '../../shared/log.ts';
 import { ClusterWatch } from './watch.ts';
 
 test('a pod watch that fails is restarted and the change still arrives', async (t) => {

@@ -8,8 +8,9 @@ import {
   ListWatch, Watch, type CoreV1Api, type CoreV1Event, type KubeConfig, type KubernetesObject, type V1Namespace, type V1Pod,
 } from '@kubernetes/client-node';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Logger } from '../log.ts';
-import { instanceSelector, LABEL_MANAGED_BY, MANAGED_BY, type KubernetesConfig } from './labels.ts';
+import type { Logger } from '../../shared/log.ts';
+import { instanceSelector, LABEL_MANAGED_BY, MANAGED_BY } from './labels.ts';
+import type { KubernetesConfig } from './types.ts';
 
 export interface ClusterWatchOptions {
   kubeConfig: KubeConfig;
@@ -142,7 +143,7 @@ export class ClusterWatch {
     let wait = this.#opts.restartDelayMs ?? 500;
     try {
       for (;;) {
-        this.#opts.log.warn({ informer: name, err: String((err as Error)?.message ?? err), retryInMs: wait }, 'informer stopped; restarting');
+        this.#opts.log.warn({ informer: name, err, retryInMs: wait }, 'informer stopped; restarting');
         await delay(wait, undefined, { signal: this.#closed.signal });
         let failed: unknown;
         const onError = (e: unknown) => (failed ??= e);

@@ -3,19 +3,17 @@
  * per worker, all running images/cluster/bin/start on 127.0.0.1, with a state file
  * so a restarted hub can adopt or clean up what it finds.
  */
-import { randomBytes } from 'node:crypto';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Config } from '../../config/schema.ts';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../shared/log.ts';
 import { ClusterError } from '../types.ts';
 import type { Backend, ClusterListing, ClusterStatus, ProgressEvent, StartOptions, StopOptions } from '../types.ts';
 import { clusterEnv, schedulerEnv, workerEnv } from './env.ts';
-import { groupTripwire, joined, launchCluster, type LaunchContext } from './launch.ts';
+import { groupTripwire, joined, launchCluster, type LaunchContext } from './process-launch.ts';
 import { groupAlive, killGroups, signalProcess, spawnGroup, tailFile, waitGroupsGone, type GroupHandle } from './processes.ts';
 import { StatusWatcher, WaitFailure, within, type Tripwire } from './readiness.ts';
-import { recordStatus } from './status.ts';
-import { clusterPaths, nextWorkerIndices, readRecord, recordGroups, removeRecord, writeRecord, type ClusterRecord } from './state.ts';
+import { clusterPaths, nextWorkerIndices, readRecord, recordGroups, recordStatus, removeRecord, writeRecord, type ClusterRecord } from './state.ts';
 
 /** The entrypoint of the cluster image, run here as plain processes. */
 export const ENTRYPOINT = resolve(import.meta.dirname, '../../images/cluster/bin/start');
@@ -139,7 +137,7 @@ export class LocalBackend implements Backend {
         } catch (err) {
           const failure = await this.#describe(err);
           if (attempt >= PORT_ATTEMPTS || abort.signal.aborted || !await portTaken(err, failure)) throw failure;
-          this.#o.log.warn({ user, attempt, err: failure.message.split('\n')[0] }, 'a port was taken before the cluster bound it; starting again');
+          this.#o.log.warn({ user, attempt, err: failure }, 'a port was taken before the cluster bound it; starting again');
           await this.#teardown(user, box.record);
           box.record = undefined;
           yield { progress: 3, message: 'A port was taken by another program in the meantime: starting again on other ports' };
@@ -152,12 +150,12 @@ export class LocalBackend implements Backend {
       yield { progress: 100, message: 'Your cluster is ready', ready: true, url: `http://127.0.0.1:${box.record!.ports.jupyter}` };
     } catch (err) {
       const failure = await this.#describe(err);
-      this.#o.log.warn({ user, err: failure.message }, 'local cluster launch failed');
+      this.#o.log.warn({ user, err: failure }, 'local cluster launch failed');
       throw failure;
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
       // Failed, cancelled or abandoned by the consumer: leave nothing behind.
-      if (!ready) await this.#teardown(user, box.record).catch((err: Error) => this.#o.log.error({ user, err: err.message }, 'cleanup failed'));
+      if (!ready) await this.#teardown(user, box.record).catch((err: unknown) => this.#o.log.error({ user, err }, 'cleanup failed'));
       this.#starting.delete(user);
       finished();
     }
@@ -308,9 +306,4 @@ export class LocalBackend implements Backend {
       return false;
     }
   }
-}
-
-/** A random Jupyter token, for callers (and tests) that do not bring one. */
-export function newJupyterToken(): string {
-  return randomBytes(24).toString('hex');
 }

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { clusterEnv, decideSpark, findJava, passThroughEnv, schedulerEnv, workerEnv } from './env.ts';
 import { nextWorkerIndices, type ClusterRecord } from './state.ts';
-import { localConfig } from './testing.ts';
+import { localConfig } from '../../test/helpers/local-backend.ts';
 
 const record: ClusterRecord = {
   version: 1, user: 'alice', phase: 'starting', createdAt: '2026-01-01T00:00:00Z', jupyterToken: 'tok',

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:net';
 import test from 'ava';
 import { freePorts } from './processes.ts';
-import { clusterProcesses, makeLocalBackend } from './testing.ts';
+import { clusterProcesses, makeLocalBackend } from '../../test/helpers/local-backend.ts';
 import type { ProgressEvent } from '../types.ts';
 
 test('a port taken between picking and binding makes the launch start again on other ports', async (t) => {

@@ -1,9 +1,11 @@
 /**
  * The small JSON file a local cluster leaves in `{stateDir}/clusters/{login}/cluster.json`,
- * so a restarted hub can find, adopt or clean up what is running.
+ * so a restarted hub can find, adopt or clean up what is running, and what it says of the
+ * cluster's state.
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ClusterStatus } from '../types.ts';
 
 export interface WorkerRecord {
   /** 1-based; names the log file and the Dask worker (`worker-{index}`). */
@@ -72,4 +74,18 @@ export function nextWorkerIndices(workers: WorkerRecord[], count: number): numbe
   const out: number[] = [];
   for (let i = 1; out.length < count; i++) if (!used.has(i)) out.push(i);
   return out;
+}
+
+/** JupyterHub `poll` semantics for a cluster this process is not starting right now. */
+export function recordStatus(record: ClusterRecord | undefined, alive: (pgid: number) => boolean): ClusterStatus {
+  if (!record) return { state: 'stopped' };
+  const workers = record.workers.length;
+  const dead = record.workers.filter((w) => !alive(w.pgid)).map((w) => `worker-${w.index}`);
+  const readyWorkers = workers - dead.length;
+  if (record.phase === 'starting') return { state: 'failed', workers, readyWorkers, reason: 'The launch was interrupted (the hub restarted)' };
+  if (!record.scheduler || !alive(record.scheduler.pgid)) {
+    return { state: 'failed', workers, readyWorkers, reason: 'The scheduler (Jupyter, Dask, Spark, IPython Parallel) stopped unexpectedly' };
+  }
+  if (dead.length > 0) return { state: 'failed', workers, readyWorkers, reason: `${dead.join(', ')} stopped unexpectedly` };
+  return { state: 'running', workers, readyWorkers };
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parseConfig } from '../../config/load.ts';
 import type { Config } from '../../config/schema.ts';
 import { startHub, type RunningHub } from '../../hub/main.ts';
-import { silentLogger, type Logger } from '../../spawner/log.ts';
+import { silentLogger, type Logger } from '../../shared/log.ts';
 import type { Backend } from '../../spawner/types.ts';
 import { hiddenField, HttpClient } from './http.ts';
 import { freePort } from './net.ts';

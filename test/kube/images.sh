@@ -48,8 +48,13 @@ ca_bundle=/etc/ssl/certs/ca-certificates.crt
 cluster_base_tag="$(hash_of base-v1 "${suite}" "${cluster_packages}" "${ca_bundle}")"
 hub_base_tag="$(hash_of hub-base-v1 "${suite}" "${hub_packages}" "${node_version}" "${ca_bundle}")"
 cluster_tag="$(hash_of "${cluster_base_tag}" "${repo}/images/cluster")"
-hub_tag="$(hash_of "${hub_base_tag}" "${repo}/images/hub" "${repo}/package.json" "${repo}/package-lock.json" \
-  "${repo}/config" "${repo}/hub" "${repo}/spawner" "${repo}/culler" "${repo}/images/cluster/requirements.txt")"
+# The hub image's inputs: its Dockerfile and every source its COPY lines name.
+hub_inputs=("${repo}/images/hub")
+while read -r _ line; do
+  read -ra words <<<"${line}"
+  for src in "${words[@]:0:${#words[@]}-1}"; do hub_inputs+=("${repo}/${src%/}"); done
+done < <(grep -E '^COPY [^-]' "${repo}/images/hub/Dockerfile")
+hub_tag="$(hash_of "${hub_base_tag}" "${hub_inputs[@]}")"
 
 declare -A ref=(
   [pause]="localhost/clusterhub/pause:${pause_tag}"

@@ -1,14 +1,14 @@
 /**
- * Fixtures for the culler's tests and benchmark (never imported by the hub): a real
+ * Fixtures for the culler's tests and benchmark: a real
  * configurable-http-proxy on free loopback ports, and a stand-in hub that keeps its
  * clusters in memory and stops them the way the hub does (route first, then the record).
  */
-import { ChpClient } from '../spawner/proxy.ts';
-import { ChpSupervisor } from '../spawner/proxy-supervisor.ts';
-import type { Logger } from '../spawner/log.ts';
-import { configSchema } from '../config/schema.ts';
-import { freePort } from '../test/helpers/net.ts';
-import type { CullCandidate, CullerConfig, CullerDeps, Orphan } from './types.ts';
+import { ChpClient } from '../../proxy/client.ts';
+import { ChpSupervisor } from '../../proxy/supervisor.ts';
+import type { Logger } from '../../shared/log.ts';
+import { configSchema } from '../../config/schema.ts';
+import { freePort } from './net.ts';
+import type { CullCandidate, CullerConfig, CullerDeps, Orphan } from '../../culler/types.ts';
 
 export const PROXY_TOKEN = 'culler-test-token-0123456789abcdef';
 

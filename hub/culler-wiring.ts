@@ -2,9 +2,10 @@
 import type { Config } from '../config/schema.ts';
 import { Culler } from '../culler/job.ts';
 import type { CullCandidate } from '../culler/types.ts';
-import { childLogger, type Logger } from '../spawner/log.ts';
+import { childLogger, type Logger } from '../shared/log.ts';
 import { routePath, userUrl, type SpawnManager } from '../spawner/manager.ts';
-import type { Backend, Proxy } from '../spawner/types.ts';
+import type { Proxy } from '../proxy/types.ts';
+import type { Backend } from '../spawner/types.ts';
 import type { CullerControl } from './deps.ts';
 import type { HubMetrics } from './metrics.ts';
 import type { Store } from './store/types.ts';

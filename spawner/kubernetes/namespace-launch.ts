@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { ClusterError, type ProgressEvent, type StartOptions } from '../types.ts';
 import { apiFailure, isAlreadyExists, isRbacDenial, isRetryable } from './api.ts';
 import { clusterRef, clusterUrl, isOurs, readNamespace, type BackendContext } from './context.ts';
-import type { ClusterRef, LaunchSpec } from './labels.ts';
+import type { ClusterRef, LaunchSpec } from './types.ts';
 import {
   renderLimitRange, renderNamespace, renderNetworkPolicy, renderQuota, renderRoleBinding, renderSchedulerDeployment,
   renderSchedulerService, renderServiceAccount, renderTokenSecret, renderWorkerDeployment,
@@ -73,7 +73,7 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
     for (;;) {
       const version = changes.version;
       const ns = ctx.watch.namespace(ref.namespace);
-      if (ns?.metadata?.deletionTimestamp) throw new ClusterError('the cluster was stopped during the launch', 409);
+      if (ns?.metadata?.deletionTimestamp) throw new ClusterError('the cluster was stopped during the launch', 409, 'cancelled');
       const pods = ctx.watch.pods(ref.namespace).filter((p) => launchOf(p) === spec.launchId);
       const events = launchEvents(ctx.watch.events(ref.namespace), pods, since);
       const a = assessLaunch({ pods, events, workers: options.workers });
@@ -91,7 +91,7 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
     yield { progress: 100, message: 'Cluster ready', ready: true, url: await clusterUrl(ctx, ref.namespace, signal) };
   } catch (err) {
     if (created) {
-      await deleteNamespace(ctx, ref.namespace).catch((e) => ctx.log.error({ user: login, err: String(e) }, 'cleanup after a failed launch failed'));
+      await deleteNamespace(ctx, ref.namespace).catch((e) => ctx.log.error({ user: login, err: e }, 'cleanup after a failed launch failed'));
     }
     throw asClusterError(err, signal);
   } finally {
@@ -151,14 +151,14 @@ async function create(ctx: BackendContext, what: string, fn: () => Promise<unkno
   } catch (err) {
     if (isAlreadyExists(err)) return;
     const f = apiFailure(err);
-    if (f.code === 403 || f.code === 422 || f.code === 400) throw new ClusterError(`Kubernetes refused the ${what}: ${f.message}`, 422);
+    if (f.code === 403 || f.code === 422 || f.code === 400) throw new ClusterError(`Kubernetes refused the ${what}: ${f.message}`, 422, 'refused');
     throw err;
   }
 }
 
 function asClusterError(err: unknown, signal?: AbortSignal): Error {
   if (err instanceof ClusterError) return err;
-  if (signal?.aborted) return signal.reason instanceof Error ? signal.reason : new ClusterError(String(signal.reason), 409);
+  if (signal?.aborted) return signal.reason instanceof Error ? signal.reason : new ClusterError(String(signal.reason), 409, 'cancelled');
   const f = apiFailure(err);
   return new ClusterError(`the Kubernetes API failed: ${f.message}`, 503);
 }

@@ -10,8 +10,8 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { ChpClient, ProxyApiError } from './proxy.ts';
-import { silentLogger, type Logger, type LogLevel } from './log.ts';
+import { ChpClient, ProxyApiError } from './client.ts';
+import { silentLogger, type Logger, type LogLevel } from '../shared/log.ts';
 
 export interface ChpSupervisorOptions {
   /** Public address (default `127.0.0.1`). */

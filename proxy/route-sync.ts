@@ -3,7 +3,7 @@
  * knows and fixes the difference (JupyterHub's `check_routes`) instead of trusting it.
  */
 import type { Proxy, RouteInfo } from './types.ts';
-import { silentLogger, type Logger } from './log.ts';
+import { silentLogger, type Logger } from '../shared/log.ts';
 
 /** A route that should exist: where it leads and the data stored with it. */
 export interface WantedRoute {

@@ -1,6 +1,8 @@
 /**
- * The logging shape the spawner side needs: pino's call shape (`log.info({user}, 'msg')`
+ * The logging shape every layer shares: pino's call shape (`log.info({user}, 'msg')`
  * or `log.info('msg')`), so the hub can pass a pino logger and tests a silent one.
+ * An error is logged one way: the Error itself under `err` (`log.error({ err }, 'what failed')`),
+ * which pino serialises with its type, message and stack.
  */
 
 /** One level of a pino-compatible logger. */

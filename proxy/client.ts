@@ -1,6 +1,6 @@
 /**
  * The hub's client of configurable-http-proxy's REST API (the `Proxy` contract).
- * Running a managed proxy is `proxy-supervisor.ts`; repairing routes is `route-sync.ts`.
+ * Running a managed proxy is `supervisor.ts`; repairing routes is `route-sync.ts`.
  */
 import type { Proxy, RouteInfo } from './types.ts';
 

@@ -7,7 +7,7 @@
  * then a start that must fail shows it throws and leaves nothing behind.
  */
 import type { TestFn } from 'ava';
-import type { Backend, ProgressEvent } from './types.ts';
+import type { Backend, ProgressEvent } from '../../spawner/types.ts';
 
 export interface BackendUnderTest {
   backend: Backend;

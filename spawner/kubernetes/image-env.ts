@@ -31,7 +31,7 @@ function ippPorts(): Record<string, number> {
 }
 
 /** What differs between the two modes of the one image. */
-export interface ClusterEnvOptions {
+export interface PodEnvOptions {
   mode: 'scheduler' | 'worker';
   baseUrl: string;
   /** `scheduler.{namespace}.svc` */
@@ -43,10 +43,10 @@ export interface ClusterEnvOptions {
 }
 
 /** The entrypoint's variables for a pod (the token comes separately, from the Secret). */
-export function clusterEnv(o: ClusterEnvOptions): V1EnvVar[] {
+export function podEnv(options: PodEnvOptions): V1EnvVar[] {
   const env: Record<string, string> = {
-    CLUSTER_SCHEDULER_HOST: o.schedulerHost,
-    CLUSTER_BASE_URL: o.baseUrl,
+    CLUSTER_SCHEDULER_HOST: options.schedulerHost,
+    CLUSTER_BASE_URL: options.baseUrl,
     CLUSTER_JUPYTER_PORT: String(PORTS.jupyter),
     CLUSTER_DASK_PORT: String(PORTS.dask),
     CLUSTER_DASK_DASHBOARD_PORT: String(PORTS['dask-dashboard']),
@@ -56,8 +56,8 @@ export function clusterEnv(o: ClusterEnvOptions): V1EnvVar[] {
     CLUSTER_WORKSPACE: '/workspace',
     CLUSTER_RUNTIME_DIR: '/tmp/clusterhub',
   };
-  if (o.threads !== undefined) env['CLUSTER_THREADS'] = String(o.threads);
-  if (o.memory !== undefined) env['CLUSTER_MEMORY'] = o.memory;
+  if (options.threads !== undefined) env['CLUSTER_THREADS'] = String(options.threads);
+  if (options.memory !== undefined) env['CLUSTER_MEMORY'] = options.memory;
   return [
     // The pod IP rather than 0.0.0.0: the entrypoint advertises its bind address to the other
     // pods (Spark, IPython), and pod hostnames do not resolve across pods. Probes and the

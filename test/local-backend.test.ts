@@ -1,9 +1,9 @@
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { backendContract } from '../backend-contract.ts';
-import { waitGroupsGone } from './processes.ts';
-import { clusterPaths, readRecord } from './state.ts';
-import { clusterProcesses, makeLocalBackend } from './testing.ts';
+import { backendContract } from './contracts/backend.ts';
+import { waitGroupsGone } from '../spawner/local/processes.ts';
+import { clusterPaths, readRecord } from '../spawner/local/state.ts';
+import { clusterProcesses, makeLocalBackend } from './helpers/local-backend.ts';
 
 const dirs = new Map<string, string>();
 

@@ -2,14 +2,15 @@
  * Test support for the local backend (used by its unit, contract and integration tests):
  * a backend on a fresh state dir, and a look at which processes still belong to a cluster.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../../config/schema.ts';
-import { silentLogger } from '../log.ts';
-import { LocalBackend, type LocalBackendOptions } from './backend.ts';
-import { clusterPaths } from './state.ts';
-import { ensureVenv, REQUIREMENTS_FILE } from './venv.ts';
+import { silentLogger } from '../../shared/log.ts';
+import { LocalBackend, type LocalBackendOptions } from '../../spawner/local/backend.ts';
+import { clusterPaths } from '../../spawner/local/state.ts';
+import { ensureVenv, REQUIREMENTS_FILE } from '../../spawner/local/venv.ts';
 
 /** The defaults of config/schema.ts for `local`, overridable per test. */
 export function localConfig(overrides: Partial<Config['local']> = {}): Config['local'] {
@@ -50,4 +51,9 @@ export async function clusterProcesses(stateDir: string, user: string): Promise<
     if (cmdline) found.push(`${entry}: ${cmdline.replaceAll('\0', ' ').slice(0, 120)}`);
   }
   return found;
+}
+
+/** A random Jupyter token, for a test that starts a cluster without the manager. */
+export function newJupyterToken(): string {
+  return randomBytes(24).toString('hex');
 }

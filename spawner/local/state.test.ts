@@ -1,6 +1,5 @@
 import test from 'ava';
-import type { ClusterRecord } from './state.ts';
-import { recordStatus } from './status.ts';
+import { recordStatus, type ClusterRecord } from './state.ts';
 
 const record = (over: Partial<ClusterRecord> = {}): ClusterRecord => ({
   version: 1, user: 'alice', phase: 'running', createdAt: '2026-01-01T00:00:00Z', jupyterToken: 't', baseUrl: '/user/alice/',
