@@ -11,6 +11,7 @@
  */
 import test from 'ava';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +23,7 @@ import { startTestHub, type TestHub } from './helpers/hub.ts';
 import { apiAs, cullNow } from './helpers/hub-api.ts';
 import { runInKernel } from './helpers/kernel.ts';
 import { waitUntil } from './helpers/net.ts';
-import { namespaceGone, podsOf, probeFrom, readProgress } from './helpers/real-node.ts';
+import { namespaceGone, podsOf, probeFrom, readProgress, runToCompletion } from './helpers/real-node.ts';
 
 let plane: Plane;
 let node: RealNode;
@@ -299,4 +300,19 @@ test.serial('the culler asks the real Jupyter; stop leaves no namespace and no c
   await waitUntil('alice\'s containers to be removed', async () => (await containersOf(ns('alice'))).length === 0, { timeoutMs: 60_000, intervalMs: 500 });
   t.deepEqual(await containersOf(ns('alice')), []);
   t.deepEqual(await containersOf(ns('bob')), []);
+});
+
+test.serial('the hub image built here runs on the node: its own Node and dependencies check the example configuration', async (t) => {
+  t.timeout(4 * 60_000);
+  t.true(existsSync(node.images.hub.archive), `the hub image is built by: bash test/kube/images.sh (${node.images.hub.archive})`);
+  await node.ctr(['images', 'import', '--snapshotter', 'overlayfs', node.images.hub.archive]);
+  const namespace = plane.newPrefix('hub-image');
+  await core.createNamespace({ body: { metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } });
+  t.teardown(() => core.deleteNamespace({ name: namespace }).catch(() => {}));
+  const end = await runToCompletion(admin, namespace, {
+    image: node.images.hub.ref, nodeSelector: node.nodeSelector, tolerations: node.tolerations, memory: '256Mi',
+    command: ['sh', '-c', 'node --version && node hub/cli.ts check-config config/example.yaml > /dev/termination-log 2>&1'],
+  });
+  t.is(end.exitCode, 0, end.message);
+  t.is(end.message.trim(), 'configuration OK (config/example.yaml)');
 });

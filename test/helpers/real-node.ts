@@ -28,37 +28,26 @@ export async function namespaceGone(kc: KubeConfig, name: string, timeoutMs = 12
     (phase) => (phase === 'DELETED' ? true : undefined), { what: `namespace ${name} to be deleted`, timeoutMs });
 }
 
-/** What one TCP connection attempt from inside a pod got. */
-export interface ProbeResult {
-  target: string;
-  connected: boolean;
-  error?: string;
+/** How a pod's only container ended. */
+export interface Termination {
+  exitCode: number;
+  /** The container's termination message (what it wrote to /dev/termination-log). */
+  message: string;
 }
 
 /**
- * Runs a short-lived pod in `namespace` (restricted-compliant, on the real node) that tries
- * a TCP connection to each `host:port` with a timeout, and returns what each attempt got
- * (read from the container's termination message, so no kubelet connection is needed).
+ * Runs a pod with one restricted-compliant container (`command` in `image`) in `namespace`
+ * to completion and returns how it ended, read from the pod status (no kubelet connection
+ * needed); the pod is deleted afterwards.
  */
-export async function probeFrom(
+export async function runToCompletion(
   kc: KubeConfig,
   namespace: string,
-  opts: { image: string; nodeSelector: Record<string, string>; tolerations: unknown[]; labels?: Record<string, string>; targets: string[]; timeoutSeconds?: number },
-): Promise<ProbeResult[]> {
+  opts: { image: string; command: string[]; nodeSelector: Record<string, string>; tolerations: unknown[]; labels?: Record<string, string>; memory?: string },
+): Promise<Termination> {
   const core = kc.makeApiClient(CoreV1Api);
-  const name = `probe-${Math.random().toString(36).slice(2, 8)}`;
-  const script = [
-    'import json, socket, sys',
-    'out = []',
-    'for target in sys.argv[1:]:',
-    '    host, port = target.rsplit(":", 1)',
-    '    try:',
-    `        socket.create_connection((host, int(port)), timeout=${opts.timeoutSeconds ?? 5}).close()`,
-    '        out.append({"target": target, "connected": True})',
-    '    except Exception as e:',
-    '        out.append({"target": target, "connected": False, "error": type(e).__name__ + ": " + str(e)})',
-    'open("/dev/termination-log", "w").write(json.dumps(out))',
-  ].join('\n');
+  const name = `run-${Math.random().toString(36).slice(2, 8)}`;
+  const size = { cpu: '100m', memory: opts.memory ?? '128Mi' };
   await core.createNamespacedPod({
     namespace,
     body: {
@@ -71,27 +60,55 @@ export async function probeFrom(
         tolerations: opts.tolerations as never,
         securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } },
         containers: [{
-          name: 'probe',
+          name: 'run',
           image: opts.image,
           imagePullPolicy: 'IfNotPresent',
-          command: ['python3', '-c', script, ...opts.targets],
-          resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { cpu: '100m', memory: '64Mi' } },
+          command: opts.command,
+          resources: { requests: size, limits: size },
           securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
         }],
       },
     },
   });
   try {
-    const message = await watchUntil(kc, `/api/v1/namespaces/${namespace}/pods`, { fieldSelector: `metadata.name=${name}` }, (_phase, pod: V1Pod) => {
+    return await watchUntil(kc, `/api/v1/namespaces/${namespace}/pods`, { fieldSelector: `metadata.name=${name}` }, (_phase, pod: V1Pod) => {
       const terminated = pod.status?.containerStatuses?.[0]?.state?.terminated;
-      return terminated ? (terminated.message ?? `exit ${terminated.exitCode} (${terminated.reason})`) : undefined;
-    }, { what: `probe pod ${namespace}/${name} to finish`, timeoutMs: 120_000 });
-    try {
-      return JSON.parse(message) as ProbeResult[];
-    } catch {
-      throw new Error(`probe pod ${namespace}/${name} ended without a result: ${message}`);
-    }
+      return terminated ? { exitCode: terminated.exitCode, message: terminated.message ?? '' } : undefined;
+    }, { what: `pod ${namespace}/${name} to finish`, timeoutMs: 180_000 });
   } finally {
     await core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }).catch(() => {});
+  }
+}
+
+/** What one TCP connection attempt from inside a pod got. */
+export interface ProbeResult {
+  target: string;
+  connected: boolean;
+  error?: string;
+}
+
+/** Tries a TCP connection (5 s timeout) to each `host:port` from a pod in `namespace`. */
+export async function probeFrom(
+  kc: KubeConfig,
+  namespace: string,
+  opts: { image: string; nodeSelector: Record<string, string>; tolerations: unknown[]; targets: string[] },
+): Promise<ProbeResult[]> {
+  const script = [
+    'import json, socket, sys',
+    'out = []',
+    'for target in sys.argv[1:]:',
+    '    host, port = target.rsplit(":", 1)',
+    '    try:',
+    '        socket.create_connection((host, int(port)), timeout=5).close()',
+    '        out.append({"target": target, "connected": True})',
+    '    except Exception as e:',
+    '        out.append({"target": target, "connected": False, "error": type(e).__name__ + ": " + str(e)})',
+    'open("/dev/termination-log", "w").write(json.dumps(out))',
+  ].join('\n');
+  const end = await runToCompletion(kc, namespace, { ...opts, command: ['python3', '-c', script, ...opts.targets] });
+  try {
+    return JSON.parse(end.message) as ProbeResult[];
+  } catch {
+    throw new Error(`the probe in ${namespace} ended without a result (exit ${end.exitCode}): ${end.message}`);
   }
 }

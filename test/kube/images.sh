@@ -116,6 +116,11 @@ debian_base() {
 dockerfile() {
   local name="$1" tag="$2" context="$3" dockerfile="$4" base="$5"
   local started=${SECONDS}
+  # Tagged by the hash of its inputs: an image already in the store only needs saving.
+  if bah inspect --type image "${ref[${name}]}" >/dev/null 2>&1; then
+    save "${name}" "${tag}" "${ref[${name}]}"
+    return
+  fi
   log "building ${ref[${name}]} from ${dockerfile#"${repo}"/} on ${base} (pip/npm from their registries)…"
   bah bud --layers=false --network host --build-arg "BASE=${base}" -f "${dockerfile}" \
     -t "${ref[${name}]}" "${context}" | sed -u "s/^/[images] ${name}: /"

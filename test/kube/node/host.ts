@@ -181,14 +181,18 @@ export async function createCgroupRoot(): Promise<void> {
 /**
  * Kills node agents (containerd, shims, kubelet, kube-proxy, CoreDNS, kube-router, the
  * provisioner) of a plane whose process died without stopping them: under the lock, any
- * process whose command line names a plane's node directory or the node is stale.
+ * process whose command line names a plane's node directory or the node is stale. With
+ * `dir`, what is left of that node (a shim that outlived containerd).
  */
-export async function killStaleAgents(nodeName: string): Promise<number> {
+export async function killStaleAgents(nodeName: string, dir?: string): Promise<number> {
   let killed = 0;
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
     const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').join(' ');
-    if (/\/clusterhub-plane-[^/ ]+\/node\//.test(cmdline) || cmdline.includes(`--hostname-override=${nodeName}`)) {
+    const stale = dir
+      ? cmdline.includes(`${dir}/`)
+      : /\/clusterhub-plane-[^/ ]+\/node\//.test(cmdline) || cmdline.includes(`--hostname-override=${nodeName}`);
+    if (stale) {
       try {
         process.kill(Number(pid), 'SIGKILL');
         killed++;
@@ -198,4 +202,30 @@ export async function killStaleAgents(nodeName: string): Promise<number> {
     }
   }
   return killed;
+}
+
+/**
+ * Removes every KUBE-* chain (kubelet's, kube-proxy's, kube-router's) and the rules that
+ * jump to them, in filter, nat and mangle, in one `iptables-restore --noflush` per table:
+ * other rules on the machine stay as they are. Then kube-router's KUBE-* ipsets.
+ */
+export async function removeKubeRules(): Promise<void> {
+  for (const table of ['filter', 'nat', 'mangle']) {
+    const saved = await sh('iptables-save', ['-t', table], { allowFail: true });
+    const chains = [...saved.matchAll(/^:(KUBE-\S+)/gm)].map((m) => m[1]!);
+    const jumps = saved.split('\n').filter((l) => /^-A (?!KUBE-)\S+ .*-j KUBE-/.test(l)).map((l) => l.replace(/^-A /, '-D '));
+    if (chains.length === 0 && jumps.length === 0) continue;
+    const script = [`*${table}`, ...jumps, ...chains.map((c) => `-F ${c}`), ...chains.map((c) => `-X ${c}`), 'COMMIT', ''].join('\n');
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn('iptables-restore', ['-w', '--noflush'], { stdio: ['pipe', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.once('error', reject);
+      child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`iptables-restore (${table}) exited ${code}: ${stderr.trim()}`))));
+      child.stdin?.end(script);
+    });
+  }
+  for (const name of (await sh('ipset', ['list', '-n'], { allowFail: true })).split('\n')) {
+    if (name.startsWith('KUBE-')) await sh('ipset', ['destroy', name], { allowFail: true });
+  }
 }

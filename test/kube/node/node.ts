@@ -9,12 +9,12 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from '../../../spawner/local/processes.ts';
-import { ensureNodeBinaries, type NodeBinaries } from '../binaries.ts';
+import { ensureNodeBinaries } from '../binaries.ts';
 import { generateClientCert, type PlaneCerts } from '../certs.ts';
 import { Supervisor } from '../procs.ts';
 import { watchUntil } from '../watch.ts';
 import {
-  createCgroupRoot, killPodCgroups, killStaleAgents, lockNode, NODE_NET, removeHostNetwork, setUpHostNetwork, sh, staleNodeMountRoots, unmountBelow,
+  createCgroupRoot, killPodCgroups, killStaleAgents, lockNode, NODE_NET, removeHostNetwork, removeKubeRules, setUpHostNetwork, sh, staleNodeMountRoots, unmountBelow,
 } from './host.ts';
 import { ensureImages, type NodeImages } from './images.ts';
 import { kubeletArgs, kubeRouterArgs, REAL_NODE_LABEL, renderCorefile, renderKubeletConfig, writeKubeProxyConfig } from './kubelet.ts';
@@ -87,13 +87,13 @@ export async function startRealNode(ctx: RealNodeContext): Promise<RealNode> {
       await agents.stopAll();
       await removeAllContainers(bins.ctr, rt);
       await runtime.stopAll();
-      await cleanHost(bins, dir);
+      await cleanHost(dir);
       await teardownNet?.();
       unlock();
     })());
 
   try {
-    await cleanHost(bins, undefined, log);
+    await cleanHost(undefined, log);
     teardownNet = await setUpHostNetwork();
     await createCgroupRoot();
     await mkdir(dir, { recursive: true });
@@ -161,13 +161,13 @@ export async function startRealNode(ctx: RealNodeContext): Promise<RealNode> {
  * kube-proxy and kube-router chains and sets, the bridge. With `dir` it cleans that node;
  * without, whatever a node of a plane that died without stopping left behind.
  */
-async function cleanHost(bins: NodeBinaries, dir: string | undefined, log?: (line: string) => void): Promise<void> {
-  const stale = dir ? 0 : await killStaleAgents(REAL_NODE_NAME);
+async function cleanHost(dir: string | undefined, log?: (line: string) => void): Promise<void> {
+  const stale = await killStaleAgents(REAL_NODE_NAME, dir);
   const roots = dir ? [dir] : await staleNodeMountRoots(undefined);
   for (const root of roots) await unmountBelow(root);
   const killed = await killPodCgroups();
-  if (stale + roots.length + killed > 0) log?.(`cleaned up after a real node that was not stopped (${stale} agents, ${roots.length} dirs, ${killed} pod processes)`);
-  await sh(bins.kubeProxy, ['--cleanup'], { allowFail: true });
-  await sh(bins.kubeRouter, ['--cleanup-config'], { allowFail: true });
+  if (!dir && stale + roots.length + killed > 0) log?.(`cleaned up after a real node that was not stopped (${stale} agents, ${roots.length} dirs, ${killed} pod processes)`);
+  // kube-router's own --cleanup-config leaves its chains (and panics on the IPVS part): ours does it.
+  await removeKubeRules();
   if (!dir) await removeHostNetwork();
 }
