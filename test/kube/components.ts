@@ -21,6 +21,9 @@ export function etcdArgs(root: string, clientUrl: string, peerUrl: string): stri
   ];
 }
 
+/** Where ClusterIPs come from. */
+export const SERVICE_CIDR = '10.96.0.0/16';
+
 /** kube-apiserver on 127.0.0.1 with client-cert auth, Node+RBAC authorization and SA tokens. */
 export function apiserverArgs(certs: PlaneCerts, etcdUrl: string, port: number): string[] {
   return [
@@ -37,7 +40,7 @@ export function apiserverArgs(certs: PlaneCerts, etcdUrl: string, port: number):
     '--authorization-mode=Node,RBAC',
     // The default plugin set (NamespaceLifecycle, ServiceAccount, PodSecurity, ResourceQuota…) stays on.
     '--enable-admission-plugins=NodeRestriction',
-    '--service-cluster-ip-range=10.96.0.0/16',
+    `--service-cluster-ip-range=${SERVICE_CIDR}`,
     '--endpoint-reconciler-type=none',
     '--allow-privileged=true',
     // Front-proxy (aggregation) settings: without them every component logs a missing

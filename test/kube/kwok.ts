@@ -189,6 +189,11 @@ export interface FakeNodeShape {
 
 export const DEFAULT_NODE_SHAPE: FakeNodeShape = { cpu: '32', memory: '256Gi', pods: 110 };
 
+/** The podCIDR of fake node `index`: kwok hands its pods addresses from it. */
+export function fakeNodePodCidr(index: number): string {
+  return `10.244.${index}.0/24`;
+}
+
 /**
  * The Node object for fake node `index`: kwok-managed, untainted, its own /24 podCIDR
  * (kwok hands out pod IPs from it) and the given capacity.
@@ -209,7 +214,7 @@ export function renderFakeNode(index: number, shape: FakeNodeShape = DEFAULT_NOD
         'kubernetes.io/arch': 'amd64',
       },
     },
-    spec: { podCIDR: `10.244.${index}.0/24`, podCIDRs: [`10.244.${index}.0/24`] },
+    spec: { podCIDR: fakeNodePodCidr(index), podCIDRs: [fakeNodePodCidr(index)] },
     status: { capacity, allocatable: capacity },
   };
 }

@@ -18,8 +18,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { ensureBinaries } from './binaries.ts';
 import { generateCerts } from './certs.ts';
-import { apiserverArgs, etcdArgs, startControllers } from './components.ts';
-import { renderFakeNode, renderKwokConfig, DEFAULT_NODE_SHAPE, type FakeNodeShape } from './kwok.ts';
+import { apiserverArgs, etcdArgs, SERVICE_CIDR, startControllers } from './components.ts';
+import { claimHostRoutes } from './host-routes.ts';
+import { fakeNodePodCidr, renderFakeNode, renderKwokConfig, DEFAULT_NODE_SHAPE, type FakeNodeShape } from './kwok.ts';
 import { startRealNode, type RealNode } from './node/node.ts';
 import { Supervisor } from './procs.ts';
 import { watchUntil } from './watch.ts';
@@ -66,6 +67,15 @@ export interface Plane {
 
 const FAKE_NODE_PREFIX = 'kwok-node-';
 
+/**
+ * The ranges of a plane that nothing on the host serves, kept on the machine by unreachable
+ * routes while it runs: each fake node's podCIDR, and the Service range (no kube-proxy on
+ * the host). A real node's bridge or a kube-proxy would take its range out of this set.
+ */
+export function unservedRanges(opts: { nodes: number }): string[] {
+  return [...Array.from({ length: opts.nodes }, (_, i) => fakeNodePodCidr(i)), SERVICE_CIDR];
+}
+
 /** Starts a plane and resolves once it is ready: /readyz, Ready nodes, `default` ServiceAccount. */
 export async function startPlane(opts: PlaneOptions = {}): Promise<Plane> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`[plane] ${line}\n`));
@@ -78,6 +88,8 @@ export async function startPlane(opts: PlaneOptions = {}): Promise<Plane> {
   // Node i gets podCIDR 10.244.i.0/24.
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 250) throw new Error(`nodes must be 1–250, got ${nodes}`);
 
+  // Before any pod or Service has an address, so none can be reached off the machine.
+  const routes = await claimHostRoutes(unservedRanges({ nodes }), (line) => log(`[routes] ${line}`));
   const root = opts.rootDir ?? (await mkdtemp(join(tmpdir(), 'clusterhub-plane-')));
   const logsDir = join(root, 'logs');
   const pki = join(root, 'pki');
@@ -105,6 +117,7 @@ export async function startPlane(opts: PlaneOptions = {}): Promise<Plane> {
       // The node first: its pods and host state go while the API server still answers.
       await realNode?.stop();
       await sup.stopAll();
+      await routes.release();
       if (!keep) await rm(root, { recursive: true, force: true });
     })());
   // A dead component fails every wait at once instead of at the timeout.
@@ -163,6 +176,7 @@ export async function startPlane(opts: PlaneOptions = {}): Promise<Plane> {
   } catch (error) {
     const tails = sup.tails();
     await sup.stopAll();
+    await routes.release();
     const message = error instanceof Error ? error.message : String(error);
     throw new Error(`control plane failed to start: ${message}\n(data kept in ${root})\n${tails}`, { cause: error });
   }
