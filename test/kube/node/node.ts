@@ -65,7 +65,8 @@ export async function startRealNode(ctx: RealNodeContext): Promise<RealNode> {
   const [bins, images] = await Promise.all([ensureNodeBinaries(), ensureImages()]);
   const unlock = await lockNode(LOCK_FILE, log);
   const started = performance.now();
-  const deadline = Date.now() + ctx.timeoutMs;
+  // The clock starts again after the image import (minutes on a busy machine).
+  let deadline = Date.now() + ctx.timeoutMs;
   const dir = join(ctx.root, 'node');
   const rt = runtimePaths(join(dir, 'ctd'));
   const agents = new Supervisor(ctx.logsDir);
@@ -102,6 +103,7 @@ export async function startRealNode(ctx: RealNodeContext): Promise<RealNode> {
     await startContainerd(runtime, bins, rt, { sandboxImage: images.sandbox.ref, runc: bins.runc, cniBinDir: bins.cniBinDir, until });
     await Promise.all([images.sandbox, images.cluster].map((i) => importImage(bins.ctr, rt, i.archive)));
     log(`containerd up, images imported (${Math.round(performance.now() - started)} ms)`);
+    deadline = Date.now() + ctx.timeoutMs;
 
     const pki = join(dir, 'pki');
     await mkdir(pki, { recursive: true });
