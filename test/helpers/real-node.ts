@@ -1,5 +1,5 @@
 /** Helpers of the real-node end-to-end tests: progress streams, pods, probes from inside a namespace. */
-import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, type KubeConfig, type V1Pod, type V1Volume, type V1VolumeMount } from '@kubernetes/client-node';
 import { watchUntil } from '../kube/watch.ts';
 import type { TestHub } from './hub.ts';
 
@@ -43,7 +43,10 @@ export interface Termination {
 export async function runToCompletion(
   kc: KubeConfig,
   namespace: string,
-  opts: { image: string; command: string[]; nodeSelector: Record<string, string>; tolerations: unknown[]; labels?: Record<string, string>; memory?: string },
+  opts: {
+    image: string; command: string[]; nodeSelector: Record<string, string>; tolerations: unknown[];
+    labels?: Record<string, string>; memory?: string; volumes?: V1Volume[]; volumeMounts?: V1VolumeMount[];
+  },
 ): Promise<Termination> {
   const core = kc.makeApiClient(CoreV1Api);
   const name = `run-${Math.random().toString(36).slice(2, 8)}`;
@@ -58,9 +61,11 @@ export async function runToCompletion(
         enableServiceLinks: false,
         nodeSelector: opts.nodeSelector,
         tolerations: opts.tolerations as never,
-        securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } },
+        securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } },
+        ...(opts.volumes ? { volumes: opts.volumes } : {}),
         containers: [{
           name: 'run',
+          ...(opts.volumeMounts ? { volumeMounts: opts.volumeMounts } : {}),
           image: opts.image,
           imagePullPolicy: 'IfNotPresent',
           command: opts.command,

@@ -122,7 +122,8 @@ dockerfile() {
     return
   fi
   log "building ${ref[${name}]} from ${dockerfile#"${repo}"/} on ${base} (pip/npm from their registries)…"
-  bah bud --layers=false --network host --build-arg "BASE=${base}" -f "${dockerfile}" \
+  # --layers: a change below the pip step (the entrypoint) rebuilds only what follows it.
+  bah bud --layers --network host --build-arg "BASE=${base}" -f "${dockerfile}" \
     -t "${ref[${name}]}" "${context}" | sed -u "s/^/[images] ${name}: /"
   save "${name}" "${tag}" "${ref[${name}]}"
   log "built ${name} in $((SECONDS - started))s"
