@@ -7,7 +7,6 @@
  *   node bench/kube-launch.ts [--sizes 1,20,100] [--workers 2] [--nodes 4]
  */
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { request } from 'node:https';
 import { parseArgs } from 'node:util';
 import { configSchema } from '../config/schema.ts';
 import { silentLogger } from '../shared/log.ts';
@@ -15,6 +14,7 @@ import { KubernetesBackend } from '../spawner/kubernetes/backend.ts';
 import { ensurePlane } from '../test/kube/plane.ts';
 import { watchUntil } from '../test/kube/watch.ts';
 import { applyRbac, backendKubeConfig } from '../test/helpers/kube-rbac.ts';
+import { apiRequests } from './side-by-side/apiserver.ts';
 
 const { values } = parseArgs({
   options: {
@@ -25,28 +25,6 @@ const { values } = parseArgs({
 });
 const sizes = values.sizes.split(',').map(Number);
 const workers = Number(values.workers);
-
-/** Sum of apiserver_request_total over every label set. */
-async function apiRequests(kc: KubeConfig): Promise<number> {
-  const url = new URL('/metrics', kc.getCurrentCluster()!.server);
-  const opts: Parameters<typeof request>[1] = { method: 'GET' };
-  await kc.applyToHTTPSOptions(opts);
-  const text = await new Promise<string>((resolve, reject) => {
-    const req = request(url, opts, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`/metrics: HTTP ${res.statusCode}`))));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith('apiserver_request_total{')) total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return total;
-}
 
 /** Resolves when no namespace matches `labelSelector` (listed, then watched from that list). */
 async function namespacesGone(kc: KubeConfig, labelSelector: string): Promise<void> {

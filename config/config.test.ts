@@ -40,6 +40,33 @@ test('a bad environment override is reported like a bad file value', (t) => {
   t.throws(() => loadConfig({ env: { CLUSTERHUB_HUB_PORT: '99999' } }), { message: /config key `hub\.port`.*got 99999/ });
 });
 
+test('relative paths are made absolute against the start directory, once, at load', (t) => {
+  const config = loadConfig({
+    cwd: '/srv/class',
+    env: {
+      CLUSTERHUB_LOCAL_VENV: 'venvs/../venv', CLUSTERHUB_LOCAL_PYTHON: './py/bin/python3',
+      CLUSTERHUB_KUBERNETES_KUBECONFIG: '../kube/config', CLUSTERHUB_LOCAL_MATERIALS_GIT_URL: 'materials.git',
+    },
+  });
+  t.is(config.hub.stateDir, '/srv/class/state', 'the default ./state');
+  t.is(config.local.venv, '/srv/class/venv');
+  t.is(config.local.python, '/srv/class/py/bin/python3');
+  t.is(config.kubernetes.kubeconfig, '/srv/kube/config');
+  t.is(config.local.materialsGitUrl, '/srv/class/materials.git');
+  t.is(parseConfig({ hub: { stateDir: 'here' } }).hub.stateDir, join(process.cwd(), 'here'), 'parseConfig resolves too');
+});
+
+test('absolute paths, bare commands and git URLs are kept as written', (t) => {
+  const kept = { CLUSTERHUB_HUB_STATE_DIR: '/var/lib/clusterhub', CLUSTERHUB_LOCAL_VENV: '/opt/venv', CLUSTERHUB_LOCAL_PYTHON: 'python3.12' };
+  for (const url of ['https://example.edu/m.git', 'git@example.edu:class/m.git', 'file:///srv/m.git']) {
+    const config = loadConfig({ cwd: '/srv/class', env: { ...kept, CLUSTERHUB_LOCAL_MATERIALS_GIT_URL: url } });
+    t.is(config.local.materialsGitUrl, url);
+    t.is(config.hub.stateDir, '/var/lib/clusterhub');
+    t.is(config.local.venv, '/opt/venv');
+    t.is(config.local.python, 'python3.12');
+  }
+});
+
 test('a YAML syntax error or a missing file is a ConfigError', (t) => {
   t.throws(() => loadConfig({ file: '/nonexistent/clusterhub.yaml' }), { instanceOf: ConfigError, message: /cannot read config file/ });
 });

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
+import { absolutePaths } from './paths.ts';
 import { configSchema, type Config } from './schema.ts';
 
 /** A configuration that cannot be used; the message names every bad key. */
@@ -63,10 +64,13 @@ function getPath(source: unknown, path: (string | number | symbol)[]): unknown {
   return node;
 }
 
-/** Validates raw config (already merged) into a Config, or throws ConfigError. */
-export function parseConfig(raw: unknown, source = 'config'): Config {
+/**
+ * Validates raw config (already merged) into a Config, or throws ConfigError. Relative
+ * paths are resolved against `cwd` (the directory the hub starts in).
+ */
+export function parseConfig(raw: unknown, source = 'config', cwd = process.cwd()): Config {
   const result = configSchema.safeParse(raw ?? {});
-  if (result.success) return result.data;
+  if (result.success) return absolutePaths(result.data, cwd);
   const problems = result.error.issues.map((issue) => {
     const key = issue.path.join('.') || '(top level)';
     const value = getPath(raw, issue.path);
@@ -81,7 +85,7 @@ export function parseConfig(raw: unknown, source = 'config'): Config {
 }
 
 /** Reads the YAML file (if any), applies `CLUSTERHUB_*` env overrides and validates. */
-export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } = {}): Config {
+export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Config {
   const env = options.env ?? process.env;
   let raw: Record<string, unknown> = {};
   const source = options.file ?? 'defaults';
@@ -109,7 +113,7 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
     // A YAML scalar, so `8`, `true` and `[a, b]` keep their types.
     setPath(raw, path, parseEnvValue(value));
   }
-  return parseConfig(raw, source);
+  return parseConfig(raw, source, options.cwd);
 }
 
 function parseEnvValue(value: string): unknown {

@@ -16,6 +16,9 @@ const hub = z.strictObject({
   stateDir: z.string().default('./state').describe('Where the database, generated secrets, workspaces and logs live.'),
   cookieSecret: z.string().min(32).optional().describe('Key that signs session cookies. Generated into stateDir when unset.'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Log level of the JSON logs.'),
+  userSubdomains: z.boolean().default(false)
+    .describe('Serve each student\'s cluster on an origin of its own, {login}.{host of hub.publicUrl} (wildcard DNS and certificate needed); off: every student shares the hub\'s origin.'),
+  maxBodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(65536).describe('Largest request body the hub reads; a bigger one is refused with 413.'),
 });
 
 const proxy = z.strictObject({
@@ -40,6 +43,7 @@ const auth = z.strictObject({
     .describe('Organisations (`org`) or teams (`org:team-slug`) whose members may sign in.'),
   admins: z.array(login).default([]).describe('Logins with instructor rights (always allowed).'),
   allowAll: z.boolean().default(false).describe('Allow every GitHub user (dev sign-in always allows everyone).'),
+  adminAccess: z.boolean().default(false).describe('Instructors may open a student\'s JupyterLab (they then act as the student, after a warning).'),
 });
 
 const spawn = z.strictObject({

@@ -9,6 +9,7 @@ import { ChpClient } from '../proxy/client.ts';
 import { waitUntil } from '../test/helpers/net.ts';
 import { checkCullerConfig } from './config.ts';
 import { Culler } from './job.ts';
+import { hostRoutes } from '../proxy/routes.ts';
 import { candidate, captureLogger, cullerConfig, deadUrl, PROXY_TOKEN, StandInHub, startProxy } from '../test/helpers/culler.ts';
 import type { CullCandidate, CullerConfig } from './types.ts';
 
@@ -92,6 +93,18 @@ test('routes that lead to no known cluster are removed; other routes stay', asyn
   t.deepEqual(report.routesRemoved, ['/user/ghost']);
   t.deepEqual(await routes(), ['/services/grader', '/user/alice', '/user/carol']);
   t.is(report.clusters.find((c) => c.user === 'carol')?.reason, 'launch pending');
+});
+
+test('with host routing the culler reads and sweeps the routes keyed by host', async (t) => {
+  const scheme = hostRoutes('localhost');
+  const { proxy, hub, routes } = await setup([candidate('alice', await deadUrl(), 3600, { routePath: scheme.path('alice') })]);
+  await proxy.client.addRoute(scheme.path('ghost'), await deadUrl());
+  await proxy.client.addRoute('/user/other-tool', await deadUrl());
+  const culler = new Culler({ ...hub.deps(captureLogger()), isUserRoute: scheme.manages }, cullerConfig({ idleTimeoutSeconds: 60 }));
+  const report = await culler.sweep();
+  t.deepEqual(report.routesRemoved, ['/ghost.localhost/user/ghost']);
+  t.deepEqual(await routes(), ['/alice.localhost/user/alice', '/user/other-tool']);
+  t.deepEqual(report.culled, [], 'alice\'s route has fresh activity: not culled');
 });
 
 test('when the hub cannot list its clusters, no route is called stray and no orphan removed', async (t) => {

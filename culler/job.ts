@@ -199,10 +199,11 @@ export class Culler {
     }
   }
 
-  /** Delete `/user/*` routes that lead to no cluster the hub knows. */
+  /** Delete user routes (`/user/*`, or per host) that lead to no cluster the hub knows. */
   async #removeStrayRoutes(all: Record<string, RouteInfo>, known: CullCandidate[], dryRun: boolean, report: SweepReport): Promise<void> {
     const knownPaths = new Set(known.map((c) => trimSlash(c.routePath)));
-    let stray = Object.keys(all).filter((path) => path.startsWith('/user/') && !knownPaths.has(trimSlash(path)));
+    const isUserRoute = this.#deps.isUserRoute ?? ((path: string) => path.startsWith('/user/'));
+    let stray = Object.keys(all).filter((path) => isUserRoute(path) && !knownPaths.has(trimSlash(path)));
     if (!stray.length) return;
     // Look again just before deleting: a launch may have become known during the sweep.
     try {

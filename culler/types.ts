@@ -41,6 +41,8 @@ export interface CullerDeps {
   stop(user: string, reason: string): Promise<void>;
   /** configurable-http-proxy's REST API (`getRoutes(inactiveSince)`, `deleteRoute`). */
   proxy: Proxy;
+  /** Route keys that belong to user clusters, for the stray-route sweep (default: under `/user/`). */
+  isUserRoute?: (path: string) => boolean;
   /** Backend clusters the hub has no record of (`backend.list()` minus the known ones). */
   orphans(): Promise<Orphan[]>;
   /** Remove one orphan's backend resources. */
@@ -117,7 +119,7 @@ export interface SweepReport {
   orphansRemoved: string[];
   /** Orphans still within `orphanGraceSeconds`, with the time they become removable. */
   orphansWaiting: Array<{ user: string; removeAt: string }>;
-  /** `/user/*` routes with no known cluster, deleted (or that would be). */
+  /** User routes (`/user/*`, or per host) with no known cluster, deleted (or that would be). */
   routesRemoved: string[];
   errors: SweepError[];
 }

@@ -8,11 +8,15 @@ import { bodyParser } from '@koa/bodyparser';
 import { createAuth, csrfProtect } from './auth/index.ts';
 import { adminRoutes } from './api/admin.ts';
 import { clusterRoutes } from './api/clusters.ts';
+import { sessionRoutes } from './api/sessions.ts';
 import { adminOnly } from './api/rules.ts';
 import { tokenRoutes } from './api/tokens.ts';
 import type { HubDeps } from './deps.ts';
 import { errorHandler, HttpError } from './errors.ts';
+import { bodyTypeGuard, methodGuard } from './edges.ts';
 import { requestLogger } from './log.ts';
+import { securityHeaders } from './security-headers.ts';
+import { hubHostOnly, userOriginSources } from './origins.ts';
 import { errorPage } from './pages/errors.ts';
 import { pageRoutes } from './pages/routes.ts';
 
@@ -29,11 +33,17 @@ export function createApp(deps: HubDeps): Koa {
   });
   app.use(requestLogger(deps.log));
   app.use(errorHandler(deps.log, (status, message) => errorPage(status, message)));
+  app.use(hubHostOnly(deps.config));
+  for (const headers of securityHeaders({ formTargets: userOriginSources(deps.config) })) app.use(headers);
+  app.use(methodGuard(router));
+  app.use(bodyTypeGuard());
+  const limit = deps.config.hub.maxBodyBytes;
   app.use(bodyParser({
     enableTypes: ['json', 'form'],
-    jsonLimit: '64kb',
-    formLimit: '64kb',
-    onError: () => {
+    jsonLimit: limit,
+    formLimit: limit,
+    onError: (err) => {
+      if ((err as { status?: number }).status === 413) throw new HttpError(413, `Request body too large: at most ${limit} bytes (hub.maxBodyBytes)`);
       throw new HttpError(400, 'Malformed request body: expected JSON (or a form)');
     },
   }));
@@ -54,10 +64,11 @@ export function createApp(deps: HubDeps): Koa {
 
   clusterRoutes(router, deps);
   adminRoutes(router, deps);
+  sessionRoutes(router, deps);
   tokenRoutes(router, deps);
   pageRoutes(router, deps, { devLogin: auth.devLoginEnabled });
 
   app.use(router.routes());
-  app.use(router.allowedMethods({ throw: true, methodNotAllowed: () => new HttpError(405, 'Method not allowed'), notImplemented: () => new HttpError(501, 'Not implemented') }));
+  app.use(router.allowedMethods({ throw: true, methodNotAllowed: () => new HttpError(405, 'Method not allowed'), notImplemented: () => new HttpError(405, 'Method not allowed') }));
   return app;
 }

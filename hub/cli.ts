@@ -3,7 +3,7 @@
  * The `clusterhub` command: `start` (default) runs the hub, `token <login>` prints a new API
  * token, `check-config [file]` validates a configuration and names every bad key.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.ts';
@@ -13,6 +13,7 @@ import { openStore } from './store/sqlite.ts';
 const USAGE = `usage: clusterhub [start] [--config FILE]
        clusterhub token <login> [--config FILE] [--note TEXT]
        clusterhub check-config [FILE]
+       clusterhub --version | --help
 
 The config file may also be given as CLUSTERHUB_CONFIG; every key can be overridden
 by an environment variable (spawn.maxWorkers → CLUSTERHUB_SPAWN_MAX_WORKERS).`;
@@ -58,14 +59,40 @@ function token(login: string | undefined, file: string | undefined, note: string
 
 class UsageError extends Error {}
 
+function version(): string {
+  const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** One line on stderr and exit code 2: the operator typed something we do not know. */
+function usageError(message: string): number {
+  process.stderr.write(`clusterhub: ${message} (clusterhub --help lists the commands)\n`);
+  return 2;
+}
+
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, note: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' }, note: { type: 'string' },
+        help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' },
+      },
+    });
+  } catch (err) {
+    // parseArgs says e.g. "Unknown option '--frob'. To specify a positional argument…": its first sentence.
+    const first = (err as Error).message.split('. ')[0]!.replace(/\.$/, '');
+    return usageError(first.charAt(0).toLowerCase() + first.slice(1));
+  }
+  const { values, positionals } = parsed;
   if (values.help) {
     process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`clusterhub ${version()}\n`);
     return 0;
   }
   const [command = 'start', ...rest] = positionals;
@@ -86,17 +113,14 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       default:
-        throw new UsageError(`unknown command: ${command}`);
+        return usageError(`unknown command: ${command}`);
     }
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
       return 2;
     }
-    if (err instanceof UsageError) {
-      process.stderr.write(`${err.message}\n${USAGE}\n`);
-      return 2;
-    }
+    if (err instanceof UsageError) return usageError(err.message);
     process.stderr.write(`clusterhub: ${(err as Error).message}\n`);
     return 1;
   }

@@ -3,7 +3,7 @@ import type { Config } from '../config/schema.ts';
 import { Culler } from '../culler/job.ts';
 import type { CullCandidate } from '../culler/types.ts';
 import { childLogger, type Logger } from '../shared/log.ts';
-import { routePath, userUrl, type SpawnManager } from '../spawner/manager.ts';
+import { userUrl, type SpawnManager } from '../spawner/manager.ts';
 import type { Proxy } from '../proxy/types.ts';
 import type { Backend } from '../spawner/types.ts';
 import type { CullerControl } from './deps.ts';
@@ -31,13 +31,14 @@ export function createCuller(deps: CullingDeps): (CullerControl & { start(): voi
   const culler = new Culler({
     clusters: () => store.listClusters().map((c): CullCandidate => ({
       user: c.user, phase: c.phase, createdAt: c.createdAt, readyAt: c.readyAt, url: c.url,
-      jupyterToken: c.jupyterToken, baseUrl: userUrl(c.user), routePath: routePath(c.user),
+      jupyterToken: c.jupyterToken, baseUrl: userUrl(c.user), routePath: manager.routes.path(c.user),
     })),
     stop: async (user, reason) => {
       await manager.stop(user, { actor: 'culler', reason, kind: 'culled' });
       deps.metrics.culled(1);
     },
     proxy: deps.proxy,
+    isUserRoute: (path) => manager.routes.manages(path),
     orphans: async () => {
       const known = new Set([...store.listClusters().map((c) => c.user), ...manager.pendingUsers()]);
       return (await backend.list()).filter((l) => !known.has(l.user)).map((l) => ({ user: l.user, createdAt: l.createdAt }));

@@ -14,11 +14,13 @@ import { SpawnManager } from '../spawner/manager.ts';
 import type { Logger } from '../shared/log.ts';
 import type { Backend } from '../spawner/types.ts';
 import { createApp } from './app.ts';
-import { checkAuthConfig } from './auth/settings.ts';
+import { syncAdminFlags } from './auth/admins.ts';
+import { checkAuthConfig, publicUrl as publicUrlOf } from './auth/settings.ts';
 import { createBackend } from './backends.ts';
 import { createCuller } from './culler-wiring.ts';
 import { createLogger } from './log.ts';
 import { createMetrics } from './metrics.ts';
+import { checkOriginConfig, routeScheme, serverUrlOf } from './origins.ts';
 import { loadSecrets } from './secrets.ts';
 import { openStore } from './store/sqlite.ts';
 import type { Store } from './store/types.ts';
@@ -52,6 +54,7 @@ export interface StartHubOptions {
 /** Starts the hub described by `config`; rejects with a clear error when something is wrong. */
 export async function startHub(config: Config, options: StartHubOptions = {}): Promise<RunningHub> {
   checkAuthConfig(config);
+  checkOriginConfig(config);
   checkCullerConfig(config);
   const log = options.log ?? createLogger(config.hub.logLevel);
   const secrets = loadSecrets(config);
@@ -62,9 +65,10 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     for (const cleanup of cleanups.reverse()) await cleanup();
   };
   try {
-    for (const login of config.auth.admins) if (store.getUser(login)) store.upsertUser({ login, admin: true });
+    syncAdminFlags(store, config);
 
     const managed = config.proxy.mode === 'managed';
+    const routes = routeScheme(config);
     const proxyApiUrl = config.proxy.apiUrl ?? `http://127.0.0.1:${config.hub.port + 1}`;
     const proxy = new ChpClient({ apiUrl: proxyApiUrl, authToken: secrets.proxyAuthToken });
     const backend = options.backend ?? await createBackend(config, { log, onSetup: options.onSetup });
@@ -72,16 +76,17 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     const manager = new SpawnManager({
       backend, proxy, records: store, log, metrics,
       startTimeoutSeconds: config.spawn.startTimeoutSeconds, concurrency: config.spawn.concurrency, maxWorkers: config.spawn.maxWorkers,
+      routes, serverUrl: serverUrlOf(config),
     });
     cleanups.push(() => manager.close());
 
     const repairRoutes = async () => {
-      const result = await syncRoutes(proxy, () => manager.wantedRoutes(), { logger: log });
+      const result = await syncRoutes(proxy, () => manager.wantedRoutes(), { logger: log, manages: routes.manages });
       metrics.routeRepairs('added', result.added);
       metrics.routeRepairs('fixed', result.fixed);
       metrics.routeRepairs('removed', result.removed);
     };
-    const reconcileDeps = { backend, proxy, records: store, log, pending: () => manager.pendingUsers(), knownUser: (l: string) => store.getUser(l) !== undefined };
+    const reconcileDeps = { backend, proxy, records: store, log, pending: () => manager.pendingUsers(), knownUser: (l: string) => store.getUser(l) !== undefined, routes };
     const repair = async () => {
       await reconcile(reconcileDeps, { startup: false });
       await repairRoutes();
@@ -104,6 +109,8 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
         defaultTarget: `http://127.0.0.1:${config.hub.hubPort}`, authToken: secrets.proxyAuthToken, logger: log,
         // CHP logs every API call at info; the hub logs the route changes that matter.
         logLevel: config.hub.logLevel === 'debug' || config.hub.logLevel === 'trace' ? 'debug' : 'warn',
+        // Each student's cluster on a host of its own: CHP keys routes by host first.
+        extraArgs: config.hub.userSubdomains ? ['--host-routing'] : [],
       });
       supervisor.on('restart', (info) => {
         log.warn({ ...info }, 'proxy restarted; putting every route back');
@@ -127,7 +134,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     timer.unref();
     cleanups.push(() => clearInterval(timer));
 
-    const publicUrl = config.hub.publicUrl ?? `http://${config.hub.bind}:${config.hub.port}`;
+    const publicUrl = publicUrlOf(config);
     log.info({ publicUrl, backend: backend.kind, proxy: config.proxy.mode }, 'clusterhub is up');
     return {
       publicUrl, hubUrl: `http://${hubHost}:${config.hub.hubPort}`, proxyApiUrl, store, manager, backend, proxy, supervisor,

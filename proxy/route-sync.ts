@@ -24,6 +24,8 @@ export interface RouteDiff {
 export interface RouteSyncOptions {
   /** Only routes under this prefix are managed, i.e. removed when not wanted (default `/user/`). */
   prefix?: string;
+  /** Which route keys are managed, when a prefix cannot say (host routing); wins over `prefix`. */
+  manages?: (path: string) => boolean;
   /** Requests to the proxy in flight at once (default 8). */
   concurrency?: number;
   logger?: Logger;
@@ -52,7 +54,7 @@ export function normalizeRoutePath(path: string): string {
 export function diffRoutes(
   actual: Record<string, RouteInfo>,
   wanted: ReadonlyMap<string, WantedRoute>,
-  prefix = '/user/',
+  prefix: string | ((path: string) => boolean) = '/user/',
 ): RouteDiff {
   const have = new Map<string, RouteInfo>();
   for (const [path, info] of Object.entries(actual)) have.set(normalizeRoutePath(path), info);
@@ -66,10 +68,9 @@ export function diffRoutes(
     if (!current) diff.add.push(change);
     else if (current.target !== route.target) diff.fix.push(change);
   }
-  const managed = normalizeRoutePath(prefix);
+  const managed = typeof prefix === 'function' ? prefix : underPrefix(normalizeRoutePath(prefix));
   for (const path of have.keys()) {
-    const underPrefix = path === managed || path.startsWith(`${managed}/`);
-    if (underPrefix && !want.has(path)) diff.remove.push(path);
+    if (managed(path) && !want.has(path)) diff.remove.push(path);
   }
   return diff;
 }
@@ -87,7 +88,7 @@ export async function syncRoutes(
   const log = options.logger ?? silentLogger();
   const actual = await proxy.getRoutes();
   const want = typeof wanted === 'function' ? await wanted() : wanted;
-  const diff = diffRoutes(actual, want, options.prefix);
+  const diff = diffRoutes(actual, want, options.manages ?? options.prefix);
   const result: RouteSyncResult = { added: 0, fixed: 0, removed: 0, errors: [] };
 
   const jobs: Array<() => Promise<void>> = [
@@ -113,6 +114,10 @@ export async function syncRoutes(
     log.error({ err: error }, 'route sync: could not repair a route');
   });
   return result;
+}
+
+function underPrefix(prefix: string): (path: string) => boolean {
+  return (path) => path === prefix || path.startsWith(`${prefix}/`);
 }
 
 /** Run jobs with at most `limit` in flight; a failing job is reported and the rest go on. */

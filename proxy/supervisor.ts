@@ -42,7 +42,7 @@ export interface ChpSupervisorOptions {
   exitWithHub?: boolean;
   /** More CHP command-line flags. */
   extraArgs?: string[];
-  /** CHP's bin script (default: the installed npm package's). */
+  /** The proxy's script (default: `front.ts`, CHP behind a front that refuses malformed URLs). */
   bin?: string;
 }
 
@@ -72,6 +72,9 @@ interface Run {
 
 const STOP_GRACE_MS = 5000;
 const PROBE_INTERVAL_MS = 50;
+
+/** CHP through its library API, behind the hub's own front (proxy/front.ts). */
+const FRONT_SCRIPT = fileURLToPath(new URL('./front.ts', import.meta.url));
 
 /** Path of configurable-http-proxy's bin script in the installed npm package. */
 export function resolveChpBin(): string {
@@ -151,7 +154,7 @@ export class ChpSupervisor extends EventEmitter<ChpSupervisorEvents> {
     ];
     // Reading stdin to its end means: the hub is gone (even after SIGKILL), so go too.
     const watchParent = o.exitWithHub === false ? [] : ["--import=data:text/javascript,process.stdin.on('end',()=>process.exit(0)).resume()"];
-    const child = spawn(process.execPath, [...watchParent, o.bin ?? resolveChpBin(), ...args], {
+    const child = spawn(process.execPath, [...watchParent, o.bin ?? FRONT_SCRIPT, ...args], {
       env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: o.authToken },
       stdio: ['pipe', 'pipe', 'pipe'],
     });

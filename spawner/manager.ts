@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { Launch } from './launch-progress.ts';
 import { LaunchQueue } from './queue.ts';
 import { childLogger, type Logger } from '../shared/log.ts';
+import { pathRoutes, type RouteScheme } from '../proxy/routes.ts';
 import type { Proxy } from '../proxy/types.ts';
 import { ClusterError, type Backend, type ClusterErrorReason, type ProgressEvent } from './types.ts';
 
@@ -56,14 +57,13 @@ export interface ManagerOptions {
   maxWorkers: number;
   log: Logger;
   metrics?: ManagerMetrics;
+  /** How user routes are keyed in the proxy (default: by path, `/user/{login}`). */
+  routes?: RouteScheme;
+  /** The URL of a user's JupyterLab as the browser uses it (default: the path `/user/{login}/`). */
+  serverUrl?: (user: string) => string;
 }
 
-/** The proxy path of a user's cluster (CHP keys have no trailing slash). */
-export function routePath(user: string): string {
-  return `/user/${user}`;
-}
-
-/** Where a student's browser goes: Jupyter's base URL. */
+/** Jupyter's base URL (the path it serves under, on whichever host). */
 export function userUrl(user: string): string {
   return `/user/${user}/`;
 }
@@ -82,6 +82,9 @@ export interface ClusterView {
 
 export class SpawnManager {
   readonly backend: Backend;
+  /** How this manager keys user routes (route sync and the culler use the same). */
+  readonly routes: RouteScheme;
+  readonly #serverUrl: (user: string) => string;
   readonly #proxy: Proxy;
   readonly #records: ClusterRecords;
   readonly #log: Logger;
@@ -97,6 +100,8 @@ export class SpawnManager {
 
   constructor(options: ManagerOptions) {
     this.backend = options.backend;
+    this.routes = options.routes ?? pathRoutes;
+    this.#serverUrl = options.serverUrl ?? userUrl;
     this.#proxy = options.proxy;
     this.#records = options.records;
     this.#log = childLogger(options.log, { component: 'spawner' });
@@ -173,7 +178,7 @@ export class SpawnManager {
       throwIfAborted(signal, timeout, this.#timeoutMs, launch);
       if (!target) throw new ClusterError('the backend finished without reporting where the cluster is');
       launch.push({ progress: 99, message: 'Adding the route to your cluster' });
-      await this.#proxy.addRoute(routePath(user), target, { user, cluster: this.backend.kind });
+      await this.#proxy.addRoute(this.routes.path(user), target, { user, cluster: this.backend.kind });
       const readyAt = new Date().toISOString();
       this.#records.updateCluster(user, { phase: 'running', url: target, readyAt, lastActivity: readyAt });
       const seconds = (performance.now() - started) / 1000;
@@ -181,7 +186,7 @@ export class SpawnManager {
       this.#metrics.launchSucceeded(seconds);
       this.#metrics.activeClusters(this.#records.listClusters().filter((c) => c.phase === 'running').length);
       log.info({ seconds }, 'cluster ready');
-      finish({ progress: 100, message: 'Your cluster is ready', ready: true, url: userUrl(user) });
+      finish({ progress: 100, message: 'Your cluster is ready', ready: true, url: this.#serverUrl(user) });
     } catch (err) {
       const message = timeout.aborted ? timeoutMessage(this.#timeoutMs, launch) : err instanceof Error ? err.message : String(err);
       log.warn({ reason: message }, 'launch failed; cleaning up');
@@ -200,7 +205,7 @@ export class SpawnManager {
 
   /** Removes whatever a failed launch left: route, backend objects, record. */
   async #cleanup(user: string): Promise<void> {
-    await this.#proxy.deleteRoute(routePath(user)).catch((err) => this.#log.warn({ user, err }, 'route cleanup failed'));
+    await this.#proxy.deleteRoute(this.routes.path(user)).catch((err) => this.#log.warn({ user, err }, 'route cleanup failed'));
     await this.backend.stop(user).catch((err) => this.#log.error({ user, err }, 'backend cleanup failed'));
     this.#records.deleteCluster(user);
   }
@@ -214,7 +219,7 @@ export class SpawnManager {
     }
     const record = this.#records.getCluster(user);
     if (record?.phase === 'running') {
-      yield { progress: 100, message: 'Your cluster is ready', ready: true, url: userUrl(user) };
+      yield { progress: 100, message: 'Your cluster is ready', ready: true, url: this.#serverUrl(user) };
     } else {
       const failure = this.#lastFailure.get(user);
       yield { progress: 100, failed: true, message: failure ? `Launch failed: ${failure}` : `${user} has no cluster starting` };
@@ -236,7 +241,7 @@ export class SpawnManager {
         await launch.done;
       }
       if (this.#records.getCluster(user)) this.#records.updateCluster(user, { phase: 'stopping' });
-      await this.#proxy.deleteRoute(routePath(user));
+      await this.#proxy.deleteRoute(this.routes.path(user));
       await this.backend.stop(user, { removeWorkspace: options.removeWorkspace });
       this.#records.deleteCluster(user);
       this.#records.addEvent({ actor: options.actor, user, kind: options.kind ?? (options.removeWorkspace ? 'reset' : 'stop'), detail: options.reason ? { reason: options.reason } : {} });
@@ -280,7 +285,7 @@ export class SpawnManager {
     }
     if (this.#stopping.has(user)) return { phase: 'stopping', workers: record?.workers ?? 0 };
     if (!record) return { phase: 'stopped', workers: 0 };
-    return { phase: record.phase, workers: record.workers, url: userUrl(user), createdAt: record.createdAt, readyAt: record.readyAt };
+    return { phase: record.phase, workers: record.workers, url: this.#serverUrl(user), createdAt: record.createdAt, readyAt: record.readyAt };
   }
 
   /** The reason of the user's last failed launch, if it failed since the hub started. */
@@ -297,7 +302,7 @@ export class SpawnManager {
   wantedRoutes(): Map<string, { target: string; data: Record<string, unknown> }> {
     const wanted = new Map<string, { target: string; data: Record<string, unknown> }>();
     for (const c of this.#records.listClusters()) {
-      if (c.phase === 'running' && c.url) wanted.set(routePath(c.user), { target: c.url, data: { user: c.user, cluster: c.backend } });
+      if (c.phase === 'running' && c.url) wanted.set(this.routes.path(c.user), { target: c.url, data: { user: c.user, cluster: c.backend } });
     }
     return wanted;
   }

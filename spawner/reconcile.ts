@@ -3,7 +3,8 @@
  * finds every running cluster again) and on a timer (a cluster that died is forgotten).
  */
 import type { Logger } from '../shared/log.ts';
-import { routePath, type ClusterRecords } from './manager.ts';
+import type { ClusterRecords } from './manager.ts';
+import { pathRoutes, type RouteScheme } from '../proxy/routes.ts';
 import type { Proxy } from '../proxy/types.ts';
 import type { Backend } from './types.ts';
 
@@ -23,6 +24,8 @@ export interface ReconcileDeps {
   pending: () => string[];
   /** Known users: an unknown cluster belongs to nobody and is left to the orphan sweep. */
   knownUser: (login: string) => boolean;
+  /** How user routes are keyed (default: by path). */
+  routes?: RouteScheme;
 }
 
 /** One pass: adopt running clusters, forget dead ones, clean up abandoned launches. */
@@ -44,7 +47,7 @@ export async function reconcile(deps: ReconcileDeps, options: { startup: boolean
     }
     if (record.phase !== 'running') continue;
     if (!listing || listing.state === 'stopped' || listing.state === 'failed') {
-      await deps.proxy.deleteRoute(routePath(record.user)).catch(() => {});
+      await deps.proxy.deleteRoute((deps.routes ?? pathRoutes).path(record.user)).catch(() => {});
       if (listing) await deps.backend.stop(record.user).catch(() => {});
       deps.records.deleteCluster(record.user);
       const reason = listing?.reason ?? 'the cluster is gone';

@@ -52,6 +52,8 @@ for (const route of routes) {
     const allowed = await call('teacher');
     t.true(allowed.status < 400, `admin got ${allowed.status}: ${allowed.text.slice(0, 200)}`);
     if (route.method === 'POST' && route.path.endsWith('/cluster')) await hub.manager.stop('target', { actor: 'test' });
+    // A reset signs the student out everywhere: the next routes need a new token.
+    if (route.path.endsWith('/reset')) tokens.target = hub.token('target');
   });
 }
 

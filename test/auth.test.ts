@@ -306,16 +306,16 @@ test('the session cookie is HttpOnly, SameSite=Lax and signed: a tampered cookie
   t.truthy(browser.cookie('clusterhub-session.sig'), 'the cookie carries a signature');
   t.is((await me(browser)).status, 200);
 
-  // Claim to be an existing admin: only the signature can tell.
-  hub.store.upsertUser({ login: 'root', admin: true });
+  // The cookie holds only a random key to a session kept on the server: nothing to edit in it.
   const value = browser.cookie('clusterhub-session')!.value;
-  const data = JSON.parse(Buffer.from(value, 'base64').toString('utf8')) as { passport: { user: string } };
-  t.is(data.passport.user, 'alice');
-  data.passport.user = 'root';
-  browser.setCookie('clusterhub-session', Buffer.from(JSON.stringify(data)).toString('base64'));
+  t.notRegex(Buffer.from(value, 'base64').toString('latin1'), /alice/);
+  t.notRegex(value, /alice/);
+  // Claim to be an existing admin with a forged session: only the signature can tell.
+  hub.store.upsertUser({ login: 'root', admin: true });
+  browser.setCookie('clusterhub-session', Buffer.from(JSON.stringify({ passport: { user: 'root' } })).toString('base64'));
   t.is((await me(browser)).status, 401);
 
-  const https = await startHub(t, { publicUrl: 'https://hub.example.edu' });
+  const https = await startHub(t, { publicUrl: 'https://hub.example.edu', github: true, auth: { allowAll: true } });
   const login = await https.browser().get('/hub/login');
   t.regex(login.setCookies.find((c) => c.startsWith('clusterhub-session='))!, /;\s*secure/i);
 });
@@ -338,7 +338,7 @@ test('a cookie-authenticated POST needs the CSRF token; one from another session
 });
 
 test('API tokens: token and Bearer schemes work, bad tokens are 401, admin needs the row and the scope', async (t) => {
-  const hub = await startHub(t);
+  const hub = await startHub(t, { auth: { admins: ['alice'] } });
   const api = hub.browser();
   hub.store.upsertUser({ login: 'alice', admin: true });
   const { token: all } = hub.store.createToken('alice', { scopes: ['all'] });
@@ -355,9 +355,11 @@ test('API tokens: token and Bearer schemes work, bad tokens are 401, admin needs
   t.deepEqual(bad.json(), { status: 401, message: 'Invalid or expired API token.' });
   t.is((await me(api, { Authorization: 'Basic YWxpY2U6eA==' })).status, 401);
 
-  hub.store.upsertUser({ login: 'alice', admin: false });
-  t.false((await me(api, { Authorization: `token ${all}` })).json<AuthUser>().admin, 'a demoted owner\'s token loses admin');
-  t.is((await api.get('/hub/api/admin-only', { headers: { Authorization: `token ${all}` } })).status, 403);
+  t.is((await api.get('/hub/api/admin-only', { headers: { Authorization: `token ${narrow}` } })).status, 403);
+  // Rights come from the config, not the stored flag (test/security-accounts.test.ts restarts without the admin).
+  hub.store.upsertUser({ login: 'bob', admin: true });
+  const { token: bobs } = hub.store.createToken('bob', { scopes: ['all'] });
+  t.false((await me(api, { Authorization: `token ${bobs}` })).json<AuthUser>().admin, 'a stored flag alone gives no admin rights');
 });
 
 test('the session of a user deleted from the store ends', async (t) => {

@@ -1,6 +1,6 @@
 /** The `clusterhub` command as an operator runs it. */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -63,8 +63,25 @@ test('token prints a new token, stored only as a hash, with admin scope for admi
   t.true(store.getUser('prof')?.admin);
 });
 
-test('an unknown command prints the usage and fails', async (t) => {
-  const res = await cli(['frobnicate']);
-  t.is(res.code, 2);
-  t.regex(res.stderr, /unknown command: frobnicate[\s\S]*usage: clusterhub/);
+test('--version prints the version from package.json and exits 0', async (t) => {
+  const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as { version: string };
+  const res = await cli(['--version']);
+  t.is(res.code, 0, res.stderr);
+  t.is(res.stdout, `clusterhub ${pkg.version}\n`);
+});
+
+test('an unknown command, an unknown flag or a missing value is one line on stderr and exit code 2', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['frobnicate'], /^clusterhub: unknown command: frobnicate \(clusterhub --help lists the commands\)\n$/],
+    [['--frobnicate'], /^clusterhub: unknown option '--frobnicate' \(clusterhub --help lists the commands\)\n$/],
+    [['start', '--config'], /^clusterhub: option '-c, --config <value>' argument missing \(/],
+    [['token'], /^clusterhub: token needs a login: clusterhub token <login> \(/],
+  ];
+  for (const [args, expected] of cases) {
+    const res = await cli(args);
+    t.is(res.code, 2, args.join(' '));
+    t.regex(res.stderr, expected);
+    t.is(res.stderr.trimEnd().split('\n').length, 1, `one line, no stack trace: ${res.stderr}`);
+    t.is(res.stdout, '');
+  }
 });

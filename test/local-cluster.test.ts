@@ -93,6 +93,32 @@ test.serial('Jupyter refuses requests without the token', async (t) => {
   t.is(right.status, 200);
 });
 
+test.serial("JupyterLab's Dask panel shows this cluster's dashboard; the news prompt and the IPython Parallel panel are off", async (t) => {
+  const headers = { Authorization: `token ${token}` };
+  const json = async (path: string) => {
+    const response = await fetch(new URL(path, jupyter), { headers });
+    t.is(response.status, 200, path);
+    return response.json() as Promise<{ schema: { properties: Record<string, { default?: unknown }> } }>;
+  };
+  const record = await readRecord(clusterPaths(stateDir, user).stateFile);
+  const dask = (await json('lab/api/settings/dask-labextension:plugin')).schema.properties;
+  t.is(dask.defaultURL?.default, `/user/${user}/proxy/${record!.ports.dashboard}/`);
+  t.is(dask.hideClusterManager?.default, true, 'no "new cluster" buttons');
+  // What the panel asks for first: the dashboard's plots, through Jupyter's authenticated proxy.
+  const plots = await fetch(new URL(`${dask.defaultURL!.default as string}individual-plots.json`, jupyter), { headers });
+  t.is(plots.status, 200);
+  t.true(Object.keys(await plots.json() as object).some((name) => /Task Stream/.test(name)));
+  const notification = (await json('lab/api/settings/@jupyterlab/apputils-extension:notification')).schema.properties;
+  t.is(notification.fetchNews?.default, 'false', 'no "Jupyter news?" prompt');
+  const lab = await (await fetch(new URL('lab', jupyter), { headers })).text();
+  t.regex(lab, /"disabledExtensions": \[[^\]]*"ipyparallel-labextension:plugin"/, 'the IPython Parallel panel is not loaded');
+  const ippServer = await fetch(new URL('ipyparallel/clusters', jupyter), { headers });
+  await ippServer.body?.cancel();
+  t.is(ippServer.status, 404, 'and its server extension, which could start competing clusters, stays off');
+  const config = JSON.parse(await readFile(join(clusterPaths(stateDir, user).runtimeDir, 'jupyter_server_config.json'), 'utf8'));
+  t.is(config.ServerApp.allow_root, process.geteuid!() === 0, 'Jupyter may run as root only when it is root');
+});
+
 test.serial('in a notebook, Client() runs a Dask computation on the 2 workers', async (t) => {
   const out = await runInKernel(jupyter, token, [
     'from dask.distributed import Client',

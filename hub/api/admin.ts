@@ -20,11 +20,12 @@ export function adminRoutes(router: Router, deps: HubDeps): void {
     ctx.body = store.listUsers().map((u) => userModel(u, manager, store));
   });
 
-  // Rule: admin. Stops the cluster and wipes the workspace (local) or namespace (Kubernetes).
+  // Rule: admin. Stops the cluster, wipes the workspace (local) or namespace (Kubernetes), signs the user out everywhere.
   router.post('/hub/api/users/:name/reset', async (ctx) => {
     const actor = adminOnly(ctx);
     const user = knownUser(ctx.params.name!);
     await manager.stop(user.login, { actor: actor.login, reason: `reset by ${actor.login}`, removeWorkspace: true });
+    store.revokeAccess(user.login);
     ctx.body = userModel(user, manager, store);
   });
 

@@ -18,6 +18,8 @@ import { devBanner } from './pages.ts';
 import { addSignInRoutes } from './routes.ts';
 import { devLoginEnabled, isHttpsPublic } from './settings.ts';
 import { resolveUser, type AuthUser } from './user.ts';
+import { databaseSessionStore } from './session-store.ts';
+import { hasAdminRights } from './admins.ts';
 
 export type { AuthUser, RequireUserOptions } from './user.ts';
 export { requireUser } from './user.ts';
@@ -85,12 +87,13 @@ export function createAuth(deps: AuthDeps): Auth {
         secure,
         signed: true,
         renew: true,
+        store: databaseSessionStore(store, SESSION_MAX_AGE_MS),
       }, app));
       // Without GitHub, ctx.login still comes from a passport instance of its own.
       const instance = passport ?? new koaPassport.KoaPassport();
       if (!passport) instance.serializeUser((user, done) => done(null, user));
       app.use(instance.initialize());
-      app.use(resolveUser(store, log));
+      app.use(resolveUser(store, log, (user) => hasAdminRights(user, config)));
       addSignInRoutes(router, { config, store, log, passport, devLogin });
       if (devLogin) log.warn('development sign-in is on: anyone can sign in as anyone (loopback only)');
     },

@@ -13,14 +13,14 @@ function hidden(name: string, value: string | undefined): string {
 }
 
 /** `/hub/login`: the GitHub button, or the development form when that is enabled. */
-export function loginPage(options: { devLogin: boolean; github: boolean; csrf: string; next?: string; error?: string }): string {
+export function loginPage(options: { devLogin: boolean; devForm?: boolean; github: boolean; csrf: string; next?: string; error?: string }): string {
   const parts: string[] = ['<div class="card">', '<h1>Sign in</h1>'];
   if (options.error) parts.push(`<p class="error">${escapeHtml(options.error)}</p>`);
   if (options.github) {
     const href = options.next === undefined ? '/hub/oauth_login' : `/hub/oauth_login?next=${encodeURIComponent(options.next)}`;
     parts.push(`<p><a class="button" href="${escapeHtml(href)}">Sign in with GitHub</a></p>`);
   }
-  if (options.devLogin) {
+  if (options.devLogin && options.devForm !== false) {
     parts.push(
       '<form method="post" action="/hub/dev-login">',
       hidden('_csrf', options.csrf),
@@ -30,6 +30,7 @@ export function loginPage(options: { devLogin: boolean; github: boolean; csrf: s
       '</form>',
     );
   }
+  if (options.devLogin && options.devForm === false) parts.push('<p class="error">The development sign-in answers only requests made on this machine.</p>');
   if (!options.github && !options.devLogin) parts.push('<p class="error">No sign-in method is configured (auth.github).</p>');
   parts.push('</div>');
   return layout({ title: 'Sign in', body: parts.join('\n'), banner: devBanner(options.devLogin) });

@@ -8,13 +8,14 @@ import type { KoaPassportInstance } from 'koa-passport';
 import type { Config } from '../../config/schema.ts';
 import type { Store } from '../store/types.ts';
 import type { Logger } from '../../shared/log.ts';
-import { allowReason, isAdminLogin, membershipsToCheck } from './allow.ts';
+import { hasAdminRights } from './admins.ts';
+import { allowReason, membershipsToCheck } from './allow.ts';
 import { csrfProtect, csrfToken } from './csrf.ts';
 import { formField } from './form.ts';
 import { confirmMemberships, type GitHubSignIn } from './github.ts';
 import { loginPage, logoutPage, signInFailedPage } from './pages.ts';
 import { clearSession, destroySession, sessionOf } from './session.ts';
-import { isLoginShape, safeNext } from './settings.ts';
+import { isDirectLoopbackRequest, isLoginShape, safeNext } from './settings.ts';
 import type { AuthUser } from './user.ts';
 
 export interface SignInDeps {
@@ -46,7 +47,7 @@ async function signIn(ctx: Context, deps: SignInDeps, login: string, githubId: n
   const next = safeNext(sessionOf(ctx)?.next);
   // Nothing from before sign-in (state nonce, CSRF secret, next) carries over into the signed-in session.
   clearSession(ctx);
-  const row = deps.store.upsertUser({ login, githubId, admin: isAdminLogin(login, deps.config) });
+  const row = deps.store.upsertUser({ login, githubId, admin: hasAdminRights({ login }, deps.config) });
   await (ctx as unknown as { login(user: string): Promise<void> }).login(row.login);
   deps.log.info({ user: row.login, admin: row.admin, via: how }, 'signed in');
   ctx.status = 303;
@@ -87,6 +88,9 @@ async function finishGitHub(ctx: Context, deps: SignInDeps, outcome: Outcome): P
   await signIn(ctx, deps, identity.login, identity.id, `github:${reason}`);
 }
 
+/** The request came from this machine, not through another proxy (the dev sign-in's condition). */
+const direct = (ctx: Context): boolean => isDirectLoopbackRequest(ctx.req.socket.remoteAddress, ctx.req.headers);
+
 /** Add the sign-in routes (full paths, so the router must have no prefix). */
 export function addSignInRoutes(router: Router, deps: SignInDeps): void {
   const { config, devLogin, passport } = deps;
@@ -96,7 +100,7 @@ export function addSignInRoutes(router: Router, deps: SignInDeps): void {
   router.get('/hub/login', (ctx) => {
     const next = safeNext(ctx.query.next);
     if (ctx.state.user) return ctx.redirect(next ?? '/hub/home');
-    html(ctx, 200, loginPage({ devLogin, github, csrf: csrfToken(ctx), next }));
+    html(ctx, 200, loginPage({ devLogin, devForm: devLogin && direct(ctx), github, csrf: csrfToken(ctx), next }));
   });
 
   if (github) {
@@ -130,10 +134,14 @@ export function addSignInRoutes(router: Router, deps: SignInDeps): void {
   if (devLogin) {
     // Anyone, on loopback only, with the page's CSRF token: sign in as the login typed.
     router.post('/hub/dev-login', csrfProtect(), async (ctx) => {
+      if (!direct(ctx)) {
+        deps.log.warn({ ip: ctx.req.socket.remoteAddress }, 'refused a forwarded development sign-in');
+        return html(ctx, 403, signInFailedPage({ devLogin, title: 'Sign-in refused', message: 'The development sign-in answers only requests made on this machine, not relayed by a proxy.' }));
+      }
       const name = ((formField(ctx, 'name')) ?? '').trim();
       if (!isLoginShape(name)) {
         const next = safeNext(formField(ctx, 'next'));
-        return html(ctx, 400, loginPage({ devLogin, github, csrf: csrfToken(ctx), next, error: 'That is not a GitHub login: letters, digits and -, at most 39.' }));
+        return html(ctx, 400, loginPage({ devLogin, devForm: true, github, csrf: csrfToken(ctx), next, error: 'That is not a GitHub login: letters, digits and -, at most 39.' }));
       }
       const session = sessionOf(ctx);
       const next = safeNext(formField(ctx, 'next'));

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { configSchema, type ConfigInput } from '../../config/schema.ts';
-import { callbackUrl, checkAuthConfig, devLoginEnabled, githubScopes, isLoginShape, isLoopback, publicUrl, safeNext } from './settings.ts';
+import { callbackUrl, checkAuthConfig, devLoginEnabled, githubScopes, isDirectLoopbackRequest, isLoginShape, isLoopback, publicUrl, safeNext } from './settings.ts';
 
 const config = (input: ConfigInput) => configSchema.parse(input);
 const github = { clientId: 'id', clientSecret: 'secret' };
@@ -51,4 +51,20 @@ test('next only ever points at a local path', (t) => {
 test('login shape follows GitHub', (t) => {
   t.true(isLoginShape('alice-b2'));
   for (const bad of ['', '-alice', 'a'.repeat(40), 'al ice', 'al<ice>', 'alice_b']) t.false(isLoginShape(bad), bad);
+});
+
+test('the development sign-in is off behind a public URL that is not loopback', (t) => {
+  t.false(devLoginEnabled(config({ hub: { publicUrl: 'https://hub.example.edu' } })));
+  t.true(devLoginEnabled(config({ hub: { publicUrl: 'http://localhost:8000' } })));
+});
+
+test('only a request made on this machine, at most through the hub\'s own proxy, counts as direct', (t) => {
+  t.true(isDirectLoopbackRequest('127.0.0.1', {}));
+  t.true(isDirectLoopbackRequest('::ffff:127.0.0.1', { 'x-forwarded-for': '127.0.0.1' }), 'one loopback hop: the managed proxy');
+  t.false(isDirectLoopbackRequest('10.1.2.3', {}), 'the socket is not loopback');
+  t.false(isDirectLoopbackRequest(undefined, {}));
+  t.false(isDirectLoopbackRequest('127.0.0.1', { 'x-forwarded-for': '203.0.113.9' }), 'relayed for someone else');
+  t.false(isDirectLoopbackRequest('127.0.0.1', { 'x-forwarded-for': '127.0.0.1, 127.0.0.1' }), 'two hops: another proxy in front');
+  t.false(isDirectLoopbackRequest('127.0.0.1', { forwarded: 'for=127.0.0.1' }));
+  t.false(isDirectLoopbackRequest('127.0.0.1', { 'x-real-ip': '127.0.0.1' }));
 });

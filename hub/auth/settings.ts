@@ -37,9 +37,23 @@ export function callbackUrl(config: Config): string {
   return config.auth.github?.callbackUrl ?? `${publicUrl(config)}/hub/oauth_callback`;
 }
 
-/** The development sign-in exists only without GitHub and only on a loopback bind. */
+/** The development sign-in exists only without GitHub, on a loopback bind and a loopback public URL. */
 export function devLoginEnabled(config: Config): boolean {
-  return config.auth.github === undefined && isLoopback(config.hub.bind);
+  return config.auth.github === undefined && isLoopback(config.hub.bind) && isLoopback(new URL(publicUrl(config)).hostname);
+}
+
+/**
+ * True when a request came from this machine itself, not relayed by a reverse proxy: the
+ * socket is loopback, there is no `Forwarded` or `X-Real-IP`, and `X-Forwarded-For` holds at
+ * most the one loopback hop the hub's own proxy adds. The dev sign-in answers only these.
+ */
+export function isDirectLoopbackRequest(remoteAddress: string | undefined, headers: Record<string, string | string[] | undefined>): boolean {
+  if (remoteAddress === undefined || !isLoopback(remoteAddress)) return false;
+  if (headers.forwarded !== undefined || headers['x-real-ip'] !== undefined) return false;
+  const xff = headers['x-forwarded-for'];
+  if (xff === undefined) return true;
+  const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',').map((h) => h.trim()).filter(Boolean);
+  return hops.length <= 1 && hops.every(isLoopback);
 }
 
 /** GitHub scopes to ask for: identity always, org membership only when orgs or teams decide. */
@@ -59,6 +73,14 @@ export function checkAuthConfig(config: Config): void {
       `hub.bind is ${bind}, which is not a loopback address, but auth.github is not set: ` +
       'without GitHub only the development sign-in exists, and it lets anyone sign in as anyone. ' +
       'Set auth.github (clientId, clientSecret) or bind to 127.0.0.1.',
+    );
+  }
+  const publicHost = new URL(publicUrl(config)).hostname;
+  if (config.auth.github === undefined && !isLoopback(publicHost)) {
+    throw new Error(
+      `hub.publicUrl is ${config.hub.publicUrl}, which is not on this machine, but auth.github is not set: ` +
+      'students would reach the development sign-in, which lets anyone sign in as anyone. ' +
+      'Set auth.github (clientId, clientSecret), or use a loopback hub.publicUrl for development.',
     );
   }
   const wildcard = bind === '0.0.0.0' || bind === '::' || bind === '[::]';

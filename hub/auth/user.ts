@@ -3,7 +3,7 @@
  * middleware that demands a user (or an admin).
  */
 import type { Context, Middleware, Next } from 'koa';
-import type { Store } from '../store/types.ts';
+import type { Store, UserRow } from '../store/types.ts';
 import type { Logger } from '../../shared/log.ts';
 import { HttpError } from '../errors.ts';
 import { sessionOf } from './session.ts';
@@ -15,6 +15,8 @@ export interface AuthUser {
   via: 'session' | 'token';
   /** `['all']` for sessions; the token's scopes otherwise. */
   scopes: string[];
+  /** When the calling token expires (ISO 8601); absent for a token without expiry and for sessions. */
+  expiresAt?: string;
 }
 
 /** `last seen` is worth one database write a minute per user, not one per request. */
@@ -27,9 +29,9 @@ export function tokenFromHeader(header: string | undefined): string | undefined 
 }
 
 /** A token's rights: admin only while the owner is still an admin and the token allows it. */
-export function tokenUser(owner: { login: string; admin: boolean }, scopes: string[]): AuthUser {
+export function tokenUser(owner: { login: string; admin: boolean }, scopes: string[], expiresAt: string | null = null): AuthUser {
   const adminScope = scopes.includes('admin') || scopes.includes('all');
-  return { login: owner.login, admin: owner.admin && adminScope, via: 'token', scopes: [...scopes] };
+  return { login: owner.login, admin: owner.admin && adminScope, via: 'token', scopes: [...scopes], ...(expiresAt ? { expiresAt } : {}) };
 }
 
 /**
@@ -37,7 +39,7 @@ export function tokenUser(owner: { login: string; admin: boolean }, scopes: stri
  * a bad token never falls back to the cookie) or from the session's login. A session whose
  * user was deleted from the store is signed out.
  */
-export function resolveUser(store: Store, log: Logger): Middleware {
+export function resolveUser(store: Store, log: Logger, isAdmin: (user: UserRow) => boolean): Middleware {
   const lastTouch = new Map<string, number>();
   const touch = (login: string): void => {
     const now = Date.now();
@@ -53,7 +55,7 @@ export function resolveUser(store: Store, log: Logger): Middleware {
       const row = secret === undefined ? undefined : store.findToken(secret);
       const owner = row === undefined ? undefined : store.getUser(row.owner);
       if (row && owner) {
-        ctx.state.user = tokenUser(owner, row.scopes);
+        ctx.state.user = tokenUser({ login: owner.login, admin: isAdmin(owner) }, row.scopes, row.expiresAt);
         touch(owner.login);
       } else {
         ctx.state.authError = 'Invalid or expired API token.';
@@ -65,7 +67,7 @@ export function resolveUser(store: Store, log: Logger): Middleware {
     if (session && typeof login === 'string') {
       const row = store.getUser(login);
       if (row) {
-        ctx.state.user = { login: row.login, admin: row.admin, via: 'session', scopes: ['all'] } satisfies AuthUser;
+        ctx.state.user = { login: row.login, admin: isAdmin(row), via: 'session', scopes: ['all'] } satisfies AuthUser;
         touch(row.login);
       } else {
         delete session.passport;

@@ -33,7 +33,7 @@ function idle(row: AdminRow): string {
 export function adminBody(rows: AdminRow[], csrf: string, maxWorkers: number, message?: string): string {
   const token = `<input type="hidden" name="_csrf" value="${e(csrf)}">`;
   const action = (login: string, verb: string, label: string, extra = '') =>
-    `<form method="post" action="/hub/admin/users/${e(login)}/${verb}" style="display:inline">${token}${extra}<button type="submit">${label}</button></form>`;
+    `<form method="post" action="/hub/admin/users/${e(login)}/${verb}" class="inline">${token}${extra}<button type="submit">${label}</button></form>`;
   const body = rows.map((r) => {
     const live = r.phase !== 'stopped';
     return `<tr data-user="${e(r.login)}">
@@ -41,15 +41,16 @@ export function adminBody(rows: AdminRow[], csrf: string, maxWorkers: number, me
 <td class="phase">${e(r.phase)}</td><td class="workers">${live ? r.workers : '—'}</td>
 <td>${e(ago(r.lastActivity))}</td><td>${e(idle(r))}</td>
 <td>${live ? action(r.login, 'stop', 'Stop') : ''}
-${r.phase === 'running' ? action(r.login, 'scale', 'Scale', `<input name="workers" type="number" min="0" max="${maxWorkers}" value="${r.workers}" style="width:4em"> `) : ''}
-${action(r.login, 'reset', 'Reset')}</td></tr>`;
+${r.phase === 'running' ? action(r.login, 'scale', 'Scale', `<input name="workers" type="number" min="0" max="${maxWorkers}" value="${r.workers}" class="narrow"> `) : ''}
+${action(r.login, 'reset', 'Reset')}
+${action(r.login, 'signout', 'Sign out everywhere')}</td></tr>`;
   }).join('\n');
   const running = rows.filter((r) => r.phase !== 'stopped').length;
   return `<div class="card">
 <h1>Students</h1>
 ${message ? `<p id="flash">${e(message)}</p>` : ''}
-<p>${plural(rows.length, 'user')}, ${plural(running, 'cluster')}. <form method="post" action="/hub/admin/stop-all" style="display:inline">${token}<button type="submit">Stop all clusters</button></form>
-<form method="post" action="/hub/admin/cull" style="display:inline">${token}<button type="submit">Cull idle now</button></form></p>
+<p>${plural(rows.length, 'user')}, ${plural(running, 'cluster')}. <form method="post" action="/hub/admin/stop-all" class="inline">${token}<button type="submit">Stop all clusters</button></form>
+<form method="post" action="/hub/admin/cull" class="inline">${token}<button type="submit">Cull idle now</button></form></p>
 <table><thead><tr><th>User</th><th>State</th><th>Workers</th><th>Last activity</th><th>Idle</th><th></th></tr></thead>
 <tbody>${body}</tbody></table></div>`;
 }

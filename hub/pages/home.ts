@@ -9,7 +9,7 @@ export interface HomeModel {
   defaultWorkers: number;
   maxWorkers: number;
   csrf: string;
-  /** Dashboard links (label → path under /user/{login}/). */
+  /** Dashboard links (label → path under the user's JupyterLab URL, `view.url`). */
   links: Record<string, string>;
   /** The last thing that happened to this user's cluster that they should know about. */
   notice?: EventRow;
@@ -43,8 +43,8 @@ export function homeBody(m: HomeModel): string {
   <button class="primary" type="submit">Launch</button></form>`;
   const stopForm = `<form id="stop" method="post" action="/hub/stop">${csrf}<button type="submit">Stop</button></form>`;
   const links = Object.entries(m.links).map(([label, path]) =>
-    `<a href="/user/${e(m.login)}/${e(path)}" target="_blank" rel="noopener">${e(label)}</a>`).join(' · ');
-  return `<div class="card" data-phase="${e(view.phase)}">
+    `<a href="${e(view.url ?? `/user/${m.login}/`)}${e(path)}" target="_blank" rel="noopener">${e(label)}</a>`).join(' · ');
+  return `<div class="card" data-user="${e(m.login)}" data-phase="${e(view.phase)}">
 <h1>Your cluster</h1>
 ${notice ? `<p class="error" id="notice">${e(notice)}</p>` : ''}
 <p>Status: <strong id="state">${e(state)}</strong></p>
@@ -53,23 +53,27 @@ ${running ? `<p><a class="button" id="open" href="/hub/open/${e(m.login)}">Open 
 ${pending ? stopForm : ''}
 ${!running && !pending ? launchForm : ''}
 </div>
-<script>${progressScript(m.login, pending)}</script>`;
+<script>${HOME_SCRIPT}</script>`;
 }
 
-/** Launch without a page reload and follow the progress stream; the forms work without it. */
-function progressScript(login: string, pending: boolean): string {
-  return `
+/**
+ * Launch without a page reload and follow the progress stream; the forms work without it.
+ * Static text (the user and phase come from the card's data attributes), so the
+ * Content-Security-Policy admits exactly this script by its hash.
+ */
+export const HOME_SCRIPT = `
 (() => {
-  const user = ${JSON.stringify(login)};
+  const card = document.querySelector('[data-user]');
+  const user = card.dataset.user, phase = card.dataset.phase;
   const csrf = document.querySelector('input[name=_csrf]')?.value;
   const box = document.getElementById('progress'), bar = document.getElementById('bar'), msg = document.getElementById('message');
   function follow() {
     box.hidden = false;
-    const source = new EventSource('/hub/api/users/' + user + '/cluster/progress');
+    const source = new EventSource('/hub/api/users/' + encodeURIComponent(user) + '/cluster/progress');
     source.onmessage = (m) => {
       const ev = JSON.parse(m.data);
       bar.value = ev.progress; msg.textContent = ev.message;
-      if (ev.ready) { source.close(); location.assign('/hub/open/' + user); }
+      if (ev.ready) { source.close(); location.assign('/hub/open/' + encodeURIComponent(user)); }
       if (ev.failed) { source.close(); location.reload(); }
     };
   }
@@ -78,11 +82,10 @@ function progressScript(login: string, pending: boolean): string {
     event.preventDefault();
     form.querySelector('button').disabled = true;
     const workers = Number(document.getElementById('workers').value);
-    const res = await fetch('/hub/api/users/' + user + '/cluster', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf }, body: JSON.stringify({ workers }) });
+    const res = await fetch('/hub/api/users/' + encodeURIComponent(user) + '/cluster', { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf }, body: JSON.stringify({ workers }) });
     if (!res.ok) { const body = await res.json(); msg.textContent = body.message; box.hidden = false; form.querySelector('button').disabled = false; return; }
     document.getElementById('state').textContent = 'starting';
     follow();
   });
-  if (${pending}) follow();
+  if (phase === 'queued' || phase === 'starting') follow();
 })();`;
-}

@@ -33,7 +33,8 @@ export interface PageOptions {
   banner?: string;
 }
 
-const STYLE = `
+/** The one stylesheet, inline; the Content-Security-Policy admits it by its hash. */
+export const STYLE = `
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1f2328;background:#f6f8fa}
 header{display:flex;align-items:center;gap:1rem;padding:.6rem 1.2rem;background:#24292f;color:#fff}
 header a,header button{color:#fff;text-decoration:none;background:none;border:0;font:inherit;cursor:pointer;padding:0}
@@ -46,6 +47,8 @@ main{max-width:52rem;margin:2rem auto;padding:0 1.2rem}
 .button,button.primary{display:inline-block;padding:.5rem 1rem;border-radius:6px;border:1px solid #1f883d;background:#1f883d;color:#fff;font:inherit;cursor:pointer;text-decoration:none}
 input[type=text]{padding:.4rem;font:inherit;border:1px solid #d0d7de;border-radius:6px}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #d0d7de}
+form.inline{display:inline}input.narrow{width:4em}
+.warning{padding:.6rem 1rem;background:#fff8c5;border:1px solid #d4a72c;border-radius:6px}
 `.trim();
 
 /** The nav bar: Home / Admin / sign-out when signed in, a sign-in link otherwise. */

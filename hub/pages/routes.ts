@@ -5,10 +5,12 @@ import { csrfToken } from '../auth/csrf.ts';
 import { devBanner } from '../auth/pages.ts';
 import type { AuthUser } from '../auth/user.ts';
 import { adminOnly, selfOrAdmin } from '../api/rules.ts';
+import { signOutEverywhere } from '../api/sessions.ts';
 import type { HubDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
 import { adminBody, type AdminRow } from './admin.ts';
 import { homeBody } from './home.ts';
+import { openWarningBody } from './open.ts';
 import { layout } from './layout.ts';
 
 /** Where the dashboards are, relative to the user's Jupyter (jupyter-server-proxy paths). */
@@ -74,14 +76,35 @@ export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: b
     seeOther(ctx, '/hub/home');
   });
 
-  // Rule: self or admin. Into JupyterLab, with the cluster's token (Jupyter turns it into its own cookie).
-  router.get('/hub/open/:name', (ctx) => {
-    if (!viewer(ctx)) return;
-    const name = ctx.params.name!;
-    selfOrAdmin(ctx, name);
+  /** The student's JupyterLab with the cluster's token (Jupyter turns it into its own cookie). */
+  const labUrl = (name: string, token: string) => `${manager.view(name).url ?? `/user/${name}/`}lab?token=${encodeURIComponent(token)}`;
+  /** Owner, or an instructor when `auth.adminAccess` allows it; the running cluster's record. */
+  const openable = (ctx: Context, name: string) => {
+    const user = selfOrAdmin(ctx, name);
+    if (user.login !== name && !config.auth.adminAccess) {
+      throw new HttpError(403, `Instructors cannot open students' JupyterLab on this hub (auth.adminAccess is off): in it they would act as ${name}`);
+    }
     const record = store.getCluster(name);
-    if (!record || record.phase !== 'running') return ctx.redirect('/hub/home');
-    ctx.redirect(`/user/${encodeURIComponent(name)}/lab?token=${encodeURIComponent(record.jupyterToken)}`);
+    return record?.phase === 'running' ? record : undefined;
+  };
+
+  // Rule: self; an admin only with auth.adminAccess, after a warning page.
+  router.get('/hub/open/:name', (ctx) => {
+    const user = viewer(ctx);
+    if (!user) return;
+    const name = ctx.params.name!;
+    const record = openable(ctx, name);
+    if (!record) return ctx.redirect('/hub/home');
+    if (user.login === name) return ctx.redirect(labUrl(name, record.jupyterToken));
+    page(ctx, `Open ${name}'s JupyterLab`, openWarningBody(name, csrfToken(ctx)));
+  });
+  router.post('/hub/open/:name', (ctx) => {
+    const actor = adminOnly(ctx);
+    const name = ctx.params.name!;
+    const record = openable(ctx, name);
+    if (!record) return seeOther(ctx, '/hub/home');
+    store.addEvent({ actor: actor.login, user: name, kind: 'admin-access' });
+    seeOther(ctx, labUrl(name, record.jupyterToken));
   });
 
   // Rule: anyone. The proxy sends /user/{name}/… here when that cluster has no route.
@@ -112,7 +135,10 @@ export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: b
     if (!store.getUser(name)) throw new HttpError(404, `No such user: ${name}`);
     const verb = ctx.params.verb;
     if (verb === 'stop') await manager.stop(name, { actor: actor.login, reason: `stopped by ${actor.login}` });
-    else if (verb === 'reset') await manager.stop(name, { actor: actor.login, reason: `reset by ${actor.login}`, removeWorkspace: true });
+    else if (verb === 'reset') {
+      await manager.stop(name, { actor: actor.login, reason: `reset by ${actor.login}`, removeWorkspace: true });
+      store.revokeAccess(name);
+    } else if (verb === 'signout') signOutEverywhere(deps, name, actor.login);
     else if (verb === 'scale') await manager.scale(name, formWorkers(ctx), actor.login);
     else throw new HttpError(404, `Unknown action: ${verb}`);
     seeOther(ctx, `/hub/admin?done=${encodeURIComponent(`${verb}: ${name}`)}`);

@@ -61,6 +61,19 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX events_by_kind ON events (kind, id);
     `,
   },
+  {
+    description: 'server-side sessions',
+    sql: `
+      -- The cookie carries the session key; only its sha256 is kept, so the file cannot sign anyone in.
+      CREATE TABLE sessions (
+        id         TEXT PRIMARY KEY,
+        login      TEXT,
+        data       TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX sessions_by_login ON sessions (login);
+    `,
+  },
 ];
 
 /**

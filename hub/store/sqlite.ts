@@ -17,6 +17,9 @@ export interface StoreOptions {
   lastUsedResolutionMs?: number;
 }
 
+/** How often expired sessions are deleted (on a write). */
+const SESSION_SWEEP_MS = 60_000;
+
 /** Events a listing returns when it does not say (newest first). */
 const DEFAULT_EVENT_LIMIT = 100;
 
@@ -39,6 +42,7 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
   migrate(db);
 
   const iso = (d: Date = now()): string => d.toISOString();
+  let lastSessionSweep = 0;
   const q = {
     upsertUser: db.prepare(`
       INSERT INTO users (login, github_id, admin, created_at) VALUES (:login, :github_id, :admin, :now)
@@ -65,6 +69,11 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
     listTokensOf: db.prepare('SELECT * FROM tokens WHERE owner = ? ORDER BY created_at, id'),
     deleteToken: db.prepare('DELETE FROM tokens WHERE id = ?'),
     deleteTokensOf: db.prepare('DELETE FROM tokens WHERE owner = ?'),
+    getSession: db.prepare('SELECT data FROM sessions WHERE id = ? AND expires_at > ?'),
+    putSession: db.prepare('INSERT OR REPLACE INTO sessions (id, login, data, expires_at) VALUES (?, ?, ?, ?)'),
+    deleteSession: db.prepare('DELETE FROM sessions WHERE id = ?'),
+    deleteSessionsOf: db.prepare('DELETE FROM sessions WHERE login = ?'),
+    deleteExpiredSessions: db.prepare('DELETE FROM sessions WHERE expires_at <= ?'),
     addEvent: db.prepare('INSERT INTO events (time, actor, user, kind, detail) VALUES (?, ?, ?, ?, ?) RETURNING *'),
     listEvents: db.prepare(`
       SELECT * FROM events
@@ -104,6 +113,7 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
     deleteUser(login) {
       transaction(() => {
         q.deleteTokensOf.run(login);
+        q.deleteSessionsOf.run(login);
         q.deleteCluster.run(login);
         q.deleteUser.run(login);
       });
@@ -177,6 +187,29 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
     },
     deleteToken(id) {
       return Number(q.deleteToken.run(id).changes) > 0;
+    },
+
+    getSession(key) {
+      const row = q.getSession.get(hashTokenSecret(key), iso());
+      return row ? JSON.parse(String(row.data)) as Record<string, unknown> : undefined;
+    },
+    putSession(key, data, login, expiresAt) {
+      const at = now().getTime();
+      // Sign-in pages make sessions for every visitor: sweep the expired ones now and then.
+      if (at - lastSessionSweep > SESSION_SWEEP_MS) {
+        lastSessionSweep = at;
+        q.deleteExpiredSessions.run(iso());
+      }
+      q.putSession.run(hashTokenSecret(key), login, JSON.stringify(data), iso(expiresAt));
+    },
+    deleteSession(key) {
+      q.deleteSession.run(hashTokenSecret(key));
+    },
+    revokeAccess(login) {
+      return transaction(() => ({
+        sessions: Number(q.deleteSessionsOf.run(login).changes),
+        tokens: Number(q.deleteTokensOf.run(login).changes),
+      }));
     },
 
     addEvent(event): EventRow {

@@ -56,6 +56,14 @@ export interface Store {
   listTokens(owner?: string): TokenRow[];
   deleteToken(id: string): boolean;
 
+  /** A live session's data by its cookie key (expired ones are gone). */
+  getSession(key: string): Record<string, unknown> | undefined;
+  /** Create or replace a session; `login` is who it signs in (null before sign-in). */
+  putSession(key: string, data: Record<string, unknown>, login: string | null, expiresAt: Date): void;
+  deleteSession(key: string): void;
+  /** End every session and token of `login` (sign out everywhere); returns how many of each. */
+  revokeAccess(login: string): { sessions: number; tokens: number };
+
   addEvent(event: { actor: string; user: string; kind: string; detail?: Record<string, unknown>; time?: Date }): EventRow;
   listEvents(filter?: { user?: string; kind?: string; limit?: number }): EventRow[];
 

@@ -4,7 +4,7 @@
  * so a restarted hub can adopt or clean up what it finds.
  */
 import { readFile, readdir, rm } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../shared/log.ts';
 import { ClusterError } from '../types.ts';
@@ -74,6 +74,10 @@ export class LocalBackend implements Backend {
   readonly #ctx: LaunchContext;
 
   constructor(options: LocalBackendOptions) {
+    // Children run in their workspaces: a relative path would point somewhere else for each.
+    for (const [key, path] of Object.entries({ stateDir: options.stateDir, venvBin: options.venvBin })) {
+      if (!isAbsolute(path)) throw new Error(`LocalBackend: ${key} must be an absolute path, got ${JSON.stringify(path)}`);
+    }
     this.#o = options;
     this.#t = { schedulerMs: 180_000, workersMs: 180_000, stopGraceMs: 20_000, ...options.timeouts };
     this.#entrypoint = options.entrypoint ?? ENTRYPOINT;

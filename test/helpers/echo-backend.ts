@@ -4,15 +4,24 @@
  * are exercised in test/local-cluster.test.ts and test/kubernetes-backend.test.ts.
  */
 import { ClusterError, type Backend, type ClusterListing, type ClusterStatus, type ProgressEvent, type StartOptions } from '../../spawner/types.ts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { startHttpTarget, type HttpTarget } from './net.ts';
+
+/** How a user's "cluster" answers, when not with the default echo (e.g. a page a student serves). */
+export type ClusterHandler = (user: string) => (req: IncomingMessage, res: ServerResponse) => void;
 
 export class EchoBackend implements Backend {
   readonly kind = 'echo';
+  readonly #handler: ClusterHandler | undefined;
   readonly clusters = new Map<string, { target: HttpTarget; workers: number; token: string }>();
   /** When set, the next start fails with this reason. */
   failNext: string | undefined;
   /** When set, starts wait for this promise before becoming ready. */
   hold: Promise<void> | undefined;
+
+  constructor(options: { handler?: ClusterHandler } = {}) {
+    this.#handler = options.handler;
+  }
 
   async *start(user: string, options: StartOptions): AsyncIterable<ProgressEvent> {
     yield { progress: 10, message: 'starting the echo cluster' };
@@ -22,7 +31,7 @@ export class EchoBackend implements Backend {
       this.failNext = undefined;
       throw new ClusterError(reason);
     }
-    const target = await startHttpTarget(`cluster of ${user}`);
+    const target = await startHttpTarget(`cluster of ${user}`, this.#handler?.(user));
     this.clusters.set(user, { target, workers: options.workers, token: options.jupyterToken });
     yield { progress: 60, message: 'workers joined' };
     yield { progress: 100, message: 'ready', ready: true, url: target.url };

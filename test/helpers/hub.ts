@@ -23,7 +23,7 @@ export interface TestHub extends RunningHub {
 }
 
 /** Two adjacent free ports (the proxy's public port and its API port). */
-async function adjacentPorts(): Promise<number> {
+export async function adjacentPorts(): Promise<number> {
   for (let i = 0; i < 20; i++) {
     const port = await freePort();
     if (port < 65535 && (await isFree(port + 1))) return port;
@@ -40,6 +40,12 @@ async function isFree(port: number): Promise<boolean> {
   });
 }
 
+/** `hub.publicUrl` may say `{port}`: the public port is only picked here. */
+function withPort(hub: Record<string, unknown> | undefined, port: number): Record<string, unknown> | undefined {
+  if (typeof hub?.publicUrl !== 'string') return hub;
+  return { ...hub, publicUrl: hub.publicUrl.replace('{port}', String(port)) };
+}
+
 export async function startTestHub(options: {
   backend?: Backend;
   config?: Record<string, Record<string, unknown>>;
@@ -50,7 +56,7 @@ export async function startTestHub(options: {
   const port = await adjacentPorts();
   const raw: Record<string, Record<string, unknown>> = {
     ...options.config,
-    hub: { port, hubPort: await freePort(), stateDir, logLevel: 'warn', ...options.config?.hub },
+    hub: { port, hubPort: await freePort(), stateDir, logLevel: 'warn', ...withPort(options.config?.hub, port) },
     auth: { admins: ['teacher'], ...options.config?.auth },
     culler: { enabled: false, ...options.config?.culler },
   };

@@ -139,8 +139,9 @@ def load(environ: dict[str, str], mode: str) -> Settings:
         jupyter_port=_int(e, 'CLUSTER_JUPYTER_PORT', 8888, 1),
         jupyter_token=token,
         base_url=base_url,
-        workspace=e.get('CLUSTER_WORKSPACE', os.path.join(home, 'work')),
-        runtime_dir=e.get('CLUSTER_RUNTIME_DIR', os.path.join(home, '.clusterhub')),
+        # Children run in the workspace: a path relative to where we started would move.
+        workspace=os.path.abspath(e.get('CLUSTER_WORKSPACE', os.path.join(home, 'work'))),
+        runtime_dir=os.path.abspath(e.get('CLUSTER_RUNTIME_DIR', os.path.join(home, '.clusterhub'))),
         dask_port=_int(e, 'CLUSTER_DASK_PORT', 8786, 1),
         dashboard_port=_int(e, 'CLUSTER_DASK_DASHBOARD_PORT', 8787, 1),
         ipp_ports=ports,

@@ -15,6 +15,7 @@ import socket
 import sys
 
 from ipp import CLIENT_FILE, ENGINE_FILE, write_controller_files
+from lab import lab_app_config, write_lab_settings
 from settings import Settings
 
 # Secrets read from the environment once; children (and so kernels) never see them.
@@ -34,6 +35,7 @@ def paths(s: Settings) -> dict[str, str]:
         'security': os.path.join(ipython, 'profile_default', 'security'),
         'spark_conf': os.path.join(s.runtime_dir, 'spark-conf'),
         'jupyter_config': os.path.join(s.runtime_dir, 'jupyter_server_config.json'),
+        'lab_settings': os.path.join(s.runtime_dir, 'lab-settings'),
         'jupyter_runtime': os.path.join(s.runtime_dir, 'jupyter-runtime'),
         'worker_dir': os.path.join(s.runtime_dir, 'workers', s.worker_name),
     }
@@ -110,8 +112,9 @@ def write_scheduler_files(s: Settings) -> None:
             # Behind the hub's proxy the Host header is the hub's; the token guards access.
             'allow_remote_access': True,
             'default_url': '/lab',
-            # The local backend runs as whoever runs the hub; the image runs as uid 1000.
-            'allow_root': True,
+            # Jupyter refuses root unless told: allowed only where root really is the account in
+            # use (a local hub run as root); the image runs as uid 1000.
+            'allow_root': os.geteuid() == 0,
             'jpserver_extensions': {
                 'jupyter_server_proxy': True,
                 'dask_labextension': True,
@@ -122,8 +125,10 @@ def write_scheduler_files(s: Settings) -> None:
             },
         },
         'IdentityProvider': {'token': s.jupyter_token},
+        'LabApp': lab_app_config(s, p['lab_settings']),
     }
     _write(p['jupyter_config'], json.dumps(jupyter, indent=2), 0o600)
+    write_lab_settings(s, p['lab_settings'])
     controller: dict = {'ip': s.bind, 'location': s.scheduler_host, 'use_threads': True}
     if s.ipp_key:
         # Workers elsewhere compute the same engine file from the same variables.

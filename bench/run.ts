@@ -1,0 +1,47 @@
+/**
+ * Side-by-side benchmarks against the peers, installed from PyPI into a cached venv.
+ *
+ *   npm run bench -- hub  [--rounds 3] [--users 1000] [--concurrent 100] [--load-seconds 10]
+ *   npm run bench -- kube [--rounds 3] [--users 100]
+ *
+ * Prints one table of medians and ratios, and the machine's load average for each round.
+ * Not a test: numbers depend on the machine; nothing here passes or fails.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ensureVenv } from '../spawner/local/venv.ts';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    rounds: { type: 'string', default: '3' },
+    users: { type: 'string' },
+    concurrent: { type: 'string', default: '100' },
+    'load-seconds': { type: 'string', default: '10' },
+  },
+});
+const which = positionals[0];
+if (which !== 'hub' && which !== 'kube') {
+  process.stderr.write('usage: npm run bench -- hub|kube [--rounds N] [--users N]\n');
+  process.exit(2);
+}
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+const requirementsFile = join(import.meta.dirname, 'peer', 'requirements.txt');
+const hash = createHash('sha256').update(readFileSync(requirementsFile)).digest('hex').slice(0, 12);
+const venv = await ensureVenv({ python: 'python3', venvDir: join(homedir(), '.cache', 'clusterhub', `peer-${hash}`), requirementsFile, log });
+
+if (which === 'hub') {
+  const { hubBench } = await import('./side-by-side/hub-bench.ts');
+  const table = await hubBench({
+    rounds: Number(values.rounds), users: Number(values.users ?? 1000), concurrent: Number(values.concurrent),
+    loadSeconds: Number(values['load-seconds']), venvBin: venv.bin, log,
+  });
+  process.stdout.write(`${table}\n`);
+} else {
+  const { kubeBench } = await import('./side-by-side/kube-bench.ts');
+  process.stdout.write(`${await kubeBench({ rounds: Number(values.rounds), users: Number(values.users ?? 100), venvBin: venv.bin, log })}\n`);
+}

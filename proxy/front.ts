@@ -1,0 +1,71 @@
+/**
+ * The managed proxy's process: configurable-http-proxy through its library API, behind a
+ * small front that refuses what CHP would answer with a 500 (a URL that does not decode)
+ * before it routes. Takes the CHP flags the supervisor passes; CONFIGPROXY_AUTH_TOKEN from
+ * the environment, as CHP's own command does. Logs in CHP's format, which the supervisor reads.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { parseArgs } from 'node:util';
+import ConfigurableProxy from 'configurable-http-proxy';
+import { defaultLogger } from 'configurable-http-proxy/lib/log.js';
+
+const { values: args } = parseArgs({
+  options: {
+    ip: { type: 'string', default: '127.0.0.1' },
+    port: { type: 'string' },
+    'api-ip': { type: 'string', default: '127.0.0.1' },
+    'api-port': { type: 'string' },
+    'default-target': { type: 'string' },
+    'error-target': { type: 'string' },
+    'log-level': { type: 'string', default: 'info' },
+    'host-routing': { type: 'boolean', default: false },
+  },
+});
+
+/** Why a request cannot be routed, or undefined when it can. */
+function unroutable(req: IncomingMessage): string | undefined {
+  try {
+    decodeURIComponent(new URL(req.url ?? '/', 'http://front.invalid').pathname);
+  } catch {
+    return 'Malformed URL: the path does not decode';
+  }
+  return undefined;
+}
+
+const log = defaultLogger({ level: args['log-level']!.toLowerCase() });
+const proxy = new ConfigurableProxy({
+  authToken: process.env.CONFIGPROXY_AUTH_TOKEN,
+  defaultTarget: args['default-target'],
+  errorTarget: args['error-target'],
+  hostRouting: args['host-routing'],
+  xfwd: true,
+  log,
+});
+
+const server = proxy.proxyServer;
+const [onRequest] = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
+const [onUpgrade] = server.listeners('upgrade') as Array<(req: IncomingMessage, socket: Duplex, head: Buffer) => void>;
+server.removeAllListeners('request');
+server.removeAllListeners('upgrade');
+server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  const reason = unroutable(req);
+  if (reason === undefined) return onRequest!(req, res);
+  log.warn('400 %s: %s', req.method, reason);
+  res.writeHead(400, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify({ status: 400, message: reason }));
+});
+server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+  if (unroutable(req) === undefined) return onUpgrade!(req, socket, head);
+  socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+});
+
+// One line naming the port (the supervisor reads it), not a stack.
+for (const [what, listener, port, ip] of [['public', server, args.port, args.ip], ['API', proxy.apiServer, args['api-port'], args['api-ip']]] as const) {
+  listener.on('error', (err: NodeJS.ErrnoException) => {
+    log.error('%s port %s:%s: %s', what, ip, port, err.code ?? err.message);
+    process.exit(1);
+  });
+  listener.listen(Number(port), ip);
+}
+log.info('Proxying http://%s:%s to %s', args.ip, args.port, args['default-target'] ?? '(no default)');
