@@ -16,6 +16,8 @@ const hub = z.strictObject({
   stateDir: z.string().default('./state').describe('Where the database, generated secrets, workspaces and logs live.'),
   cookieSecret: z.string().min(32).optional().describe('Key that signs session cookies. Generated into stateDir when unset.'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Log level of the JSON logs.'),
+  eventRetentionDays: z.number().positive().default(365).describe('How long the event log (launches, culls, sign-ins, admin actions) keeps an event.'),
+  activityIntervalSeconds: seconds.default(60).describe('How often each running cluster\'s activity (proxy traffic, Jupyter, busy kernels) is written to `last_activity`.'),
   userSubdomains: z.boolean().default(false)
     .describe('Serve each student\'s cluster on an origin of its own, {login}.{host of hub.publicUrl} (wildcard DNS and certificate needed); off: every student shares the hub\'s origin.'),
   maxBodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(65536).describe('Largest request body the hub reads; a bigger one is refused with 413.'),
@@ -48,7 +50,8 @@ const auth = z.strictObject({
 
 const spawn = z.strictObject({
   backend: z.enum(['local', 'kubernetes']).default('local').describe('Where clusters run.'),
-  startTimeoutSeconds: seconds.default(300).describe('A launch not ready by then is stopped and reported failed.'),
+  startTimeoutSeconds: seconds.default(300).describe('A launch not ready this long after the backend began it is stopped and reported failed.'),
+  queueTimeoutSeconds: seconds.default(600).describe('A launch still waiting in line (see concurrency) after this long fails and says so.'),
   concurrency: z.number().int().min(1).max(100).default(4).describe('Launches in flight against the backend at once; the rest queue.'),
   defaultWorkers: z.number().int().min(0).default(2).describe('Workers of a launch that does not say.'),
   maxWorkers: z.number().int().min(0).default(8).describe('Most workers a student may ask for.'),

@@ -22,6 +22,8 @@ export interface HubDeps {
   metrics: HubMetrics;
   secrets: { cookieSecret: string };
   culler?: CullerControl;
+  /** What `/hub/health` reports (`status` other than `ok` answers 503). */
+  health?: () => { status: string };
   /** Dashboard links of a running cluster (label → path under /user/{name}/). */
   links?: (user: string) => Promise<Record<string, string>> | undefined;
 }

@@ -19,6 +19,7 @@ import type { SweepReport } from '../culler/types.ts';
 import { clusterProcesses, makeLocalBackend, newJupyterToken } from './helpers/local-backend.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
 import { apiAs, cullNow, trafficLoop } from './helpers/hub-api.ts';
+import { startBusyKernel as startBusyKernelAt } from './helpers/kernel.ts';
 import { waitUntil } from './helpers/net.ts';
 
 const IDLE = 3;
@@ -82,26 +83,10 @@ function viaProxy(user: string, token: string): Promise<Response> {
   return fetch(`${hub!.publicUrl}/user/${user}/api/status`, { headers: { Authorization: `token ${token}` }, redirect: 'manual' });
 }
 
-/** Run `code` in a new kernel until the kernel says busy, then close the socket (no browser left open). */
+/** Run `code` in a new kernel of the user's Jupyter until it says busy. */
 async function startBusyKernel(user: string, code: string): Promise<void> {
   const { base, token } = jupyterOf(user);
-  const created = await fetch(`${base}api/kernels`, { method: 'POST', headers: { Authorization: `token ${token}` }, body: '{"name":"python3"}' });
-  const { id } = (await created.json()) as { id: string };
-  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}api/kernels/${id}/channels?token=${token}`);
-  const msgId = crypto.randomUUID();
-  await new Promise<void>((resolve, reject) => {
-    ws.addEventListener('error', () => reject(new Error(`websocket to ${user}'s kernel failed`)));
-    ws.addEventListener('open', () => ws.send(JSON.stringify({
-      channel: 'shell', buffers: [], parent_header: {}, metadata: {},
-      header: { msg_id: msgId, msg_type: 'execute_request', session: crypto.randomUUID(), username: user, version: '5.3', date: new Date().toISOString() },
-      content: { code, silent: false, store_history: false, user_expressions: {}, allow_stdin: false, stop_on_error: true },
-    })));
-    ws.addEventListener('message', (e) => {
-      const m = JSON.parse(String(e.data)) as { msg_type: string; parent_header?: { msg_id?: string }; content?: { execution_state?: string } };
-      if (m.msg_type === 'status' && m.parent_header?.msg_id === msgId && m.content?.execution_state === 'busy') resolve();
-    });
-  });
-  ws.close();
+  await startBusyKernelAt(base, token, code);
 }
 
 /** Poll the user's Jupyter through the proxy twice a second until stopped; returns the statuses. */

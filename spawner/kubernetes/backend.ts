@@ -112,11 +112,24 @@ export class KubernetesBackend implements Backend {
     const namespace = ns.metadata?.name ?? '';
     const user = loginOf(ns) ?? '';
     await watch.start();
-    const [scheduler, workers, secret] = await Promise.all([
-      orUndefined(gate.run('get deployment', () => clients.apps.readNamespacedDeployment({ name: NAMES.scheduler, namespace }))),
-      orUndefined(gate.run('get deployment', () => clients.apps.readNamespacedDeployment({ name: NAMES.workers, namespace }))),
-      orUndefined(gate.run('get secret', () => clients.core.readNamespacedSecret({ name: NAMES.tokenSecret, namespace }))),
-    ]);
+    let parts;
+    try {
+      parts = await Promise.all([
+        orUndefined(gate.run('get deployment', () => clients.apps.readNamespacedDeployment({ name: NAMES.scheduler, namespace }))),
+        orUndefined(gate.run('get deployment', () => clients.apps.readNamespacedDeployment({ name: NAMES.workers, namespace }))),
+        orUndefined(gate.run('get secret', () => clients.core.readNamespacedSecret({ name: NAMES.tokenSecret, namespace }))),
+      ]);
+    } catch (err) {
+      // No RoleBinding (a launch cut short right after the namespace): a broken cluster to remove, not a reason to fail.
+      if (apiFailure(err).code !== 403) throw err;
+      const created = ns.metadata?.creationTimestamp;
+      if (this.#launching.has(user)) return { user, state: 'starting' };
+      return {
+        user, state: 'failed', reason: `the hub cannot read namespace ${namespace} (its RoleBinding is missing: the launch did not finish)`,
+        ...(created ? { createdAt: new Date(created).toISOString() } : {}),
+      };
+    }
+    const [scheduler, workers, secret] = parts;
     const encoded = secret?.data?.[TOKEN_KEY];
     const created = ns.metadata?.creationTimestamp;
     const base: ClusterListing = {

@@ -63,6 +63,10 @@ export interface Plane {
   newPrefix(base?: string): string;
   /** The real node, when asked for. */
   realNode?: RealNode;
+  /** Kills kube-apiserver (SIGKILL, as a crash) and resolves once it has exited. Planes this process started only. */
+  stopApiServer?(): Promise<void>;
+  /** Starts kube-apiserver again on the same port; resolves once /readyz answers. */
+  startApiServer?(timeoutMs?: number): Promise<void>;
 }
 
 const FAKE_NODE_PREFIX = 'kwok-node-';
@@ -193,7 +197,22 @@ export async function startPlane(opts: PlaneOptions = {}): Promise<Plane> {
       throw error;
     }
   }
-  return { kubeconfigPath, server, logsDir, startupMs, stop, newPrefix: prefixer(), realNode };
+  const apiserverCommand = [bins.kubeApiserver, apiserverArgs(certs, `http://127.0.0.1:${etcdPort}`, apiPort)] as const;
+  const stopApiServer = async () => {
+    const running = sup.components.filter((c) => c.name === 'kube-apiserver' && c.exit === undefined);
+    for (const c of running) c.child.kill('SIGKILL');
+    await Promise.all(running.map((c) => c.exited));
+    log('kube-apiserver killed');
+  };
+  const startApiServer = async (timeoutMs = 300_000) => {
+    sup.start('kube-apiserver', ...apiserverCommand);
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfigPath);
+    const health = new Health(kc);
+    await until('kube-apiserver /readyz after a restart', timeoutMs, () => health.readyz({}).catch(() => false));
+    log('kube-apiserver ready again');
+  };
+  return { kubeconfigPath, server, logsDir, startupMs, stop, newPrefix: prefixer(), stopApiServer, startApiServer, realNode };
 }
 
 /**

@@ -34,13 +34,13 @@ async function locate(): Promise<NodeImages> {
 }
 
 /**
- * The images, built first by images.sh when an input of the node's images (sandbox,
- * cluster) changed (progress on stderr; the first build takes several minutes: Debian
- * packages, then PyPI). The hub image is built by the same script but runs on no node.
+ * The images, built first by images.sh when an input changed (progress on stderr; the
+ * first build takes several minutes: Debian packages, then PyPI and npm).
  */
 export async function ensureImages(): Promise<NodeImages> {
   const images = await locate();
-  const needed = [images.sandbox, images.cluster];
+  // The hub image runs on the node too (test/real-node.test.ts checks it there).
+  const needed = [images.sandbox, images.cluster, images.hub];
   if (needed.every((i) => existsSync(i.archive))) return images;
   if (process.env['CLUSTERHUB_KUBE_NO_BUILD'] === '1') throw new Error(`images missing; run: bash ${IMAGES_SCRIPT}`);
   const code = await new Promise<number | null>((resolve, reject) => {
