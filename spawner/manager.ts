@@ -11,7 +11,7 @@ import { aborted, queueMessage, throwIfAborted, timeoutMessage } from './launch-
 import { childLogger, type Logger } from '../shared/log.ts';
 import { pathRoutes, type RouteScheme } from '../proxy/routes.ts';
 import type { Proxy } from '../proxy/types.ts';
-import type { ClusterRecords } from './records.ts';
+import type { ClusterRecords, ClusterRow } from './records.ts';
 import type { Removal } from './reconcile.ts';
 import { ClusterError, type Backend, type ClusterErrorReason, type ProgressEvent } from './types.ts';
 
@@ -352,9 +352,10 @@ export class SpawnManager {
   }
 
   /** What a client may know about the user's cluster right now. */
-  view(user: string): ClusterView {
+  view(user: string, known?: { record: ClusterRow | undefined }): ClusterView {
     const launch = this.#launches.get(user);
-    const record = this.#records.getCluster(user);
+    // A list that already read the rows passes them in: no query per user.
+    const record = known ? known.record : this.#records.getCluster(user);
     if (launch) {
       const position = this.#positions.get(user)?.() ?? 0;
       return { phase: position > 0 ? 'queued' : 'starting', workers: launch.workers, ...(position > 0 ? { queuePosition: position } : {}), createdAt: launch.startedAt.toISOString() };

@@ -12,7 +12,7 @@ import {
   AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, Watch, type KubernetesObject, type V1Job, type V1PodTemplateSpec,
 } from '@kubernetes/client-node';
 import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -50,6 +50,7 @@ test.before(async (t) => {
 
 test.after.always(async () => {
   await plane?.stop();
+  if (workDir) await rm(workDir, { recursive: true, force: true });
 });
 
 const inNamespace = (o: KubernetesObject): KubernetesObject =>

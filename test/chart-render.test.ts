@@ -4,8 +4,11 @@
  */
 import test from 'ava';
 import type { KubernetesObject, V1Deployment, V1Job, V1Secret } from '@kubernetes/client-node';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parse } from 'yaml';
-import { CHART, CLASS_VALUES, ensureHelm, helm, renderChart } from './helpers/helm.ts';
+import { CHART, CLASS_VALUES, ensureHelm, helm, objectsOf, renderChart } from './helpers/helm.ts';
 import { rbacObjects } from './helpers/kube-rbac.ts';
 
 let bin: string;
@@ -39,6 +42,16 @@ test('the chart\'s RBAC is k8s/rbac, object for object', async (t) => {
   // helm orders objects by kind; the objects themselves are the files'.
   t.deepEqual(byKey(rendered.filter((o) => rbac.some((r) => key(r) === key(o)))), byKey(rbac));
   t.is(rendered.filter((o) => /Role|ServiceAccount|AdmissionPolicy/.test(o.kind ?? '')).length, rbac.length, 'no RBAC besides k8s/rbac');
+});
+
+test('the packaged chart carries k8s/rbac too (helm package resolves the rbac link)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'clusterhub-chart-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const packaged = await helm(bin, ['package', CHART, '--destination', dir]);
+  t.true(packaged.ok, packaged.output);
+  const rendered = objectsOf((await helm(bin, ['template', 'clusterhub', join(dir, 'clusterhub-0.1.0.tgz'), '--namespace', 'clusterhub'])).stdout);
+  const names = new Set(rendered.map((o) => `${o.kind}/${o.metadata?.name}`));
+  for (const obj of await rbacObjects()) t.true(names.has(`${obj.kind}/${obj.metadata?.name}`), `${obj.kind}/${obj.metadata?.name}`);
 });
 
 test('installing outside the namespace k8s/rbac names fails and says why', async (t) => {

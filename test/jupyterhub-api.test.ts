@@ -156,6 +156,8 @@ test.serial('roster: POST /users, POST /users/{name}, PATCH admin; tokens under 
   t.like(token, { user: 'ann', kind: 'api_token', scopes: ['user'] });
   t.is((await api('ann', '/hub/api/users/ann/tokens', { method: 'POST', json: { scopes: ['admin'] } })).status, 403, 'no more than the caller has');
   t.is((await api('bob', '/hub/api/users/ann/tokens')).status, 403);
+  const short = await json<{ token: string }>(await api('ann', '/hub/api/users/ann/tokens', { method: 'POST', json: { expires_in: 60 } }));
+  t.is((await apiAs(hub, short.token, '/hub/api/users/ann/tokens', { method: 'POST', json: {} })).status, 422, 'a token never makes one that outlives it');
   const listed = await json<{ api_tokens: Array<{ id: string }> }>(await api('ann', '/hub/api/users/ann/tokens'));
   t.true(listed.api_tokens.some((x) => x.id === token.id));
   t.false(JSON.stringify(listed).includes(token.token));
@@ -186,4 +188,27 @@ print(json.dumps({"pages": pages, "count": len(names), "unique": len(set(names))
   t.deepEqual(JSON.parse(run.stdout.trim()), { pages: 5, count: 1000, unique: 1000, total: 1000 });
   const plain = await json<Model[]>(await api('teacher', '/hub/api/users'));
   t.is(plain.length, 200, 'without the pagination header the list stops at JupyterHub\'s page maximum');
+});
+
+test.serial('a page of users reads the store once, not once per user', async (t) => {
+  const calls: string[] = [];
+  const store = hub.store as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const originals = new Map<string, (...args: unknown[]) => unknown>();
+  for (const name of ['getUser', 'getCluster', 'listEvents', 'userListing', 'userPage', 'listClusters', 'listUsers']) {
+    const original = store[name]!;
+    originals.set(name, original);
+    store[name] = (...args: unknown[]) => {
+      calls.push(name);
+      return original(...args);
+    };
+  }
+  try {
+    const res = await api('teacher', '/hub/api/users?limit=200&offset=400');
+    t.is((await json<Model[]>(res)).length, 200);
+  } finally {
+    for (const [name, original] of originals) store[name] = original;
+  }
+  // Authentication reads the token's owner; the list itself is one page query.
+  t.deepEqual(calls.filter((c) => c !== 'getUser'), ['userPage']);
+  t.true(calls.filter((c) => c === 'getUser').length <= 1, calls.join(', '));
 });

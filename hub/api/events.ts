@@ -32,7 +32,7 @@ export const CSV_COLUMNS = ['login', 'instructor', 'cluster state', 'workers', '
 export function classCsv(store: Store, manager: SpawnManager): string {
   const { rows } = store.userPage({ sort: 'name', offset: 0, limit: Number.MAX_SAFE_INTEGER });
   const records = rows.map((u) => {
-    const view = manager.view(u.login);
+    const view = manager.view(u.login, { record: u.cluster ?? undefined });
     return [u.login, u.admin ? 'yes' : 'no', view.phase, view.phase === 'stopped' ? '' : view.workers, u.cluster?.createdAt ?? '', u.lastActivity ?? '', u.culls];
   });
   return stringify([CSV_COLUMNS, ...records]);

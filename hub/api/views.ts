@@ -51,7 +51,7 @@ export function serverModel(listing: UserListing, view: ClusterView, context: Mo
 
 /** One user as `GET /users/{name}` and `GET /users` return them. */
 export function listingModel(listing: UserListing, context: ModelContext) {
-  const view = context.manager.view(listing.login);
+  const view = context.manager.view(listing.login, { record: listing.cluster ?? undefined });
   const running = view.phase === 'running';
   const active = view.phase !== 'stopped';
   const servers = active || context.includeStopped ? { '': serverModel(listing, view, context) } : {};

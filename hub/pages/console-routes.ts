@@ -66,7 +66,7 @@ export function consoleRoutes(router: Router, deps: HubDeps, kit: PageKit): void
     });
     const outlook = await deps.culler?.outlook?.().catch(() => undefined);
     const consoleRows: ConsoleRow[] = rows.map((u) => {
-      const view = manager.view(u.login);
+      const view = manager.view(u.login, { record: u.cluster ?? undefined });
       const cull = outlook?.get(u.login);
       return {
         login: u.login, admin: u.admin, phase: view.phase, workers: view.workers, launched: u.cluster?.createdAt ?? null,
@@ -76,7 +76,7 @@ export function consoleRoutes(router: Router, deps: HubDeps, kit: PageKit): void
     const classSize = query.q || query.state ? store.userPage({ offset: 0, limit: 1 }).total : total;
     kit.page(ctx, 'Class', consoleBody({
       rows: consoleRows, total, pageSize: PAGE_SIZE, query, classSize, running: store.listClusters().length,
-      csrf: csrfToken(ctx), maxWorkers: config.spawn.maxWorkers, flash: raw.done,
+      csrf: csrfToken(ctx), maxWorkers: config.spawn.maxWorkers, flash: raw.done, warnings: deps.warnings,
     }));
   });
 

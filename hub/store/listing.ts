@@ -13,8 +13,6 @@ type Raw = Record<string, SQLOutputValue>;
 /** The user's latest activity: their own requests or their cluster's, whichever is newer. */
 const ACTIVITY = `NULLIF(max(coalesce(u.last_activity, ''), coalesce(u.last_seen, ''), coalesce(c.last_activity, '')), '')`;
 const CULLS = `(SELECT count(*) FROM events e WHERE e.user = u.login AND e.kind = 'culled')`;
-const LAST_EVENT = `(SELECT json_object('time', e.time, 'kind', e.kind, 'actor', e.actor, 'detail', json(e.detail))
-  FROM events e WHERE e.user = u.login ORDER BY e.id DESC LIMIT 1)`;
 
 const SORT_SQL: Record<UserSort, string> = {
   id: 'u.rowid',
@@ -27,6 +25,9 @@ const SORT_SQL: Record<UserSort, string> = {
   instructor: 'u.admin',
 };
 
+/** Sort keys that can be NULL (the rest never are). */
+const NULLABLE_SORTS = new Set<UserSort>(['last_activity', 'launched']);
+
 const STATE_SQL: Record<NonNullable<UserQuery['state']> | 'any', string> = {
   any: '1',
   active: 'c.user IS NOT NULL',
@@ -34,16 +35,23 @@ const STATE_SQL: Record<NonNullable<UserQuery['state']> | 'any', string> = {
   inactive: 'c.user IS NULL',
 };
 
+/**
+ * The page's rows first (filter, sort, LIMIT over the bare join), then the per-row extras
+ * (culls, last event) for those rows only, and the total once (an uncorrelated subquery).
+ */
 function userSelect(where: string, order: string): string {
-  return `SELECT u.*, ${ACTIVITY} AS activity, ${CULLS} AS culls, ${LAST_EVENT} AS last_event,
+  return `WITH page AS (
+      SELECT u.rowid AS rid FROM users u LEFT JOIN clusters c ON c.user = u.login
+      WHERE ${where} ${order} LIMIT :limit OFFSET :offset)
+    SELECT u.*, ${ACTIVITY} AS activity, ${CULLS} AS culls,
+      le.time AS le_time, le.kind AS le_kind, le.actor AS le_actor, le.detail AS le_detail,
       c.user AS c_user, c.backend AS c_backend, c.phase AS c_phase, c.workers AS c_workers,
       c.jupyter_token AS c_jupyter_token, c.url AS c_url, c.created_at AS c_created_at,
       c.ready_at AS c_ready_at, c.last_activity AS c_last_activity,
-      count(*) OVER () AS total
-    FROM users u LEFT JOIN clusters c ON c.user = u.login
-    WHERE ${where}
-    ${order}
-    LIMIT :limit OFFSET :offset`;
+      (SELECT count(*) FROM users u LEFT JOIN clusters c ON c.user = u.login WHERE ${where}) AS total
+    FROM page JOIN users u ON u.rowid = page.rid LEFT JOIN clusters c ON c.user = u.login
+      LEFT JOIN events le ON le.id = (SELECT max(e.id) FROM events e WHERE e.user = u.login)
+    ${order}`;
 }
 
 function toListing(r: Raw): UserListing {
@@ -52,7 +60,8 @@ function toListing(r: Raw): UserListing {
     user: r.c_user, backend: r.c_backend!, phase: r.c_phase!, workers: r.c_workers!, jupyter_token: r.c_jupyter_token!,
     url: r.c_url ?? null, created_at: r.c_created_at!, ready_at: r.c_ready_at ?? null, last_activity: r.c_last_activity ?? null,
   });
-  const last = typeof r.last_event === 'string' ? JSON.parse(r.last_event) as UserListing['lastEvent'] : null;
+  const last = r.le_time === null || r.le_time === undefined ? null
+    : { time: String(r.le_time), kind: String(r.le_kind), actor: String(r.le_actor), detail: JSON.parse(String(r.le_detail)) as Record<string, unknown> };
   return { ...user, lastActivity: r.activity === null ? null : String(r.activity), cluster, culls: Number(r.culls ?? 0), lastEvent: last };
 }
 
@@ -89,7 +98,8 @@ export function listingQueries(db: DatabaseSync): Pick<Store, 'userPage' | 'user
         const where = `${STATE_SQL[state]}${named === 'name' ? " AND u.login LIKE :name ESCAPE '\\'" : ''}`;
         // Empty values sort last both ways; rowid keeps pages stable between requests.
         const key = SORT_SQL[sort];
-        return userSelect(where, `ORDER BY (${key}) IS NULL, (${key}) ${direction}, u.rowid ${direction}`);
+        const nullsLast = NULLABLE_SORTS.has(sort) ? `(${key}) IS NULL, ` : '';
+        return userSelect(where, `ORDER BY ${nullsLast}${key} ${direction}${sort === 'id' ? '' : `, u.rowid ${direction}`}`);
       });
       const params: Record<string, string | number> = { limit: query.limit, offset: query.offset };
       if (query.nameFilter) params.name = likePattern(query.nameFilter);

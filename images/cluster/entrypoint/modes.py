@@ -43,7 +43,7 @@ def scheduler_commands(s: Settings) -> list[tuple[str, list[str]]]:
     commands = [
         ('jupyter', [_bin('jupyter'), 'lab', f'--config={p["jupyter_config"]}']),
         ('dask-scheduler', [
-            _bin('dask'), 'scheduler', *_host_args(s), '--port', str(s.dask_port),
+            _bin('dask'), 'scheduler', *_host_args(s), '--port', str(s.dask_port), '--protocol', s.dask_scheme,
             # The dashboard is for Jupyter's proxy only, so it never leaves loopback.
             '--dashboard-address', f'127.0.0.1:{s.dashboard_port}',
         ]),
@@ -63,7 +63,7 @@ def worker_commands(s: Settings) -> list[tuple[str, list[str]]]:
     p = paths(s)
     commands = [
         ('dask-worker', [
-            _bin('dask'), 'worker', f'tcp://{s.scheduler_host}:{s.dask_port}',
+            _bin('dask'), 'worker', s.dask_address,
             '--name', s.worker_name, '--nthreads', str(s.threads), '--nworkers', '1',
             '--memory-limit', s.memory, *_host_args(s),
             # Its HTTP server (health, metrics) would otherwise listen on every interface.
