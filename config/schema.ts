@@ -58,13 +58,17 @@ const spawn = z.strictObject({
 });
 
 const local = z.strictObject({
-  venv: z.string().optional().describe('Python virtualenv with images/cluster/requirements.txt. Default ~/.cache/clusterhub/venv-{hash of requirements}.'),
+  venv: z.string().optional().describe('Python virtualenv with images/cluster/requirements.txt. Default ~/.cache/clusterhub/venv-{hash of requirements}; as root /var/lib/clusterhub/venv-{hash}, which students\' accounts can run.'),
   python: z.string().default('python3').describe('Python used to build the virtualenv.'),
   workerThreads: z.number().int().min(1).default(1).describe('Threads per Dask worker.'),
   workerMemory: z.string().regex(/^\d+(?:\.\d+)?\s*[KMGT]i?B?$/i).default('1GiB').describe('Memory limit per Dask worker.'),
   enginesPerWorker: z.number().int().min(1).default(1).describe('IPython engines per worker.'),
   spark: z.enum(['auto', 'on', 'off']).default('auto').describe('`auto`: run Spark when Java is found.'),
   materialsGitUrl: z.string().optional().describe('Git URL cloned into each new workspace (a failure is a warning).'),
+  userPrefix: z.string().regex(/^[a-z][a-z0-9_-]{0,19}$/, 'a short lowercase user name prefix (at most 20 characters)').default('clusterhub-')
+    .describe('When the hub runs as root, each student gets the OS account {prefix}{safe login}, created on first launch (no login shell).'),
+  sharedAccount: z.boolean().default(false)
+    .describe('When the hub is not root, every cluster runs as the hub\'s own account (no isolation): allow more than one non-admin student anyway.'),
 });
 
 const kubernetes = z.strictObject({
@@ -80,7 +84,7 @@ const kubernetes = z.strictObject({
   nodeSelector: z.record(z.string(), z.string()).default({}).describe('Node selector of cluster pods.'),
   tolerations: z.array(z.record(z.string(), z.unknown())).default([]).describe('Tolerations of cluster pods.'),
   extraPodSpec: z.record(z.string(), z.unknown()).default({}).describe('Merged into every cluster pod spec.'),
-  routeTarget: z.string().default('http://scheduler.{namespace}.svc.cluster.local:8888').describe('Proxy target of a cluster; {namespace} is substituted.'),
+  routeTarget: z.string().default('http://scheduler.{namespace}.svc.cluster.local:8888').describe('Proxy target of a cluster; {namespace} and {clusterIP} (the scheduler Service\'s address) are substituted.'),
   proxyPodSelector: z.record(z.string(), z.string()).default({ 'app.kubernetes.io/component': 'proxy' }).describe('Labels of the proxy pods the NetworkPolicy admits.'),
   proxyNamespace: z.string().default('clusterhub').describe('Namespace of the proxy pods the NetworkPolicy admits.'),
   restrictEgress: z.boolean().default(false).describe('Deny egress outside the namespace (DNS stays open).'),

@@ -24,5 +24,7 @@ export async function createBackend(config: Config, options: { log: Logger; onSe
     python: config.local.python, venvDir: config.local.venv, requirementsFile: REQUIREMENTS_FILE,
     log: options.onSetup ?? ((line) => options.log.info({ setup: line }, 'python environment')),
   });
-  return new LocalBackend({ config: config.local, stateDir: join(config.hub.stateDir), venvBin: venv.bin, log: options.log });
+  const backend = new LocalBackend({ config: config.local, stateDir: join(config.hub.stateDir), venvBin: venv.bin, log: options.log, admins: config.auth.admins });
+  await backend.setup();
+  return backend;
 }

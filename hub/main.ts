@@ -149,8 +149,10 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       const down = proxyState.mode === 'managed' && proxyState.state !== 'running';
       return { status: down ? 'degraded' : 'ok', proxy: proxyState, repair: { ...lastRepair } };
     };
+    const warnings = backend.warnings?.() ?? [];
+    for (const warning of warnings) log.warn({ backend: backend.kind }, warning);
     const culler = createCuller({ config, store, manager, proxy, backend, log, metrics });
-    const app = createApp({ config, store, manager, proxy, log, metrics, secrets, health, culler: culler ?? undefined, links: (user) => backend.links?.(user) });
+    const app = createApp({ config, store, manager, proxy, log, metrics, secrets, health, warnings, culler: culler ?? undefined, links: (user) => backend.links?.(user) });
     const hubHost = managed ? '127.0.0.1' : config.hub.bind;
     const server = await step(listen(app.callback(), config.hub.hubPort, hubHost));
     cleanups.push(() => new Promise<void>((resolve) => {

@@ -7,7 +7,7 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LocalBackend } from '../spawner/local/backend.ts';
@@ -27,6 +27,8 @@ let jupyter = ''; // http://127.0.0.1:{port}/user/alice/
 /** A tiny git repository of tutorial materials, cloned from disk (no network here). */
 async function makeMaterialsRepo(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'clusterhub-materials-'));
+  // Readable by the student's account that clones it (mkdtemp makes it 0700).
+  await chmod(dir, 0o755);
   await writeFile(join(dir, 'README.md'), '# Week 1: Dask, Spark and IPython Parallel\n');
   const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=Teacher', '-c', 'user.email=t@example.edu', ...args], { cwd: dir, stdio: 'ignore' });
   git('init', '-q');

@@ -76,7 +76,7 @@ export function consoleRoutes(router: Router, deps: HubDeps, kit: PageKit): void
     const classSize = query.q || query.state ? store.userPage({ offset: 0, limit: 1 }).total : total;
     kit.page(ctx, 'Class', consoleBody({
       rows: consoleRows, total, pageSize: PAGE_SIZE, query, classSize, running: store.listClusters().length,
-      csrf: csrfToken(ctx), maxWorkers: config.spawn.maxWorkers, flash: raw.done,
+      csrf: csrfToken(ctx), maxWorkers: config.spawn.maxWorkers, flash: raw.done, warnings: deps.warnings,
     }));
   });
 

@@ -40,6 +40,8 @@ export interface ConsoleModel {
   csrf: string;
   maxWorkers: number;
   flash?: string;
+  /** What the instructor must know about the backend (e.g. students are not isolated). */
+  warnings?: readonly string[];
 }
 
 /** Sortable columns: heading → sort key. */
@@ -117,6 +119,7 @@ ${m.query.page < pages ? `<a rel="next" href="${e(consoleHref(m.query, { page: m
     `<option value="${value}"${m.query.state === value ? ' selected' : ''}>${label}</option>`;
   return `<div class="card">
 <h1>Class</h1>
+${(m.warnings ?? []).map((w) => `<p class="banner warning" role="alert">${e(w)}</p>`).join('\n')}
 ${m.flash ? `<p id="flash" role="status">${e(m.flash)}</p>` : ''}
 <p>${plural(m.classSize, 'user')}, ${plural(m.running, 'cluster')} up.
 <a href="/hub/admin/events">Event log</a> · <a href="/hub/admin/users.csv" download>Export CSV</a> ·

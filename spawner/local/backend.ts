@@ -4,7 +4,7 @@
  * so a restarted hub can adopt or clean up what it finds.
  */
 import { readFile, readdir, rm } from 'node:fs/promises';
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../shared/log.ts';
 import { ClusterError } from '../types.ts';
@@ -13,7 +13,11 @@ import { clusterEnv, schedulerEnv, workerEnv } from './env.ts';
 import { groupTripwire, joined, launchCluster, type LaunchContext } from './process-launch.ts';
 import { groupAlive, killGroups, signalProcess, spawnGroup, tailFile, waitGroupsGone, type GroupHandle } from './processes.ts';
 import { StatusWatcher, WaitFailure, within, type Tripwire } from './readiness.ts';
-import { clusterPaths, nextWorkerIndices, readRecord, recordGroups, recordStatus, removeRecord, writeRecord, type ClusterRecord } from './state.ts';
+import { nextWorkerIndices, readRecord, recordGroups, recordStatus, removeRecord, writeRecord, type ClusterRecord } from './state.ts';
+import { installEntrypoint } from './install.ts';
+import { defaultMode, Tenancy, type TenancyMode } from './tenancy.ts';
+import { tlsPaths } from './tls.ts';
+import { SHARED_DIR } from './venv.ts';
 
 /** The entrypoint of the cluster image, run here as plain processes. */
 export const ENTRYPOINT = resolve(import.meta.dirname, '../../images/cluster/bin/start');
@@ -34,8 +38,12 @@ export interface LocalBackendOptions {
   /** bin directory of the virtualenv from `ensureVenv`. */
   venvBin: string;
   log: Logger;
-  /** Defaults to images/cluster/bin/start of this checkout. */
+  /** Defaults to images/cluster/bin/start of this checkout (as root, a copy students can run). */
   entrypoint?: string;
+  /** `accounts` (one OS account per student) or `shared`; default: accounts when the hub is root. */
+  mode?: TenancyMode;
+  /** Instructors' logins: shared mode's one-student rule does not count them. */
+  admins?: readonly string[];
   /** Environment the cluster's is derived from (only a safe subset passes). Default process.env. */
   env?: NodeJS.ProcessEnv;
   timeouts?: Partial<LocalTimeouts>;
@@ -45,7 +53,7 @@ export interface LocalBackendOptions {
 
 /** Launch attempts when a port was taken between picking it and binding it (a race nobody can close). */
 const PORT_ATTEMPTS = 3;
-const PORT_TAKEN = /Address already in use|EADDRINUSE|BindException/;
+const PORT_TAKEN = /Address already in use|EADDRINUSE|BindException|port \d+ is already in use/;
 
 /** Whether a failed launch died of a taken port (the error, or anywhere in the log it points at). */
 async function portTaken(err: unknown, failure: Error): Promise<boolean> {
@@ -67,7 +75,8 @@ export class LocalBackend implements Backend {
   readonly kind = 'local';
   readonly #o: LocalBackendOptions;
   readonly #t: LocalTimeouts;
-  readonly #entrypoint: string;
+  readonly #tenancy: Tenancy;
+  #installed: Promise<void> | undefined;
   readonly #starting = new Map<string, { abort: AbortController; done: Promise<void> }>();
   readonly #locks = new Map<string, Promise<unknown>>();
 
@@ -80,9 +89,12 @@ export class LocalBackend implements Backend {
     }
     this.#o = options;
     this.#t = { schedulerMs: 180_000, workersMs: 180_000, stopGraceMs: 20_000, ...options.timeouts };
-    this.#entrypoint = options.entrypoint ?? ENTRYPOINT;
+    this.#tenancy = new Tenancy({
+      mode: options.mode ?? defaultMode(), stateDir: options.stateDir, admins: options.admins ?? [],
+      userPrefix: options.config.userPrefix, sharedAccount: options.config.sharedAccount,
+    });
     this.#ctx = {
-      o: options, t: this.#t, entrypoint: this.#entrypoint,
+      o: options, t: this.#t, entrypoint: options.entrypoint ?? ENTRYPOINT, tenancy: this.#tenancy,
       env: (record) => this.#env(record),
       spawnWorker: (record, index) => this.#spawnWorker(record, index),
       teardown: (user, record) => this.#teardown(user, record),
@@ -101,11 +113,33 @@ export class LocalBackend implements Backend {
     }
   }
 
+  /** Warnings for the start log and the admin page (shared mode: students are not isolated). */
+  warnings(): string[] {
+    return this.#tenancy.warnings();
+  }
+
+  /** Check and prepare what clusters need (directory modes, firewall, entrypoint copy); rejects naming the config key. */
+  async setup(): Promise<void> {
+    await this.#ready();
+  }
+
+  /** Directory modes and the firewall; as root, the entrypoint copy students can run. */
+  #ready(): Promise<void> {
+    this.#installed ??= (async () => {
+      await this.#tenancy.setup();
+      if (this.#tenancy.mode === 'accounts' && !this.#o.entrypoint) {
+        this.#ctx.entrypoint = await installEntrypoint(join(ENTRYPOINT, '..', '..'), SHARED_DIR);
+      }
+    })();
+    return this.#installed;
+  }
+
   #env(record: ClusterRecord) {
-    const paths = clusterPaths(this.#o.stateDir, record.user);
+    const paths = this.#tenancy.paths(record.user);
     const common = clusterEnv({
       base: this.#o.env ?? process.env, venvBin: this.#o.venvBin, config: this.#o.config,
       record, workspace: paths.workspace, runtimeDir: paths.runtimeDir,
+      ...(record.tls ? { tls: tlsPaths(paths.runtimeDir) } : {}),
     });
     return { paths, common, scheduler: schedulerEnv(common, record, this.#o.config) };
   }
@@ -113,8 +147,8 @@ export class LocalBackend implements Backend {
   #spawnWorker(record: ClusterRecord, index: number): GroupHandle {
     const { paths, common } = this.#env(record);
     const handle = spawnGroup({
-      command: this.#entrypoint, args: ['worker'], env: workerEnv(common, index),
-      cwd: paths.workspace, logFile: paths.workerLog(index),
+      command: this.#ctx.entrypoint, args: ['worker'], env: workerEnv(common, index),
+      cwd: paths.workspace, logFile: paths.workerLog(index), account: record.account,
     });
     record.workers.push({ index, pgid: handle.pid });
     return handle;
@@ -129,11 +163,13 @@ export class LocalBackend implements Backend {
     if (options.signal?.aborted) abort.abort(options.signal.reason);
     let finished!: () => void;
     this.#starting.set(user, { abort, done: new Promise<void>((r) => { finished = r; }) });
-    const paths = clusterPaths(this.#o.stateDir, user);
+    const paths = this.#tenancy.paths(user);
     const box: { record?: ClusterRecord } = {};
     let ready = false;
     const started = Date.now();
     try {
+      await this.#ready();
+      await this.#tenancy.checkLaunch(user);
       for (let attempt = 1; ; attempt++) {
         try {
           yield* launchCluster(this.#ctx, user, options, abort.signal, box);
@@ -175,8 +211,9 @@ export class LocalBackend implements Backend {
 
   /** Kill every group of the record, remove the state file and runtime files (logs stay). */
   async #teardown(user: string, record: ClusterRecord | undefined): Promise<void> {
-    const paths = clusterPaths(this.#o.stateDir, user);
+    const paths = this.#tenancy.paths(user);
     if (record) await killGroups(recordGroups(record), this.#t.stopGraceMs);
+    await this.#tenancy.release(record);
     await removeRecord(paths.stateFile);
     await rm(paths.runtimeDir, { recursive: true, force: true });
   }
@@ -189,7 +226,7 @@ export class LocalBackend implements Backend {
       await starting.done;
     }
     await this.#locked(user, async () => {
-      const paths = clusterPaths(this.#o.stateDir, user);
+      const paths = this.#tenancy.paths(user);
       const record = await readRecord(paths.stateFile);
       await this.#teardown(user, record);
       if (options.removeWorkspace) await rm(paths.workspace, { recursive: true, force: true });
@@ -199,7 +236,7 @@ export class LocalBackend implements Backend {
 
   async status(user: string): Promise<ClusterStatus> {
     checkUser(user);
-    const record = await readRecord(clusterPaths(this.#o.stateDir, user).stateFile);
+    const record = await readRecord(this.#tenancy.paths(user).stateFile);
     if (this.#starting.has(user)) return { state: 'starting', ...(record ? { workers: record.workers.length } : {}) };
     return recordStatus(record, groupAlive);
   }
@@ -208,8 +245,9 @@ export class LocalBackend implements Backend {
     checkUser(user);
     if (!Number.isInteger(workers) || workers < 0) throw new ClusterError(`workers must be a whole number ≥ 0, got ${workers}`, 400);
     if (this.#starting.has(user)) throw new ClusterError(`${user}'s cluster is still starting`, 409);
+    await this.#ready();
     await this.#locked(user, async () => {
-      const paths = clusterPaths(this.#o.stateDir, user);
+      const paths = this.#tenancy.paths(user);
       const record = await readRecord(paths.stateFile);
       if (!record || record.phase !== 'running') throw new ClusterError(`${user} has no running cluster`, 409);
       const current = record.workers.length;
@@ -227,7 +265,7 @@ export class LocalBackend implements Backend {
     }
     await writeRecord(paths.stateFile, record);
     const added = record.workers.slice(before.length);
-    const watcher = new StatusWatcher(this.#entrypoint, scheduler, paths.workspace);
+    const watcher = new StatusWatcher(this.#ctx.entrypoint, scheduler, paths.workspace, record.account);
     const want = joined(record, n);
     const signal = new AbortController().signal;
     try {
@@ -246,7 +284,7 @@ export class LocalBackend implements Backend {
   }
 
   async #scaleDown(record: ClusterRecord, n: number): Promise<void> {
-    const paths = clusterPaths(this.#o.stateDir, record.user);
+    const paths = this.#tenancy.paths(record.user);
     const sorted = [...record.workers].sort((a, b) => a.index - b.index);
     const leaving = sorted.slice(n);
     // SIGTERM to the supervisor alone: it retires its Dask worker (data moves away) first.
@@ -267,10 +305,12 @@ export class LocalBackend implements Backend {
         out.push({ user, state: 'starting' });
         continue;
       }
-      const record = await readRecord(clusterPaths(this.#o.stateDir, user).stateFile);
+      const record = await readRecord(this.#tenancy.paths(user).stateFile);
       if (!record) continue;
       const status = await this.status(user);
       if (status.state === 'running' && (await this.#answers(record))) {
+        await this.#ready();
+        await this.#tenancy.adopt(record);
         out.push({
           user, ...status, url: `http://127.0.0.1:${record.ports.jupyter}`,
           jupyterToken: record.jupyterToken, createdAt: record.createdAt,
@@ -289,7 +329,7 @@ export class LocalBackend implements Backend {
   /** Dashboards, as paths under the user's Jupyter base URL (Jupyter's authenticated proxy). */
   async links(user: string): Promise<Record<string, string>> {
     checkUser(user);
-    const record = await readRecord(clusterPaths(this.#o.stateDir, user).stateFile);
+    const record = await readRecord(this.#tenancy.paths(user).stateFile);
     if (!record) return {};
     return {
       'Dask dashboard': `proxy/${record.ports.dashboard}/status`,

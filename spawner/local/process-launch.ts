@@ -3,8 +3,9 @@
  * each engine answering, the workers, each engine seeing them. Yields progress as things
  * happen; the caller (LocalBackend.start) owns cleanup when it throws.
  */
-import { access, constants, mkdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { access, constants } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { ClusterError } from '../types.ts';
 import type { ProgressEvent, StartOptions } from '../types.ts';
 import type { LocalBackendOptions, LocalTimeouts } from './backend.ts';
@@ -12,12 +13,15 @@ import { decideSpark, findJava } from './env.ts';
 import { freePorts, groupAlive, spawnGroup, type GroupHandle } from './processes.ts';
 import { StatusWatcher, WaitFailure, within, type EngineStatus, type Tripwire } from './readiness.ts';
 import { clusterPaths, nextWorkerIndices, readRecord, writeRecord, type ClusterRecord } from './state.ts';
+import type { Tenancy } from './tenancy.ts';
+import { makeClusterTls } from './tls.ts';
 
 /** What a launch needs from the backend that runs it. */
 export interface LaunchContext {
   o: LocalBackendOptions;
   t: LocalTimeouts;
   entrypoint: string;
+  tenancy: Tenancy;
   env(record: ClusterRecord): { paths: ReturnType<typeof clusterPaths>; common: Record<string, string>; scheduler: Record<string, string> };
   spawnWorker(record: ClusterRecord, index: number): GroupHandle;
   teardown(user: string, record: ClusterRecord | undefined): Promise<void>;
@@ -41,7 +45,7 @@ export function groupTripwire(name: string, handle: GroupHandle, logFile: string
 /** Start `user`'s cluster; `box.record` is set as soon as there is something to clean up. */
 export async function* launchCluster(ctx: LaunchContext, user: string, options: StartOptions, signal: AbortSignal, box: { record?: ClusterRecord }): AsyncGenerator<ProgressEvent> {
   yield { progress: 2, message: 'Checking the environment' };
-  const existing = await readRecord(clusterPaths(ctx.o.stateDir, user).stateFile);
+  const existing = await readRecord(ctx.tenancy.paths(user).stateFile);
   if (existing && existing.scheduler && groupAlive(existing.scheduler.pgid)) {
     throw new ClusterError(`${user} already has a running cluster`, 409);
   }
@@ -59,28 +63,35 @@ export async function* launchCluster(ctx: LaunchContext, user: string, options: 
   } catch (err) {
     throw new ClusterError((err as Error).message);
   }
-  const [jupyter, dask, dashboard, sparkPort, sparkUi] = (await (ctx.o.ports ?? freePorts)(5)) as [number, number, number, number, number];
   const record: ClusterRecord = box.record = {
     version: 1, user, phase: 'starting', createdAt: new Date().toISOString(),
     jupyterToken: options.jupyterToken, baseUrl: options.baseUrl,
-    ports: { jupyter, dask, dashboard, spark: sparkPort, sparkUi },
+    ports: { jupyter: 0, dask: 0, dashboard: 0, spark: 0, sparkUi: 0 },
     spark: spark.spark, enginesPerWorker: ctx.o.config.enginesPerWorker, workers: [],
+    sparkSecret: randomBytes(24).toString('hex'),
   };
+  const account = await ctx.tenancy.prepare(user);
+  if (account) record.account = account;
+  // Dask's certificates: the student's alone, like every runtime file.
+  const tls = await makeClusterTls(ctx.tenancy.paths(user).runtimeDir, user);
+  await ctx.tenancy.give([dirname(tls.ca), tls.ca, tls.cert, tls.key], account);
+  record.tls = true;
+  // Ports last: the shorter the time between picking and binding, the rarer another program takes one.
+  const [jupyter, dask, dashboard, sparkPort, sparkUi] = (await (ctx.o.ports ?? freePorts)(5)) as [number, number, number, number, number];
+  record.ports = { jupyter, dask, dashboard, spark: sparkPort, sparkUi };
   const { paths, scheduler } = ctx.env(record);
-  await mkdir(paths.workspace, { recursive: true });
-  await mkdir(paths.runtimeDir, { recursive: true, mode: 0o700 });
   const n = options.workers;
   const steps = 4 + (spark.spark ? 1 : 0) + (n > 0 ? 3 + (spark.spark ? 1 : 0) : 0);
   let step = 0;
   const progress = (message: string): ProgressEvent => ({ progress: 5 + Math.round((90 * ++step) / steps), message });
   yield { progress: 4, message: spark.note };
 
-  const sched = spawnGroup({ command: ctx.entrypoint, args: ['scheduler'], env: scheduler, cwd: paths.workspace, logFile: paths.schedulerLog });
+  const sched = spawnGroup({ command: ctx.entrypoint, args: ['scheduler'], env: scheduler, cwd: paths.workspace, logFile: paths.schedulerLog, account: record.account });
   record.scheduler = { pgid: sched.pid };
   await writeRecord(paths.stateFile, record);
   yield progress('Scheduler starting: JupyterLab, Dask, IPython Parallel' + (spark.spark ? ', Spark' : ''));
 
-  const watcher = new StatusWatcher(ctx.entrypoint, scheduler, paths.workspace);
+  const watcher = new StatusWatcher(ctx.entrypoint, scheduler, paths.workspace, record.account);
   try {
     const tripwires = [groupTripwire('the scheduler', sched, paths.schedulerLog)];
     const schedulerBy = Date.now() + ctx.t.schedulerMs;

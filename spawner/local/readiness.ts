@@ -27,8 +27,10 @@ export class StatusWatcher {
   #stderr: string[] = [];
   #ended: Error | undefined;
 
-  constructor(entrypoint: string, env: Record<string, string>, cwd: string) {
-    this.#child = spawn(entrypoint, ['status', '--watch'], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `account`: run the probe as the cluster's owner (it reads their files, their ports admit only them). */
+  constructor(entrypoint: string, env: Record<string, string>, cwd: string, account?: { uid: number; gid: number }) {
+    const as = account ? { uid: account.uid, gid: account.gid } : {};
+    this.#child = spawn(entrypoint, ['status', '--watch'], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'], ...as });
     createInterface({ input: this.#child.stdout! }).on('line', (line) => {
       try {
         this.#update(JSON.parse(line) as EngineStatus);

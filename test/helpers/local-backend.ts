@@ -14,7 +14,7 @@ import { ensureVenv, REQUIREMENTS_FILE } from '../../spawner/local/venv.ts';
 
 /** The defaults of config/schema.ts for `local`, overridable per test. */
 export function localConfig(overrides: Partial<Config['local']> = {}): Config['local'] {
-  return { python: 'python3', workerThreads: 1, workerMemory: '1GiB', enginesPerWorker: 1, spark: 'auto', ...overrides };
+  return { python: 'python3', workerThreads: 1, workerMemory: '1GiB', enginesPerWorker: 1, spark: 'auto', userPrefix: 'clusterhub-', sharedAccount: false, ...overrides };
 }
 
 /**
