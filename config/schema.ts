@@ -32,6 +32,8 @@ const hub = z.strictObject({
   stateDir: z.string().default('./state').describe('Where the database, generated secrets, workspaces and logs live.'),
   cookieSecret: z.string().min(32).optional().describe('Key that signs session cookies. Generated into stateDir when unset.'),
   logLevel: z.enum(['trace', 'debug', 'info', 'warn', 'error']).default('info').describe('Log level of the JSON logs.'),
+  eventRetentionDays: z.number().positive().default(365).describe('How long the event log (launches, culls, sign-ins, admin actions) keeps an event.'),
+  activityIntervalSeconds: seconds.default(60).describe('How often each running cluster\'s activity (proxy traffic, Jupyter, busy kernels) is written to `last_activity`.'),
   userSubdomains: z.boolean().default(false)
     .describe('Serve each student\'s cluster on an origin of its own, {login}.{host of hub.publicUrl} (wildcard DNS and certificate needed); off: every student shares the hub\'s origin.'),
   maxBodyBytes: z.number().int().min(1024).max(16 * 1024 * 1024).default(65536).describe('Largest request body the hub reads; a bigger one is refused with 413.'),
@@ -64,20 +66,25 @@ const auth = z.strictObject({
 
 const spawn = z.strictObject({
   backend: z.enum(['local', 'kubernetes']).default('local').describe('Where clusters run.'),
-  startTimeoutSeconds: seconds.default(300).describe('A launch not ready by then is stopped and reported failed.'),
+  startTimeoutSeconds: seconds.default(300).describe('A launch not ready this long after the backend began it is stopped and reported failed.'),
+  queueTimeoutSeconds: seconds.default(600).describe('A launch still waiting in line (see concurrency) after this long fails and says so.'),
   concurrency: z.number().int().min(1).max(100).default(4).describe('Launches in flight against the backend at once; the rest queue.'),
   defaultWorkers: z.number().int().min(0).default(2).describe('Workers of a launch that does not say.'),
   maxWorkers: z.number().int().min(0).default(8).describe('Most workers a student may ask for.'),
 });
 
 const local = z.strictObject({
-  venv: z.string().optional().describe('Python virtualenv with images/cluster/requirements.txt. Default ~/.cache/clusterhub/venv-{hash of requirements}.'),
+  venv: z.string().optional().describe('Python virtualenv with images/cluster/requirements.txt. Default ~/.cache/clusterhub/venv-{hash of requirements}; as root /var/lib/clusterhub/venv-{hash}, which students\' accounts can run.'),
   python: z.string().default('python3').describe('Python used to build the virtualenv.'),
   workerThreads: z.number().int().min(1).default(1).describe('Threads per Dask worker.'),
   workerMemory: z.string().regex(/^\d+(?:\.\d+)?\s*[KMGT]i?B?$/i).default('1GiB').describe('Memory limit per Dask worker.'),
   enginesPerWorker: z.number().int().min(1).default(1).describe('IPython engines per worker.'),
   spark: z.enum(['auto', 'on', 'off']).default('auto').describe('`auto`: run Spark when Java is found.'),
   materialsGitUrl: z.string().optional().describe('Git URL cloned into each new workspace (a failure is a warning).'),
+  userPrefix: z.string().regex(/^[a-z][a-z0-9_-]{0,19}$/, 'a short lowercase user name prefix (at most 20 characters)').default('clusterhub-')
+    .describe('When the hub runs as root, each student gets the OS account {prefix}{safe login}, created on first launch (no login shell).'),
+  sharedAccount: z.boolean().default(false)
+    .describe('When the hub is not root, every cluster runs as the hub\'s own account (no isolation): allow more than one non-admin student anyway.'),
 });
 
 const kubernetes = z.strictObject({
@@ -93,7 +100,7 @@ const kubernetes = z.strictObject({
   nodeSelector: z.record(z.string(), z.string()).default({}).describe('Node selector of cluster pods.'),
   tolerations: z.array(z.record(z.string(), z.unknown())).default([]).describe('Tolerations of cluster pods.'),
   extraPodSpec: z.record(z.string(), z.unknown()).default({}).describe('Merged into every cluster pod spec.'),
-  routeTarget: z.string().default('http://scheduler.{namespace}.svc.cluster.local:8888').describe('Proxy target of a cluster; {namespace} is substituted.'),
+  routeTarget: z.string().default('http://scheduler.{namespace}.svc.cluster.local:8888').describe('Proxy target of a cluster; {namespace} and {clusterIP} (the scheduler Service\'s address) are substituted.'),
   proxyPodSelector: z.record(z.string(), z.string()).default({ 'app.kubernetes.io/component': 'proxy' }).describe('Labels of the proxy pods the NetworkPolicy admits.'),
   proxyNamespace: z.string().default('clusterhub').describe('Namespace of the proxy pods the NetworkPolicy admits.'),
   restrictEgress: z.boolean().default(false).describe('Deny egress outside the namespace (DNS stays open).'),

@@ -8,7 +8,11 @@ import { bodyParser } from '@koa/bodyparser';
 import { createAuth, csrfProtect } from './auth/index.ts';
 import { adminRoutes } from './api/admin.ts';
 import { clusterRoutes } from './api/clusters.ts';
+import { eventRoutes } from './api/events.ts';
+import { jupyterHubRoutes } from './api/jupyterhub.ts';
+import { rosterRoutes } from './api/roster.ts';
 import { sessionRoutes } from './api/sessions.ts';
+import { userTokenRoutes } from './api/user-tokens.ts';
 import { adminOnly } from './api/rules.ts';
 import { tokenRoutes } from './api/tokens.ts';
 import type { HubDeps } from './deps.ts';
@@ -40,6 +44,8 @@ export function createApp(deps: HubDeps): Koa {
   const limit = deps.config.hub.maxBodyBytes;
   app.use(bodyParser({
     enableTypes: ['json', 'form'],
+    // DELETE too: JupyterHub's server DELETE takes a body (`{remove}`).
+    parsedMethods: ['POST', 'PUT', 'PATCH', 'DELETE'],
     jsonLimit: limit,
     formLimit: limit,
     onError: (err) => {
@@ -50,9 +56,12 @@ export function createApp(deps: HubDeps): Koa {
   auth.install(app, router);
   app.use(csrfProtect());
 
-  // Rule: anyone (liveness for probes and the proxy's health check).
+  // Rule: anyone (liveness for probes and the proxy's health check). 503 while the managed
+  // proxy is down, so an outside process manager can act; the body says what is wrong.
   router.get('/hub/health', (ctx) => {
-    ctx.body = { status: 'ok' };
+    const health = deps.health?.() ?? { status: 'ok' };
+    ctx.status = health.status === 'ok' ? 200 : 503;
+    ctx.body = health;
   });
 
   // Rule: admin (Prometheus scrapes with `Authorization: token …`).
@@ -62,6 +71,10 @@ export function createApp(deps: HubDeps): Koa {
     ctx.body = await deps.metrics.registry.metrics();
   });
 
+  eventRoutes(router, deps);
+  jupyterHubRoutes(router, deps);
+  rosterRoutes(router, deps);
+  userTokenRoutes(router, deps);
   clusterRoutes(router, deps);
   adminRoutes(router, deps);
   sessionRoutes(router, deps);

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `clusterhub` command: `start` (default) runs the hub, `token <login>` prints a new API
- * token, `check-config [file]` validates a configuration and names every bad key.
+ * token, `check-config [file]` validates a configuration and names every bad key,
+ * `remove-namespaces` deletes every student namespace of this hub (the chart's uninstall hook).
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { openStore } from './store/sqlite.ts';
 const USAGE = `usage: clusterhub [start] [--config FILE]
        clusterhub token <login> [--config FILE] [--note TEXT]
        clusterhub check-config [FILE]
+       clusterhub remove-namespaces [--config FILE]
        clusterhub --version | --help
 
 The config file may also be given as CLUSTERHUB_CONFIG; every key can be overridden
@@ -24,13 +26,18 @@ function configFrom(file: string | undefined): Config {
 
 async function start(file: string | undefined): Promise<void> {
   const config = configFrom(file);
-  const { startHub } = await import('./main.ts');
-  const hub = await startHub(config, { onSetup: (line) => process.stderr.write(`[setup] ${line}\n`) });
-  process.stderr.write(`\nclusterhub is running: open ${hub.publicUrl}\n(backend: ${config.spawn.backend}; stop with Ctrl-C)\n\n`);
+  // Signal handlers come first: a SIGTERM during start must still stop the proxy the hub started.
+  const starting = new AbortController();
+  let hub: Awaited<ReturnType<typeof import('./main.ts')['startHub']>> | undefined;
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;
     closing = true;
+    if (!hub) {
+      process.stderr.write(`\n${signal} while starting: stopping what was started\n`);
+      starting.abort(signal);
+      return;
+    }
     process.stderr.write(`\n${signal}: stopping the hub (clusters keep running and are found again at the next start)\n`);
     hub.close().then(() => process.exit(0), (err) => {
       process.stderr.write(`error while stopping: ${(err as Error).message}\n`);
@@ -39,6 +46,15 @@ async function start(file: string | undefined): Promise<void> {
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+  const { startHub } = await import('./main.ts');
+  try {
+    hub = await startHub(config, { signal: starting.signal, onSetup: (line) => process.stderr.write(`[setup] ${line}\n`) });
+  } catch (err) {
+    if (!starting.signal.aborted) throw err;
+    // startHub stopped everything it had started before rejecting.
+    process.exit(0);
+  }
+  process.stderr.write(`\nclusterhub is running: open ${hub.publicUrl}\n(backend: ${config.spawn.backend}; stop with Ctrl-C)\n\n`);
 }
 
 function token(login: string | undefined, file: string | undefined, note: string | undefined): void {
@@ -55,6 +71,14 @@ function token(login: string | undefined, file: string | undefined, note: string
   } finally {
     store.close();
   }
+}
+
+/** Deletes the Kubernetes namespaces of this hub's instance, with the kubeconfig the hub would use. */
+async function removeNamespaces(file: string | undefined): Promise<void> {
+  const config = configFrom(file);
+  const [{ kubeConfigOf }, { removeInstanceNamespaces }] = await Promise.all([import('./backends.ts'), import('../spawner/kubernetes/remove-namespaces.ts')]);
+  const names = await removeInstanceNamespaces(await kubeConfigOf(config), config.kubernetes);
+  process.stdout.write(`${names.length === 0 ? 'no namespaces' : `deleting ${names.join(', ')}`} (instance ${config.kubernetes.instance})\n`);
 }
 
 class UsageError extends Error {}
@@ -109,6 +133,9 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(`configuration OK${rest[0] ?? values.config ? ` (${rest[0] ?? values.config})` : ''}\n`);
         return 0;
       }
+      case 'remove-namespaces':
+        await removeNamespaces(values.config);
+        return 0;
       default:
         return usageError(`unknown command: ${command}`);
     }

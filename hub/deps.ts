@@ -22,6 +22,10 @@ export interface HubDeps {
   metrics: HubMetrics;
   secrets: { cookieSecret: string };
   culler?: CullerControl;
+  /** Warnings for instructors, shown on the admin page (e.g. the backend does not isolate students). */
+  warnings?: string[];
+  /** What `/hub/health` reports (`status` other than `ok` answers 503). */
+  health?: () => { status: string };
   /** Dashboard links of a running cluster (label → path under /user/{name}/). */
   links?: (user: string) => Promise<Record<string, string>> | undefined;
 }

@@ -6,17 +6,19 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { ChpClient } from '../proxy/client.ts';
-import { ChpSupervisor } from '../proxy/supervisor.ts';
-import { reconcile } from '../spawner/reconcile.ts';
+import { ChpSupervisor, type ChpState } from '../proxy/supervisor.ts';
+import { reconcile, removeClusters, type Removal } from '../spawner/reconcile.ts';
 import { syncRoutes } from '../proxy/route-sync.ts';
 import { SpawnManager } from '../spawner/manager.ts';
 import type { Logger } from '../shared/log.ts';
 import type { Backend } from '../spawner/types.ts';
+import { trackActivity } from './activity.ts';
 import { createApp } from './app.ts';
 import { syncAdminFlags } from './auth/admins.ts';
 import { publicUrl as publicUrlOf } from './auth/settings.ts';
 import { createBackend } from './backends.ts';
 import { createCuller } from './culler-wiring.ts';
+import { keepEventsFor } from './events.ts';
 import { createLogger } from './log.ts';
 import { createMetrics } from './metrics.ts';
 import { routeScheme, serverUrlOf } from './origins.ts';
@@ -38,6 +40,10 @@ export interface RunningHub {
   supervisor?: ChpSupervisor;
   /** Compare clusters, records and routes now (the timer does it too). */
   repair(): Promise<void>;
+  /** Settles when the removals decided at start (half-started clusters) are done. */
+  startupRemovals: Promise<void>;
+  /** What `/hub/health` reports. */
+  health(): HubHealth;
   /** Stops the hub and its managed proxy; clusters keep running for the next start. */
   close(): Promise<void>;
 }
@@ -48,6 +54,16 @@ export interface StartHubOptions {
   backend?: Backend;
   /** Progress lines of first-run setup (the Python environment). */
   onSetup?: (line: string) => void;
+  /** Aborted by a signal during start: everything started so far (the proxy first) is stopped. */
+  signal?: AbortSignal;
+}
+
+/** The hub's own view of its health; `status` is `degraded` while a managed proxy is not running. */
+export interface HubHealth {
+  status: 'ok' | 'degraded';
+  proxy: { mode: 'external' } | ({ mode: 'managed' } & ChpState);
+  /** The last pass of reconcile and route repair. */
+  repair: { at: string | null; ok: boolean; error?: string };
 }
 
 /** Starts the hub described by `config`; rejects with a clear error when something is wrong. */
@@ -57,21 +73,33 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
   const store = openStore(join(config.hub.stateDir, 'clusterhub.sqlite'));
   const metrics = createMetrics({ process: true });
   const cleanups: Array<() => Promise<void> | void> = [() => store.close()];
-  const closeAll = async () => {
+  let closing: Promise<void> | undefined;
+  const closeAll = () => (closing ??= (async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
-  };
+  })());
+  // A signal during start must not wait for a slow step (an API server that does not answer).
+  const cancelled = new Promise<never>((_, reject) => {
+    const abort = () => reject(new Error(`start cancelled (${String(options.signal?.reason ?? 'aborted')})`));
+    if (options.signal?.aborted) abort();
+    options.signal?.addEventListener('abort', abort, { once: true });
+  });
+  cancelled.catch(() => {});
+  const step = <T>(p: Promise<T>): Promise<T> => Promise.race([p, cancelled]);
   try {
+    // Admins are auth.admins (as configured now) plus the console's instructors (hub/roster.ts).
     syncAdminFlags(store, config);
+    cleanups.push(keepEventsFor(store, config.hub.eventRetentionDays, log));
 
     const managed = config.proxy.mode === 'managed';
     const routes = routeScheme(config);
     const proxyApiUrl = config.proxy.apiUrl ?? `http://127.0.0.1:${config.hub.port + 1}`;
     const proxy = new ChpClient({ apiUrl: proxyApiUrl, authToken: secrets.proxyAuthToken });
-    const backend = options.backend ?? await createBackend(config, { log, onSetup: options.onSetup });
+    const backend = options.backend ?? await step(createBackend(config, { log, onSetup: options.onSetup }));
     cleanups.push(() => backend.close?.());
     const manager = new SpawnManager({
       backend, proxy, records: store, log, metrics,
-      startTimeoutSeconds: config.spawn.startTimeoutSeconds, concurrency: config.spawn.concurrency, maxWorkers: config.spawn.maxWorkers,
+      startTimeoutSeconds: config.spawn.startTimeoutSeconds, queueTimeoutSeconds: config.spawn.queueTimeoutSeconds,
+      concurrency: config.spawn.concurrency, maxWorkers: config.spawn.maxWorkers,
       routes, serverUrl: serverUrlOf(config),
     });
     cleanups.push(() => manager.close());
@@ -81,26 +109,60 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       metrics.routeRepairs('added', result.added);
       metrics.routeRepairs('fixed', result.fixed);
       metrics.routeRepairs('removed', result.removed);
+      // The table is read anyway: its activity keeps last_activity fresh between sweeps.
+      for (const cluster of store.listClusters()) {
+        const at = result.routes[routes.path(cluster.user)]?.last_activity;
+        if (cluster.phase === 'running' && at && Number.isFinite(Date.parse(at))) store.recordActivity(cluster.user, new Date(Math.min(Date.parse(at), Date.now())));
+      }
     };
-    const reconcileDeps = { backend, proxy, records: store, log, pending: () => manager.pendingUsers(), knownUser: (l: string) => store.getUser(l) !== undefined, routes };
+    const reconcileDeps = {
+      backend, records: store, log,
+      busy: () => manager.busyUsers(),
+      generation: () => manager.generation(),
+      changedSince: (user: string, since: number) => manager.changedSince(user, since),
+      knownUser: (l: string) => store.getUser(l) !== undefined,
+    };
+    // Removals run beside route repair, never before it: a half-started cluster must not delay the running ones.
+    const remove = (removals: Removal[]) => removeClusters(removals, (r) => manager.remove(r), { limit: config.spawn.concurrency, log });
+    const lastRepair: HubHealth['repair'] = { at: null, ok: true };
+    const noteRepair = (err?: unknown) => {
+      Object.assign(lastRepair, { at: new Date().toISOString(), ok: err === undefined });
+      if (err === undefined) delete lastRepair.error;
+      else lastRepair.error = String((err as Error)?.message ?? err);
+    };
+    // Routes are repaired even when the backend cannot be asked (an API server outage): the records still know them.
     const repair = async () => {
-      await reconcile(reconcileDeps, { startup: false });
-      await repairRoutes();
+      let failure: unknown;
+      const removals = await reconcile(reconcileDeps).then((r) => r.removals, (err) => {
+        failure = err;
+        return [];
+      });
+      await repairRoutes().catch((err) => (failure ??= err));
+      await remove(removals);
+      noteRepair(failure);
       metrics.activeClusters(store.listClusters().filter((c) => c.phase === 'running').length);
+      if (failure !== undefined) throw failure;
     };
 
+    let supervisor: ChpSupervisor | undefined;
+    const health = (): HubHealth => {
+      const proxyState: HubHealth['proxy'] = supervisor ? { mode: 'managed', ...supervisor.state } : { mode: 'external' };
+      const down = proxyState.mode === 'managed' && proxyState.state !== 'running';
+      return { status: down ? 'degraded' : 'ok', proxy: proxyState, repair: { ...lastRepair } };
+    };
+    const warnings = backend.warnings?.() ?? [];
+    for (const warning of warnings) log.warn({ backend: backend.kind }, warning);
     const culler = createCuller({ config, store, manager, proxy, backend, log, metrics });
-    const app = createApp({ config, store, manager, proxy, log, metrics, secrets, culler: culler ?? undefined, links: (user) => backend.links?.(user) });
+    const app = createApp({ config, store, manager, proxy, log, metrics, secrets, health, warnings, culler: culler ?? undefined, links: (user) => backend.links?.(user) });
     const hubHost = managed ? '127.0.0.1' : config.hub.bind;
-    const server = await listen(app.callback(), config.hub.hubPort, hubHost);
+    const server = await step(listen(app.callback(), config.hub.hubPort, hubHost));
     cleanups.push(() => new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
     }));
 
-    let supervisor: ChpSupervisor | undefined;
     if (managed) {
-      supervisor = new ChpSupervisor({
+      const started = new ChpSupervisor({
         ip: config.hub.bind, port: config.hub.port, apiIp: '127.0.0.1', apiPort: config.hub.port + 1,
         defaultTarget: `http://127.0.0.1:${config.hub.hubPort}`, authToken: secrets.proxyAuthToken, logger: log,
         // CHP logs every API call at info; the hub logs the route changes that matter.
@@ -108,39 +170,72 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
         // Each student's cluster on a host of its own: CHP keys routes by host first.
         extraArgs: config.hub.userSubdomains ? ['--host-routing'] : [],
       });
-      supervisor.on('restart', (info) => {
+      supervisor = started;
+      started.on('restart', (info) => {
         log.warn({ ...info }, 'proxy restarted; putting every route back');
         repairRoutes().catch((err) => log.error({ err }, 'route repair after proxy restart failed'));
       });
-      supervisor.on('failed', (err) => log.error({ err }, 'the proxy keeps dying; giving up on restarting it'));
-      await supervisor.start();
-      const started = supervisor;
+      // Registered before it starts: a stop during the start ends the child too.
       cleanups.push(() => started.stop());
+      await step(started.start());
     }
 
-    await reconcile(reconcileDeps, { startup: true });
-    await repairRoutes();
+    // The records know the running clusters: their routes need no API server, so they come back first.
+    await step(repairRoutes());
+    // Then one reconcile pass, bounded: a backend that does not answer must not keep the hub from starting.
+    const firstPass = reconcile(reconcileDeps).then((report) => {
+      noteRepair();
+      return report.removals;
+    }, (err) => {
+      noteRepair(err);
+      log.error({ err }, 'reconcile at start failed; routes come from the records, the next repair tries again');
+      return [] as Removal[];
+    });
+    const removals = await step(Promise.race([firstPass, unrefDelay(STARTUP_RECONCILE_MS)]));
+    if (!removals) log.warn({ seconds: STARTUP_RECONCILE_MS / 1000 }, 'reconcile at start is slow; it finishes in the background');
+    // Routes of what the pass marked for removal go now; the removals themselves run after, side by side.
+    await step(repairRoutes());
+    const startupRemovals = (async () => {
+      const late = !removals;
+      const decided = removals ?? await firstPass;
+      if (late) await repairRoutes().catch((err) => log.error({ err }, 'route repair after a late reconcile failed'));
+      await remove(decided);
+    })();
+    cleanups.push(() => startupRemovals);
     metrics.activeClusters(store.listClusters().filter((c) => c.phase === 'running').length);
     culler?.start();
     // Cleanups run in reverse: the culler stops (and its sweep finishes) before the proxy goes.
     cleanups.push(() => culler?.stop());
+    cleanups.push(trackActivity({ store, proxy, log, routePath: (user) => manager.routes.path(user) }, config.hub.activityIntervalSeconds));
+    let repairing = false;
     const timer = setInterval(() => {
-      repair().catch((err) => log.error({ err }, 'periodic repair failed'));
+      // A pass slower than the interval is not stacked on.
+      if (repairing) return;
+      repairing = true;
+      repair().catch((err) => log.error({ err }, 'periodic repair failed')).finally(() => (repairing = false));
     }, config.proxy.checkRoutesSeconds * 1000);
     timer.unref();
     cleanups.push(() => clearInterval(timer));
 
     const publicUrl = publicUrlOf(config);
-    log.info({ publicUrl, backend: backend.kind, proxy: config.proxy.mode }, 'clusterhub is up');
+    log.info({ publicUrl, backend: backend.kind, proxy: config.proxy.mode, removing: removals?.length ?? 'pending' }, 'clusterhub is up');
     return {
       publicUrl, hubUrl: `http://${hubHost}:${config.hub.hubPort}`, proxyApiUrl, store, manager, backend, proxy, supervisor,
-      repair,
+      repair, startupRemovals, health,
       close: closeAll,
     };
   } catch (err) {
     await closeAll().catch(() => {});
     throw err;
   }
+}
+
+/** How long the start waits for its first reconcile pass before going on without it. */
+const STARTUP_RECONCILE_MS = 30_000;
+
+/** Resolves with undefined after `ms`, without keeping the process alive. */
+function unrefDelay(ms: number): Promise<undefined> {
+  return new Promise((resolve) => setTimeout(resolve, ms, undefined).unref());
 }
 
 function listen(handler: Parameters<typeof import('node:http').createServer>[1], port: number, host: string): Promise<Server> {

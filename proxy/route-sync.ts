@@ -39,6 +39,8 @@ export interface RouteSyncResult {
   removed: number;
   /** One per route that could not be changed; the others were still repaired. */
   errors: Error[];
+  /** The proxy's table as read before the repair (with each route's `last_activity`). */
+  routes: Record<string, RouteInfo>;
 }
 
 /** CHP's own form of a path: leading `/`, no trailing `/` (except the root). */
@@ -79,7 +81,8 @@ export function diffRoutes(
 /**
  * Make the proxy's table match `wanted`. Pass a function to have the wanted routes
  * computed after the proxy was read, so a route added meanwhile by a launch is not
- * mistaken for a stale one. Throws only when the routes cannot be read.
+ * mistaken for a stale one, and asked again around each addition, so a stop that began
+ * meanwhile is never undone. Throws only when the routes cannot be read.
  */
 export async function syncRoutes(
   proxy: Proxy,
@@ -88,18 +91,30 @@ export async function syncRoutes(
 ): Promise<RouteSyncResult> {
   const log = options.logger ?? silentLogger();
   const actual = await proxy.getRoutes();
-  const want = typeof wanted === 'function' ? await wanted() : wanted;
-  const diff = diffRoutes(actual, want, options.manages ?? options.prefix);
-  const result: RouteSyncResult = { added: 0, fixed: 0, removed: 0, errors: [] };
+  const current = typeof wanted === 'function' ? wanted : () => wanted;
+  const diff = diffRoutes(actual, await current(), options.manages ?? options.prefix);
+  const result: RouteSyncResult = { added: 0, fixed: 0, removed: 0, errors: [], routes: actual };
+  const stillWanted = async (path: string, target: string) => {
+    for (const [p, route] of await current()) if (normalizeRoutePath(p) === path) return route.target === target;
+    return false;
+  };
+  /** Adds a route unless it stopped being wanted; removes it again if that happened while it was added. */
+  const put = async (r: RouteDiff['add'][number]): Promise<boolean> => {
+    if (!(await stillWanted(r.path, r.target))) return false;
+    await proxy.addRoute(r.path, r.target, r.data);
+    if (await stillWanted(r.path, r.target)) return true;
+    await proxy.deleteRoute(r.path);
+    return false;
+  };
 
   const jobs: Array<() => Promise<void>> = [
     ...diff.add.map((r) => async () => {
-      await proxy.addRoute(r.path, r.target, r.data);
+      if (!(await put(r))) return;
       result.added++;
       log.info({ path: r.path, target: r.target }, 'route sync: added missing route');
     }),
     ...diff.fix.map((r) => async () => {
-      await proxy.addRoute(r.path, r.target, r.data);
+      if (!(await put(r))) return;
       result.fixed++;
       log.warn({ path: r.path, target: r.target, was: actual[r.path]?.target }, 'route sync: fixed route target');
     }),

@@ -1,7 +1,9 @@
 /**
  * Runs configurable-http-proxy as a child process of the hub (proxy mode `managed`) and
- * restarts it when it dies. CHP keeps routes in memory, so every restart is announced
- * with a `restart` event once the API answers again: the hub then puts every route back.
+ * restarts it when it dies, with capped exponential backoff and without ever giving up
+ * (its `state` tells an outside process manager when it keeps failing). CHP keeps routes
+ * in memory, so every restart is announced with a `restart` event once the API answers
+ * again: the hub then puts every route back.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -33,10 +35,11 @@ export interface ChpSupervisorOptions {
   logger?: Logger;
   /** How long one start may take until the API answers (default 15 s). */
   startTimeoutMs?: number;
-  /** Delay before the first restart, doubled for each recent one (default 250 ms, at most 5 s). */
+  /** Delay before the first restart, doubled for each death within `restartWindowMs` (default 250 ms). */
   restartBackoffMs?: number;
-  /** Give up after this many restarts within `restartWindowMs` (default 5 in 60 s). */
-  maxRestarts?: number;
+  /** Longest delay between restart attempts (default 5 s). */
+  maxBackoffMs?: number;
+  /** Deaths older than this no longer lengthen the backoff (default 60 s). */
   restartWindowMs?: number;
   /** The child exits when the hub's end of its stdin closes, so a crashed hub leaves no proxy behind (default true). */
   exitWithHub?: boolean;
@@ -54,12 +57,26 @@ export interface ChpRestartInfo {
   reason: string;
 }
 
-/** Events: `restart` (the API answers again; re-add every route), `exit` (a child ended), `failed` (gave up restarting). */
+/** Events: `restart` (the API answers again; re-add every route), `exit` (a child ended). */
 export type ChpSupervisorEvents = {
   restart: [ChpRestartInfo];
   exit: [{ pid: number; code: number | null; signal: NodeJS.Signals | null; expected: boolean }];
-  failed: [Error];
 };
+
+/** Where the supervised proxy stands, for `/hub/health` and whoever watches it. */
+export interface ChpState {
+  state: 'starting' | 'running' | 'restarting' | 'stopped';
+  pid?: number;
+  /** Since when it is in this state (ISO 8601). */
+  since: string;
+  restarts: number;
+  /** Failed starts and deaths in a row since it last ran; 0 while running. */
+  failures: number;
+  /** Why the last child ended, or why the last start failed. */
+  lastError?: string;
+  /** When the next start is attempted, while restarting. */
+  nextAttemptAt?: string;
+}
 
 interface Run {
   child: ChildProcess;
@@ -96,6 +113,7 @@ export class ChpSupervisor extends EventEmitter<ChpSupervisorEvents> {
   #recentRestarts: number[] = [];
   #restarts = 0;
   #tail: string[] = [];
+  #state: ChpState = { state: 'stopped', since: new Date().toISOString(), restarts: 0, failures: 0 };
 
   constructor(options: ChpSupervisorOptions) {
     super();
@@ -115,17 +133,34 @@ export class ChpSupervisor extends EventEmitter<ChpSupervisorEvents> {
     return this.#restarts;
   }
 
+  /** What the proxy is doing right now. */
+  get state(): ChpState {
+    return { ...this.#state, restarts: this.#restarts, ...(this.#run?.ready ? { pid: this.#run.pid } : {}) };
+  }
+
+  #enter(state: ChpState['state'], more: Partial<ChpState> = {}): void {
+    const { lastError, failures } = this.#state;
+    this.#state = { state, since: new Date().toISOString(), restarts: this.#restarts, failures, ...(lastError ? { lastError } : {}), ...more };
+  }
+
   /** Start the proxy and wait until its API answers. Rejects with the child's last output on failure. */
   async start(): Promise<void> {
     if (this.#run) throw new Error('configurable-http-proxy is already running');
     this.#stopping = false;
-    await this.#launch();
+    this.#enter('starting');
+    try {
+      await this.#launch();
+    } catch (err) {
+      this.#enter('stopped', { lastError: (err as Error).message });
+      throw err;
+    }
   }
 
   /** Stop the proxy (SIGTERM, SIGKILL after 5 s) and wait until it has exited. No more restarts. */
   async stop(): Promise<void> {
     this.#stopping = true;
     clearTimeout(this.#restartTimer);
+    this.#enter('stopped');
     const run = this.#run;
     if (!run) return;
     if (!run.ended) {
@@ -183,6 +218,7 @@ export class ChpSupervisor extends EventEmitter<ChpSupervisorEvents> {
     try {
       await this.#waitForApi(run, () => fatal);
       run.ready = true;
+      this.#enter('running', { failures: 0 });
       this.#log.info({ pid: run.pid, api: this.apiUrl, public: this.publicUrl }, 'configurable-http-proxy is up');
     } catch (err) {
       if (this.#run === run) this.#run = undefined;
@@ -222,20 +258,16 @@ export class ChpSupervisor extends EventEmitter<ChpSupervisorEvents> {
     this.#scheduleRestart(run.ended ?? 'unknown');
   }
 
+  /** Never gives up: the public port is the hub's front door. The delay doubles with recent deaths, up to a cap. */
   #scheduleRestart(reason: string): void {
     if (this.#stopping) return;
     const window = this.#opts.restartWindowMs ?? 60_000;
-    const max = this.#opts.maxRestarts ?? 5;
     const now = Date.now();
     this.#recentRestarts = this.#recentRestarts.filter((t) => now - t < window);
-    if (this.#recentRestarts.length >= max) {
-      const err = new Error(`configurable-http-proxy died ${max} times within ${window / 1000} s (last: ${reason}); not restarting it again${this.#lastOutput()}`);
-      this.#log.error({ err }, 'giving up on configurable-http-proxy');
-      this.emit('failed', err);
-      return;
-    }
-    const backoff = Math.min(5000, (this.#opts.restartBackoffMs ?? 250) * 2 ** this.#recentRestarts.length);
+    const exponent = Math.min(this.#recentRestarts.length, 20);
+    const backoff = Math.min(this.#opts.maxBackoffMs ?? 5000, (this.#opts.restartBackoffMs ?? 250) * 2 ** exponent);
     this.#recentRestarts.push(now);
+    this.#enter('restarting', { failures: this.#state.failures + 1, lastError: reason, nextAttemptAt: new Date(now + backoff).toISOString() });
     this.#restartTimer = setTimeout(() => void this.#restart(reason), backoff);
   }
 

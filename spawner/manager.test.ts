@@ -6,7 +6,7 @@ import { freePorts } from './local/processes.ts';
 import { ChpClient } from '../proxy/client.ts';
 import { ChpSupervisor } from '../proxy/supervisor.ts';
 import { SpawnManager } from './manager.ts';
-import { reconcile } from './reconcile.ts';
+import { reconcile, removeClusters } from './reconcile.ts';
 import { ClusterError, type Backend, type ClusterListing, type ClusterStatus, type ProgressEvent, type StartOptions } from './types.ts';
 
 /** A backend the test steers: each start waits until the test lets it finish. */
@@ -56,7 +56,7 @@ class StepBackend implements Backend {
 }
 
 /** Each test gets its own real configurable-http-proxy on free loopback ports. */
-async function setup(t: ExecutionContext, options: { concurrency?: number; timeout?: number; proxyToken?: string } = {}) {
+async function setup(t: ExecutionContext, options: { concurrency?: number; timeout?: number; queueTimeout?: number; proxyToken?: string } = {}) {
   const [port, apiPort] = await freePorts(2);
   const authToken = 'manager-test-proxy-token-0123456789';
   const chp = new ChpSupervisor({ port: port!, apiPort: apiPort!, defaultTarget: 'http://127.0.0.1:9', authToken });
@@ -70,7 +70,7 @@ async function setup(t: ExecutionContext, options: { concurrency?: number; timeo
   const metrics = createMetrics();
   const manager = new SpawnManager({
     backend, proxy: managerProxy, records: store, log: silentLogger(), metrics,
-    startTimeoutSeconds: options.timeout ?? 30, concurrency: options.concurrency ?? 4, maxWorkers: 8,
+    startTimeoutSeconds: options.timeout ?? 30, queueTimeoutSeconds: options.queueTimeout, concurrency: options.concurrency ?? 4, maxWorkers: 8,
   });
   /** The proxy's `/user/*` routes, path → target. */
   const routes = async () => Object.fromEntries(Object.entries(await proxy.getRoutes()).filter(([path]) => path.startsWith('/user/')).map(([path, r]) => [path, r.target]));
@@ -238,7 +238,7 @@ test('scale changes the workers of a running cluster and refuses a stopped one',
 });
 
 test('reconcile at start adopts running clusters, forgets dead ones and cleans abandoned launches', async (t) => {
-  const { backend, proxy, routes, store } = await setup(t);
+  const { backend, proxy, routes, store, manager } = await setup(t);
   store.upsertUser({ login: 'alive' });
   store.upsertUser({ login: 'orphan' });
   const base = { backend: 'test', workers: 1, jupyterToken: 't', createdAt: new Date().toISOString(), readyAt: null, lastActivity: null };
@@ -248,11 +248,67 @@ test('reconcile at start adopts running clusters, forgets dead ones and cleans a
   backend.running.set('alive', { workers: 1, url: 'http://127.0.0.1:9/alive', token: 't' });
   backend.running.set('orphan', { workers: 2, url: 'http://127.0.0.1:9/orphan', token: 'o' });
   await proxy.addRoute('/user/dead', 'http://127.0.0.1:9/dead', { user: 'dead' });
-  const report = await reconcile({ backend, proxy, records: store, log: silentLogger(), pending: () => [], knownUser: (l) => !!store.getUser(l) }, { startup: true });
-  t.deepEqual(report, { adopted: ['orphan'], forgotten: ['dead'], abandoned: ['halfway'] });
+  const report = await reconcile(reconcileDeps(manager, backend, store));
+  t.like(report, { adopted: ['orphan'], kept: ['alive'], forgotten: ['dead'], abandoned: ['halfway'], cleaned: [] });
   t.is(store.getCluster('alive')?.url, 'http://127.0.0.1:9/alive');
   t.is(store.getCluster('orphan')?.jupyterToken, 'o');
+  t.is(store.getCluster('dead')?.phase, 'stopping', 'what must go is marked at once, so no route is wanted for it');
+  await removeClusters(report.removals, (r) => manager.remove(r), { limit: 2, log: silentLogger() });
   t.is(store.getCluster('dead'), undefined);
+  t.is(store.getCluster('halfway'), undefined);
   t.false('/user/dead' in await routes(), 'the dead cluster\'s route is gone');
   t.true(backend.stops.includes('halfway'));
+  t.is(store.listEvents({ user: 'halfway', limit: 1 })[0]?.kind, 'launch-failed');
 });
+
+test('reconcile never adopts a cluster stopped while it was listing', async (t) => {
+  const { backend, store, manager } = await setup(t);
+  store.upsertUser({ login: 'bob' });
+  backend.gate('bob').resolve();
+  await manager.launch('bob', 1).done;
+  // The listing is taken, then the stop runs to its end before reconcile decides.
+  const listed = Promise.withResolvers<void>();
+  const list = backend.list.bind(backend);
+  backend.list = async () => {
+    const listing = await list();
+    await listed.promise;
+    return listing;
+  };
+  const pass = reconcile(reconcileDeps(manager, backend, store));
+  await manager.stop('bob', { actor: 'teacher' });
+  backend.running.set('bob', { workers: 1, url: 'http://127.0.0.1:9/bob', token: 't' }); // a namespace still terminating
+  listed.resolve();
+  const report = await pass;
+  t.deepEqual(report.adopted, []);
+  t.is(store.getCluster('bob'), undefined);
+  t.is(manager.view('bob').phase, 'stopped');
+});
+
+test('a launch waits in line without its start timeout running; the line has its own limit', async (t) => {
+  const { backend, manager } = await setup(t, { concurrency: 1, queueTimeout: 0.3 });
+  const first = manager.launch('a', 1);
+  const second = manager.launch('b', 1);
+  const failed = await second.done;
+  t.true(failed.failed);
+  t.regex(failed.message, /no launch slot became free within 0 s \(still at position 1 in line\)/);
+  t.deepEqual(backend.starts, ['a'], 'the queued launch never reached the backend');
+  backend.gate('a').resolve();
+  t.true((await first.done).ready);
+
+  // In line for as long as a start timeout (behind a launch that times out), then started: it has its whole start timeout.
+  const { backend: b2, manager: m2 } = await setup(t, { concurrency: 1, timeout: 3, queueTimeout: 60 });
+  const c = m2.launch('c', 1);
+  const d = m2.launch('d', 1);
+  t.regex((await c.done).message, /not ready after 3 s/);
+  for await (const e of m2.progress('d')) if (e.message === 'scheduler starting') break;
+  b2.gate('d').resolve();
+  const final = await d.done;
+  t.true(final.ready, `time in line does not count against the start timeout (${final.message})`);
+});
+
+function reconcileDeps(manager: SpawnManager, backend: Backend, store: ReturnType<typeof openStore>) {
+  return {
+    backend, records: store, log: silentLogger(), busy: () => manager.busyUsers(), generation: () => manager.generation(),
+    changedSince: (u: string, since: number) => manager.changedSince(u, since), knownUser: (l: string) => !!store.getUser(l),
+  };
+}

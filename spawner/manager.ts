@@ -4,39 +4,17 @@
  * no half state on failure. Backends never see the proxy; this is where they meet.
  */
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { Launch } from './launch-progress.ts';
 import { LaunchQueue } from './queue.ts';
 import { checkWorkerCount } from './worker-count.ts';
+import { aborted, queueMessage, throwIfAborted, timeoutMessage } from './launch-limits.ts';
 import { childLogger, type Logger } from '../shared/log.ts';
 import { pathRoutes, type RouteScheme } from '../proxy/routes.ts';
 import type { Proxy } from '../proxy/types.ts';
+import type { ClusterRecords, ClusterRow } from './records.ts';
+import type { Removal } from './reconcile.ts';
 import { ClusterError, type Backend, type ClusterErrorReason, type ProgressEvent } from './types.ts';
-
-/** A user's cluster as the manager remembers it: one row of the hub's store. */
-export interface ClusterRow {
-  user: string;
-  /** The backend's kind (`local`, `kubernetes`). */
-  backend: string;
-  phase: 'starting' | 'running' | 'stopping';
-  workers: number;
-  /** Jupyter's token for this cluster (a random secret; the database file is 0600). */
-  jupyterToken: string;
-  /** Proxy target once ready. */
-  url: string | null;
-  createdAt: string;
-  readyAt: string | null;
-  lastActivity: string | null;
-}
-
-/** How the manager remembers clusters (the hub's Store satisfies it). */
-export interface ClusterRecords {
-  getCluster(user: string): ClusterRow | undefined;
-  putCluster(row: ClusterRow): void;
-  updateCluster(user: string, patch: Partial<Omit<ClusterRow, 'user'>>): void;
-  listClusters(): ClusterRow[];
-  deleteCluster(user: string): void;
-  addEvent(event: { actor: string; user: string; kind: string; detail?: Record<string, unknown> }): unknown;
-}
 
 /** Counters the hub exports; the default does nothing (no null checks anywhere). */
 export interface ManagerMetrics {
@@ -53,7 +31,10 @@ export interface ManagerOptions {
   backend: Backend;
   proxy: Proxy;
   records: ClusterRecords;
+  /** Counted from when the backend begins the launch, not from the queue. */
   startTimeoutSeconds: number;
+  /** How long a launch may wait in line for a slot (default: no limit). */
+  queueTimeoutSeconds?: number;
   concurrency: number;
   maxWorkers: number;
   log: Logger;
@@ -62,6 +43,17 @@ export interface ManagerOptions {
   routes?: RouteScheme;
   /** The URL of a user's JupyterLab as the browser uses it (default: the path `/user/{login}/`). */
   serverUrl?: (user: string) => string;
+}
+
+/** Who stops a cluster and why (events and the admin log show it). */
+export interface StopRequest {
+  actor: string;
+  reason?: string;
+  removeWorkspace?: boolean;
+  /** Event kind (default `stop`, or `reset` with removeWorkspace). */
+  kind?: string;
+  /** Ask the backend to remove it even when the hub has no record (a broken leftover). */
+  evenWithoutRecord?: boolean;
 }
 
 /** Jupyter's base URL (the path it serves under, on whichever host). */
@@ -92,12 +84,18 @@ export class SpawnManager {
   readonly #metrics: ManagerMetrics;
   readonly #queue: LaunchQueue;
   readonly #timeoutMs: number;
+  readonly #queueTimeoutMs: number;
   readonly #maxWorkers: number;
   readonly #launches = new Map<string, Launch>();
   readonly #positions = new Map<string, () => number>();
   readonly #stopping = new Map<string, Promise<void>>();
   /** The last failure per user, replayed to a progress watcher that comes late. */
   readonly #lastFailure = new Map<string, string>();
+  /** Bumped when a launch or stop begins and ends; reconcile leaves users touched since its listing began alone. */
+  #generation = 0;
+  readonly #touched = new Map<string, number>();
+  /** Ends the background retries of cleanups when the hub closes. */
+  readonly #closed = new AbortController();
 
   constructor(options: ManagerOptions) {
     this.backend = options.backend;
@@ -109,6 +107,7 @@ export class SpawnManager {
     this.#metrics = options.metrics ?? noMetrics;
     this.#queue = new LaunchQueue(options.concurrency);
     this.#timeoutMs = options.startTimeoutSeconds * 1000;
+    this.#queueTimeoutMs = (options.queueTimeoutSeconds ?? Infinity) * 1000;
     this.#maxWorkers = options.maxWorkers;
   }
 
@@ -126,9 +125,16 @@ export class SpawnManager {
     if (pending) return pending;
     if (this.#stopping.has(user)) throw new ClusterError(`${user}'s cluster is stopping; launch again when it has stopped`, 409);
     const record = this.#records.getCluster(user);
+    if (record?.phase === 'stopping') {
+      // A removal that never finished (the backend was unreachable, or a hub died during it).
+      void this.stop(user, { actor: 'hub', kind: 'cleanup', reason: 'a removal that had not finished was completed' })
+        .catch((err) => this.#log.warn({ user, err }, 'finishing a removal failed'));
+      throw new ClusterError(`${user}'s previous cluster is still being removed; launch again when it has stopped`, 409);
+    }
     if (record) throw new ClusterError(`${user}'s cluster is already ${record.phase}`, 409);
     this.checkWorkers(workers);
 
+    this.#touch(user);
     const launch = new Launch(user, workers);
     this.#launches.set(user, launch);
     this.#lastFailure.delete(user);
@@ -149,20 +155,26 @@ export class SpawnManager {
     const slot = this.#queue.enter((position) => launch.push({ progress: 0, message: `Waiting in line: position ${position}` }));
     this.#positions.set(user, () => slot.position());
     if (slot.position() > 0) launch.push({ progress: 0, message: `Waiting in line: position ${slot.position()}` });
-    // A ref'd timer (AbortSignal.timeout's is not): the launch keeps the process alive.
+    // Ref'd timers (AbortSignal.timeout's are not): a launch keeps the process alive.
+    const line = new AbortController();
+    const inLine = setTimeout(() => line.abort(new ClusterError(queueMessage(this.#queueTimeoutMs, slot.position()), 503)), Math.min(this.#queueTimeoutMs, 2 ** 31 - 1));
     const timer = new AbortController();
     const timeout = timer.signal;
-    const deadline = setTimeout(() => timer.abort(new ClusterError('launch timed out', 504)), this.#timeoutMs);
+    let deadline: NodeJS.Timeout | undefined;
     const signal = AbortSignal.any([launch.controller.signal, timeout]);
     const finish = (event: ProgressEvent) => {
       // Forget the launch before announcing the end, so a retry right after starts afresh.
+      this.#touch(user);
       this.#launches.delete(user);
       this.#positions.delete(user);
       launch.push(event);
     };
     const started = performance.now();
     try {
-      await Promise.race([slot.ready, aborted(signal)]);
+      await Promise.race([slot.ready, aborted(AbortSignal.any([launch.controller.signal, line.signal]))]);
+      clearTimeout(inLine);
+      // The start timeout runs from here: time spent in line is the queue's own limit.
+      deadline = setTimeout(() => timer.abort(new ClusterError('launch timed out', 504)), this.#timeoutMs);
       launch.push({ progress: 1, message: `Starting your cluster with ${launch.workers} worker${launch.workers === 1 ? '' : 's'}` });
       const record = this.#records.getCluster(user)!;
       let target: string | undefined;
@@ -187,7 +199,7 @@ export class SpawnManager {
       log.info({ seconds }, 'cluster ready');
       finish({ progress: 100, message: 'Your cluster is ready', ready: true, url: this.#serverUrl(user) });
     } catch (err) {
-      const message = timeout.aborted ? timeoutMessage(this.#timeoutMs, launch) : err instanceof Error ? err.message : String(err);
+      const message = timeout.aborted ? timeoutMessage(this.#timeoutMs, launch, err === timeout.reason ? undefined : err) : err instanceof Error ? err.message : String(err);
       log.warn({ reason: message }, 'launch failed; cleaning up');
       await this.#cleanup(user);
       this.#lastFailure.set(user, message);
@@ -197,16 +209,50 @@ export class SpawnManager {
       this.#metrics.launchFailed((performance.now() - started) / 1000, timeout.aborted ? 'timeout' : cause instanceof ClusterError ? cause.reason : 'failed');
       finish({ progress: 100, message: `Launch failed: ${message}`, failed: true });
     } finally {
+      clearTimeout(inLine);
       clearTimeout(deadline);
       slot.release();
     }
   }
 
-  /** Removes whatever a failed launch left: route, backend objects, record. */
+  /**
+   * Removes whatever a failed launch left: route, backend objects, record. When the backend
+   * cannot be reached (an API server outage), the record stays `stopping` and the removal
+   * is retried with backoff until the backend answers, not left to the orphan sweep.
+   */
   async #cleanup(user: string): Promise<void> {
     await this.#proxy.deleteRoute(this.routes.path(user)).catch((err) => this.#log.warn({ user, err }, 'route cleanup failed'));
-    await this.backend.stop(user).catch((err) => this.#log.error({ user, err }, 'backend cleanup failed'));
-    this.#records.deleteCluster(user);
+    try {
+      await this.backend.stop(user);
+      this.#records.deleteCluster(user);
+    } catch (err) {
+      this.#log.error({ user, err }, 'backend cleanup failed; retrying until the backend answers');
+      this.#records.updateCluster(user, { phase: 'stopping' });
+      this.#retryCleanup(user);
+    }
+  }
+
+  #retryCleanup(user: string): void {
+    const run = (async () => {
+      for (let attempt = 0; ; attempt++) {
+        await delay(Math.min(5000, 500 * 2 ** Math.min(attempt, 10)), undefined, { signal: this.#closed.signal });
+        try {
+          await this.backend.stop(user);
+          break;
+        } catch (err) {
+          this.#log.warn({ user, attempt, err }, 'backend cleanup failed again');
+        }
+      }
+      this.#records.deleteCluster(user);
+      this.#records.addEvent({ actor: 'hub', user, kind: 'cleanup', detail: { reason: 'what the failed launch left was removed once the backend answered again' } });
+    })().catch(() => {
+      // The hub is closing: the record stays `stopping` and the next start finishes the removal.
+    });
+    this.#stopping.set(user, run);
+    void run.then(() => {
+      this.#touch(user);
+      if (this.#stopping.get(user) === run) this.#stopping.delete(user);
+    });
   }
 
   /** The pending launch's progress, or one event saying where things stand. */
@@ -229,11 +275,12 @@ export class SpawnManager {
    * Stops a cluster through the one stop path (user Stop, admin, culler): the route goes
    * first, so nobody reaches a half-stopped cluster. A pending launch is cancelled.
    */
-  async stop(user: string, options: { actor: string; reason?: string; removeWorkspace?: boolean; kind?: string }): Promise<void> {
+  async stop(user: string, options: StopRequest): Promise<void> {
     const inFlight = this.#stopping.get(user);
     if (inFlight) return inFlight;
     const launch = this.#launches.get(user);
-    if (!launch && !this.#records.getCluster(user) && !options.removeWorkspace) return;
+    if (!launch && !this.#records.getCluster(user) && !options.removeWorkspace && !options.evenWithoutRecord) return;
+    this.#touch(user);
     const run = (async () => {
       if (launch) {
         launch.controller.abort(new ClusterError(`stopped by ${options.actor}`, 409, 'cancelled'));
@@ -250,8 +297,37 @@ export class SpawnManager {
     try {
       await run;
     } finally {
+      this.#touch(user);
       this.#stopping.delete(user);
     }
+  }
+
+  /**
+   * Carries out a removal reconcile decided, unless the user's cluster was launched or
+   * stopped since (then that newer action stands).
+   */
+  async remove(removal: Removal): Promise<void> {
+    if (this.changedSince(removal.user, removal.since)) return;
+    await this.stop(removal.user, { actor: 'hub', kind: removal.kind, reason: removal.reason, evenWithoutRecord: true });
+  }
+
+  /** Grows with every launch and stop begun (see {@link changedSince}). */
+  generation(): number {
+    return this.#generation;
+  }
+
+  /** True when a launch or stop of `user` began or ended after generation `since`. */
+  changedSince(user: string, since: number): boolean {
+    return (this.#touched.get(user) ?? -1) > since;
+  }
+
+  #touch(user: string): void {
+    this.#touched.set(user, ++this.#generation);
+  }
+
+  /** Users with a launch or a stop in flight in this process. */
+  busyUsers(): string[] {
+    return [...new Set([...this.#launches.keys(), ...this.#stopping.keys()])];
   }
 
   /** Stops every running or pending cluster ("after class"); one failure does not stop the rest. */
@@ -275,9 +351,10 @@ export class SpawnManager {
   }
 
   /** What a client may know about the user's cluster right now. */
-  view(user: string): ClusterView {
+  view(user: string, known?: { record: ClusterRow | undefined }): ClusterView {
     const launch = this.#launches.get(user);
-    const record = this.#records.getCluster(user);
+    // A list that already read the rows passes them in: no query per user.
+    const record = known ? known.record : this.#records.getCluster(user);
     if (launch) {
       const position = this.#positions.get(user)?.() ?? 0;
       return { phase: position > 0 ? 'queued' : 'starting', workers: launch.workers, ...(position > 0 ? { queuePosition: position } : {}), createdAt: launch.startedAt.toISOString() };
@@ -306,27 +383,12 @@ export class SpawnManager {
     return wanted;
   }
 
-  /** Cancels pending launches (they clean up after themselves) and waits for them. */
+  /** Cancels pending launches (they clean up after themselves), waits for them and for stops in flight. */
   async close(): Promise<void> {
     const pending = [...this.#launches.values()];
     for (const launch of pending) launch.controller.abort(new ClusterError('the hub is shutting down', 503, 'cancelled'));
     await Promise.all(pending.map((l) => l.done));
+    this.#closed.abort();
+    await Promise.allSettled([...this.#stopping.values()]);
   }
-}
-
-function aborted(signal: AbortSignal): Promise<never> {
-  return new Promise((_, reject) => {
-    if (signal.aborted) reject(signal.reason);
-    signal.addEventListener('abort', () => reject(signal.reason), { once: true });
-  });
-}
-
-function throwIfAborted(signal: AbortSignal, timeout: AbortSignal, timeoutMs: number, launch: Launch): void {
-  if (!signal.aborted) return;
-  if (timeout.aborted) throw new ClusterError(timeoutMessage(timeoutMs, launch), 504);
-  throw signal.reason instanceof Error ? signal.reason : new ClusterError(String(signal.reason));
-}
-
-function timeoutMessage(timeoutMs: number, launch: Launch): string {
-  return `the cluster was not ready after ${Math.round(timeoutMs / 1000)} s (last step: ${launch.lastMessage || 'none'})`;
 }

@@ -82,6 +82,8 @@ export interface Backend {
   links?(user: string): Promise<Record<string, string>>;
   /** Release watches, timers and child handles (the clusters keep running). */
   close?(): Promise<void>;
+  /** What an instructor must know about this backend (e.g. students are not isolated); logged at start, shown on the admin page. */
+  warnings?(): string[];
 }
 
 /**

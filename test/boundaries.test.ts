@@ -82,6 +82,20 @@ function hubImageFiles(): string[] {
   return ignore.filter(sources.flatMap(filesUnder));
 }
 
+test('the hub image carries one Node: the npm node package is a development dependency, and npm ci omits those', (t) => {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+  t.false('node' in pkg.dependencies);
+  t.truthy(pkg.devDependencies.node, 'npm start and npm test still get Node 24 from npm');
+  t.regex(readFileSync(join(root, 'images/hub/Dockerfile'), 'utf8'), /npm ci --omit=dev/);
+});
+
+test('the hub image is built on a pinned base, as a non-root user', (t) => {
+  const dockerfile = readFileSync(join(root, 'images/hub/Dockerfile'), 'utf8');
+  t.regex(dockerfile, /^ARG BASE=\S+:\d+\.\d+\.\d+-\S+$/m, 'a full version tag, not a floating one');
+  t.regex(dockerfile, /^FROM \$\{BASE\}$/m);
+  t.regex(dockerfile, /^USER 1000:1000$/m);
+});
+
 test('the hub image ships no test code', (t) => {
   const shipped = hubImageFiles();
   t.true(shipped.includes('hub/cli.ts'), 'the image has the hub');

@@ -7,14 +7,14 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import { homedir, tmpdir } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetchActivity } from '../culler/activity.ts';
 import { Culler } from '../culler/job.ts';
 import { candidate, captureLogger, cullerConfig, deadUrl, StandInHub, startProxy } from './helpers/culler.ts';
 import type { CullCandidate, CullerConfig } from '../culler/types.ts';
+import { ensureVenv, REQUIREMENTS_FILE } from '../spawner/local/venv.ts';
 import { freePort, waitUntil } from './helpers/net.ts';
 
 interface Jupyter { user: string; url: string; token: string; baseUrl: string; stop(): Promise<void> }
@@ -24,13 +24,10 @@ test.after.always(async () => {
   await Promise.all(cleanup.map((fn) => fn()));
 });
 
-/** `jupyter-server` from the newest ~/.cache/clusterhub/venv-* that has one. */
+/** `jupyter-server` of the local backend's virtualenv (where it is for this user: ~/.cache, or /var/lib as root). */
 async function jupyterServerBin(): Promise<string> {
-  const root = join(homedir(), '.cache', 'clusterhub');
-  const venvs = existsSync(root) ? (await readdir(root)).filter((d) => d.startsWith('venv-')).sort().reverse() : [];
-  const bin = venvs.map((v) => join(root, v, 'bin', 'jupyter-server')).find((p) => existsSync(p));
-  if (!bin) throw new Error(`no jupyter-server in ${root}/venv-*: build the local backend's virtualenv (images/cluster/requirements.txt) first`);
-  return bin;
+  const venv = await ensureVenv({ python: 'python3', requirementsFile: REQUIREMENTS_FILE, log: () => {} });
+  return join(venv.bin, 'jupyter-server');
 }
 
 /**

@@ -20,6 +20,7 @@ import type { SweepReport } from '../culler/types.ts';
 import { clusterProcesses, makeLocalBackend, newJupyterToken } from './helpers/local-backend.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
 import { apiAs, cullNow, trafficLoop } from './helpers/hub-api.ts';
+import { startBusyKernel as startBusyKernelAt } from './helpers/kernel.ts';
 import { waitUntil } from './helpers/net.ts';
 
 const IDLE = 3;
@@ -83,26 +84,10 @@ function viaProxy(user: string, token: string): Promise<Response> {
   return fetch(`${hub!.publicUrl}/user/${user}/api/status`, { headers: { Authorization: `token ${token}` }, redirect: 'manual' });
 }
 
-/** Run `code` in a new kernel until the kernel says busy, then close the socket (no browser left open). */
+/** Run `code` in a new kernel of the user's Jupyter until it says busy. */
 async function startBusyKernel(user: string, code: string): Promise<void> {
   const { base, token } = jupyterOf(user);
-  const created = await fetch(`${base}api/kernels`, { method: 'POST', headers: { Authorization: `token ${token}` }, body: '{"name":"python3"}' });
-  const { id } = (await created.json()) as { id: string };
-  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}api/kernels/${id}/channels?token=${token}`);
-  const msgId = crypto.randomUUID();
-  await new Promise<void>((resolve, reject) => {
-    ws.addEventListener('error', () => reject(new Error(`websocket to ${user}'s kernel failed`)));
-    ws.addEventListener('open', () => ws.send(JSON.stringify({
-      channel: 'shell', buffers: [], parent_header: {}, metadata: {},
-      header: { msg_id: msgId, msg_type: 'execute_request', session: crypto.randomUUID(), username: user, version: '5.3', date: new Date().toISOString() },
-      content: { code, silent: false, store_history: false, user_expressions: {}, allow_stdin: false, stop_on_error: true },
-    })));
-    ws.addEventListener('message', (e) => {
-      const m = JSON.parse(String(e.data)) as { msg_type: string; parent_header?: { msg_id?: string }; content?: { execution_state?: string } };
-      if (m.msg_type === 'status' && m.parent_header?.msg_id === msgId && m.content?.execution_state === 'busy') resolve();
-    });
-  });
-  ws.close();
+  await startBusyKernelAt(base, token, code);
 }
 
 /** Poll the user's Jupyter through the proxy twice a second until stopped; returns the statuses. */
@@ -202,6 +187,23 @@ test.serial('traffic through the proxy keeps a cluster that Jupyter itself calls
   t.like(line(report, 'ida'), { action: 'keep', evidence: 'proxy' });
   t.regex(line(report, 'ida')!.reason, /^proxy traffic \d+ seconds? ago$/);
   t.is(hub!.store.getCluster('ida')?.phase, 'running');
+});
+
+test.serial('last_activity in the API follows the sweeps: ida\'s moves with her traffic, bea\'s with her busy kernel', async (t) => {
+  const lastActivity = async (user: string) => {
+    const res = await api(`/hub/api/users/${user}`, 'teacher');
+    const body = (await res.json()) as { last_activity: string; cluster: { last_activity: string } };
+    t.true(Date.parse(body.last_activity) >= Date.parse(body.cluster.last_activity), `${user}: the user's last activity includes the cluster's`);
+    return body.cluster.last_activity;
+  };
+  await cull({ dry_run: true });
+  const [ida1, bea1] = [await lastActivity('ida'), await lastActivity('bea')];
+  await waitUntil('ida\'s traffic to reach the proxy again', async () => Date.parse((await hub!.proxy.getRoutes())['/user/ida']!.last_activity!) > Date.parse(ida1), { timeoutMs: 10_000, intervalMs: 100 });
+  const swept = Date.now();
+  await cull({ dry_run: true });
+  t.true(Date.parse(await lastActivity('ida')) > Date.parse(ida1), 'ida is browsing');
+  const bea2 = Date.parse(await lastActivity('bea'));
+  t.true(bea2 > Date.parse(bea1) && bea2 >= swept, 'Jupyter says bea\'s kernel is busy: that is activity now');
 });
 
 test.serial('a /user/* route that leads to no cluster is left by the sweep and removed by route sync', async (t) => {

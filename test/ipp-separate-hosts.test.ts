@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ENTRYPOINT } from '../spawner/local/options.ts';
+import { ENTRYPOINT } from '../spawner/local/backend.ts';
 import { freePorts, killGroups } from '../spawner/local/processes.ts';
 import { ensureVenv, REQUIREMENTS_FILE } from '../spawner/local/venv.ts';
 

@@ -87,10 +87,10 @@ test.serial('admin page: every user with state; Scale, Stop, Reset and Stop all'
   const annHome = await student.get('/hub/home');
   t.regex(annHome.text, /Your cluster was stopped by teacher/);
 
-  t.is((await form(teacher, '/hub/admin', '/hub/admin/users/ann/reset')).status, 303);
+  t.is((await form(teacher, '/hub/admin', '/hub/admin/users/ann/reset', { confirm: 'yes' })).status, 303);
   t.is(hub.store.listEvents({ user: 'ann', limit: 1 })[0]?.kind, 'reset');
 
-  t.is((await form(teacher, '/hub/admin', '/hub/admin/stop-all')).status, 303);
+  t.is((await form(teacher, '/hub/admin', '/hub/admin/stop-all', { confirm: 'yes' })).status, 303);
   t.is(backend.clusters.size, 0);
   t.is(hub.store.listClusters().length, 0);
 });

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { HttpError } from '../errors.ts';
 import type { HubDeps } from '../deps.ts';
 import { readBody } from './body.ts';
+import { removeUser } from '../roster.ts';
 import { adminOnly } from './rules.ts';
 import { existingUser, userModel } from './views.ts';
 
@@ -14,12 +15,6 @@ export function adminRoutes(router: Router, deps: HubDeps): void {
   const { store, manager } = deps;
   const knownUser = (name: string) => existingUser(store, name);
 
-  // Rule: admin.
-  router.get('/hub/api/users', (ctx) => {
-    adminOnly(ctx);
-    ctx.body = store.listUsers().map((u) => userModel(u, manager, store));
-  });
-
   // Rule: admin. Stops the cluster, wipes the workspace (local) or namespace (Kubernetes), signs the user out everywhere.
   router.post('/hub/api/users/:name/reset', async (ctx) => {
     const actor = adminOnly(ctx);
@@ -29,14 +24,10 @@ export function adminRoutes(router: Router, deps: HubDeps): void {
     ctx.body = userModel(user, manager, store);
   });
 
-  // Rule: admin. Stop, then forget (events stay for the record).
+  // Rule: admin. Stop, wipe the workspace, then forget (events stay for the record).
   router.delete('/hub/api/users/:name', async (ctx) => {
     const actor = adminOnly(ctx);
-    const user = knownUser(ctx.params.name!);
-    if (user.login === actor.login) throw new HttpError(400, 'Admins cannot delete themselves');
-    await manager.stop(user.login, { actor: actor.login, reason: `deleted by ${actor.login}`, removeWorkspace: true });
-    store.deleteUser(user.login);
-    store.addEvent({ actor: actor.login, user: user.login, kind: 'user-deleted' });
+    await removeUser(deps, ctx.params.name!, actor.login);
     ctx.status = 204;
   });
 

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { HttpError } from '../errors.ts';
 import type { HubDeps } from '../deps.ts';
 import { readBody, workersField } from './body.ts';
-import { selfOrAdmin, signedIn } from './rules.ts';
+import { selfOrAdmin } from './rules.ts';
 import { streamProgress } from './sse.ts';
 import { userModel } from './views.ts';
 
@@ -19,18 +19,6 @@ export function clusterRoutes(router: Router, deps: HubDeps): void {
     if (!user) throw new HttpError(404, `No such user: ${name}`);
     return user;
   };
-
-  // Rule: any signed-in user, about themselves.
-  router.get('/hub/api/user', (ctx) => {
-    const me = signedIn(ctx);
-    ctx.body = { ...userModel(knownUser(me.login), manager, store), scopes: me.scopes };
-  });
-
-  // Rule: self or admin.
-  router.get('/hub/api/users/:name', (ctx) => {
-    selfOrAdmin(ctx, ctx.params.name!);
-    ctx.body = userModel(knownUser(ctx.params.name!), manager, store);
-  });
 
   // Rule: self or admin. A second click joins the pending launch (202 either way).
   router.post('/hub/api/users/:name/cluster', (ctx) => {

@@ -3,9 +3,13 @@ import type { Context } from 'koa';
 import { HttpError } from '../errors.ts';
 import type { AuthUser } from '../auth/index.ts';
 
-/** The signed-in user; 401 when there is none. */
+/**
+ * The signed-in user; 401 without credentials, 403 for a bad or expired token (as JupyterHub
+ * answers, which its clients such as HubAuth read as "no such user").
+ */
 export function signedIn(ctx: Context): AuthUser {
   const user = ctx.state.user as AuthUser | undefined;
+  if (!user && ctx.state.authError) throw new HttpError(403, ctx.state.authError as string);
   if (!user) throw new HttpError(401, 'Sign in first, or send Authorization: token <token>');
   return user;
 }

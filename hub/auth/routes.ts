@@ -47,8 +47,11 @@ async function signIn(ctx: Context, deps: SignInDeps, login: string, githubId: n
   const next = safeNext(sessionOf(ctx)?.next);
   // Nothing from before sign-in (state nonce, CSRF secret, next) carries over into the signed-in session.
   clearSession(ctx);
-  const row = deps.store.upsertUser({ login, githubId, admin: hasAdminRights({ login }, deps.config) });
+  // Admin by auth.admins, or an instructor made in the console (hub/roster.ts).
+  const instructor = deps.store.getUser(login)?.instructor === true;
+  const row = deps.store.upsertUser({ login, githubId, admin: hasAdminRights({ login, instructor }, deps.config) });
   await (ctx as unknown as { login(user: string): Promise<void> }).login(row.login);
+  deps.store.addEvent({ actor: row.login, user: row.login, kind: 'sign-in', detail: { via: how } });
   deps.log.info({ user: row.login, admin: row.admin, via: how }, 'signed in');
   ctx.status = 303;
   ctx.redirect(next ?? '/hub/home');
@@ -76,7 +79,8 @@ async function finishGitHub(ctx: Context, deps: SignInDeps, outcome: Outcome): P
   const { confirmed, errors } = entries.length === 0
     ? { confirmed: new Set<string>(), errors: [] }
     : await confirmMemberships(config.auth.github!.apiUrl, accessToken, identity.login, entries);
-  const reason = allowReason(identity, config, confirmed);
+  // Logins an instructor put on the roster may sign in too.
+  const reason = allowReason(identity, config, confirmed) ?? (deps.store.getUser(identity.login)?.addedBy ? 'roster' : undefined);
   if (!reason) {
     if (errors.length > 0) {
       log.warn({ user: identity.login, errors }, 'could not ask GitHub about org membership');

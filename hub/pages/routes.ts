@@ -5,10 +5,9 @@ import { csrfToken } from '../auth/csrf.ts';
 import { devBanner } from '../auth/pages.ts';
 import type { AuthUser } from '../auth/user.ts';
 import { adminOnly, selfOrAdmin } from '../api/rules.ts';
-import { signOutEverywhere } from '../api/sessions.ts';
 import type { HubDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
-import { adminBody, type AdminRow } from './admin.ts';
+import { consoleRoutes } from './console-routes.ts';
 import { homeBody } from './home.ts';
 import { openWarningBody } from './open.ts';
 import { layout } from './layout.ts';
@@ -17,6 +16,9 @@ import { layout } from './layout.ts';
 export type DashboardLinks = (user: string) => Promise<Record<string, string>>;
 
 const defaultLinks: DashboardLinks = async () => ({ 'Dask dashboard': 'proxy/8787/status', 'Spark UI': 'proxy/8080/' });
+
+/** Events about a user's cluster, for the home page's notice. */
+const CLUSTER_EVENTS = new Set(['launch', 'ready', 'launch-failed', 'scale', 'stop', 'culled', 'reset', 'lost']);
 
 export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: boolean }): void {
   const { manager, store, config } = deps;
@@ -54,7 +56,8 @@ export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: b
     const user = viewer(ctx);
     if (!user) return;
     const view = manager.view(user.login);
-    const notice = store.listEvents({ user: user.login, limit: 1 })[0];
+    // The last thing that happened to the cluster (a sign-in or a token is not news).
+    const notice = store.listEvents({ user: user.login, limit: 20 }).find((e) => CLUSTER_EVENTS.has(e.kind));
     page(ctx, 'Home', homeBody({
       login: user.login, view, csrf: csrfToken(ctx), notice,
       defaultWorkers: config.spawn.defaultWorkers, maxWorkers: config.spawn.maxWorkers,
@@ -113,45 +116,5 @@ export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: b
     ctx.redirect('/hub/home');
   });
 
-  // Rule: admin.
-  router.get('/hub/admin', async (ctx) => {
-    if (!viewer(ctx)) return;
-    adminOnly(ctx);
-    const outlook = await deps.culler?.outlook?.().catch(() => undefined);
-    const rows: AdminRow[] = store.listUsers().map((u) => {
-      const view = manager.view(u.login);
-      const record = store.getCluster(u.login);
-      const cull = outlook?.get(u.login);
-      return { login: u.login, admin: u.admin, phase: view.phase, workers: view.workers, lastActivity: record?.lastActivity ?? u.lastSeen, idleSeconds: cull?.idleSeconds ?? null, cullAt: cull?.cullAt ?? null };
-    });
-    const flash = typeof ctx.query.done === 'string' ? ctx.query.done : undefined;
-    page(ctx, 'Admin', adminBody(rows, csrfToken(ctx), config.spawn.maxWorkers, flash));
-  });
-
-  // Rule: admin. The admin page's buttons.
-  router.post('/hub/admin/users/:name/:verb', async (ctx) => {
-    const actor = adminOnly(ctx);
-    const name = ctx.params.name!;
-    if (!store.getUser(name)) throw new HttpError(404, `No such user: ${name}`);
-    const verb = ctx.params.verb;
-    if (verb === 'stop') await manager.stop(name, { actor: actor.login, reason: `stopped by ${actor.login}` });
-    else if (verb === 'reset') {
-      await manager.stop(name, { actor: actor.login, reason: `reset by ${actor.login}`, removeWorkspace: true });
-      store.revokeAccess(name);
-    } else if (verb === 'signout') signOutEverywhere(deps, name, actor.login);
-    else if (verb === 'scale') await manager.scale(name, formWorkers(ctx), actor.login);
-    else throw new HttpError(404, `Unknown action: ${verb}`);
-    seeOther(ctx, `/hub/admin?done=${encodeURIComponent(`${verb}: ${name}`)}`);
-  });
-  router.post('/hub/admin/stop-all', async (ctx) => {
-    const actor = adminOnly(ctx);
-    const { stopped, failed } = await manager.stopAll({ actor: actor.login, reason: `stopped by ${actor.login} (stop all)` });
-    seeOther(ctx, `/hub/admin?done=${encodeURIComponent(`stopped ${stopped.length} clusters${failed.length ? `; failed: ${failed.join(', ')}` : ''}`)}`);
-  });
-  router.post('/hub/admin/cull', async (ctx) => {
-    adminOnly(ctx);
-    if (!deps.culler) throw new HttpError(409, 'The culler is disabled (culler.enabled: false)');
-    await deps.culler.sweep({ dryRun: false });
-    seeOther(ctx, `/hub/admin?done=${encodeURIComponent('cull sweep finished')}`);
-  });
+  consoleRoutes(router, deps, { page, viewer, seeOther, formWorkers });
 }

@@ -74,6 +74,20 @@ export const migrations: readonly Migration[] = [
       CREATE INDEX sessions_by_login ON sessions (login);
     `,
   },
+  {
+    description: 'roster: instructors and added users, user activity; indexes for paged lists and event retention',
+    sql: `
+      -- instructor: made an instructor in the console (auth.admins are admins by config).
+      ALTER TABLE users ADD COLUMN instructor INTEGER NOT NULL DEFAULT 0;
+      -- added_by: who put the login on the roster (NULL: came in by signing in).
+      ALTER TABLE users ADD COLUMN added_by TEXT;
+      ALTER TABLE users ADD COLUMN last_activity TEXT;
+      CREATE INDEX users_by_last_activity ON users (last_activity);
+      CREATE INDEX clusters_by_phase ON clusters (phase);
+      CREATE INDEX events_by_time ON events (time);
+      CREATE INDEX events_by_user_kind ON events (user, kind);
+    `,
+  },
 ];
 
 /**

@@ -13,8 +13,11 @@ export function toUser(r: Raw): UserRow {
     login: text(r.login),
     githubId: numOrNull(r.github_id),
     admin: Number(r.admin) === 1,
+    instructor: Number(r.instructor) === 1,
+    addedBy: textOrNull(r.added_by),
     createdAt: text(r.created_at),
     lastSeen: textOrNull(r.last_seen),
+    lastActivity: textOrNull(r.last_activity),
   };
 }
 

@@ -5,6 +5,7 @@
 import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import { listingQueries } from './listing.ts';
 import { migrate } from './migrations.ts';
 import { clusterColumns, toCluster, toEvent, toToken, toUser } from './rows.ts';
 import { hashTokenSecret, newTokenId, newTokenSecret } from './tokens.ts';
@@ -45,11 +46,15 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
   let lastSessionSweep = 0;
   const q = {
     upsertUser: db.prepare(`
-      INSERT INTO users (login, github_id, admin, created_at) VALUES (:login, :github_id, :admin, :now)
+      INSERT INTO users (login, github_id, admin, instructor, added_by, created_at) VALUES (:login, :github_id, :admin, :instructor, :added_by, :now)
       ON CONFLICT (login) DO UPDATE SET
         github_id = CASE WHEN :set_github_id THEN excluded.github_id ELSE github_id END,
-        admin = CASE WHEN :set_admin THEN excluded.admin ELSE admin END
+        admin = CASE WHEN :set_admin THEN excluded.admin ELSE admin END,
+        instructor = CASE WHEN :set_instructor THEN excluded.instructor ELSE instructor END,
+        added_by = coalesce(added_by, excluded.added_by)
       RETURNING *`),
+    clusterActivity: db.prepare('UPDATE clusters SET last_activity = ?1 WHERE user = ?2 AND (last_activity IS NULL OR last_activity < ?1)'),
+    userActivity: db.prepare('UPDATE users SET last_activity = ?1 WHERE login = ?2 AND (last_activity IS NULL OR last_activity < ?1)'),
     getUser: db.prepare('SELECT * FROM users WHERE login = ?'),
     listUsers: db.prepare('SELECT * FROM users ORDER BY login'),
     deleteUser: db.prepare('DELETE FROM users WHERE login = ?'),
@@ -99,9 +104,12 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
         login: user.login,
         github_id: user.githubId ?? null,
         admin: user.admin ? 1 : 0,
+        instructor: user.instructor ? 1 : 0,
+        added_by: user.addedBy ?? null,
         now: iso(),
         set_github_id: user.githubId === undefined ? 0 : 1,
         set_admin: user.admin === undefined ? 0 : 1,
+        set_instructor: user.instructor === undefined ? 0 : 1,
       });
       return toUser(row!);
     },
@@ -223,6 +231,12 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
         .map(toEvent);
     },
 
+    ...listingQueries(db),
+    recordActivity(user, when) {
+      const at = iso(when);
+      q.clusterActivity.run(at, user);
+      q.userActivity.run(at, user);
+    },
     close() {
       if (db.isOpen) db.close();
     },

@@ -1,12 +1,51 @@
 /** The Store contract: users, clusters, API tokens (hashed at rest) and events. */
-import type { ClusterRow } from '../../spawner/manager.ts';
+import type { ClusterRow } from '../../spawner/records.ts';
 
 export interface UserRow {
   login: string;
   githubId: number | null;
+  /** Admin (instructor) rights now: in `auth.admins`, or made an instructor in the console. */
   admin: boolean;
+  /** Made an instructor in the console (kept across restarts, unlike a removed `auth.admins` entry). */
+  instructor: boolean;
+  /** Who put this login on the roster; null when the user came in by signing in. */
+  addedBy: string | null;
   createdAt: string;
   lastSeen: string | null;
+  /** The latest activity seen on the user's cluster (the user's own requests are `lastSeen`). */
+  lastActivity: string | null;
+}
+
+/** One user with their cluster, as a paged list shows it (one query per page). */
+export interface UserListing extends UserRow {
+  cluster: ClusterRow | null;
+  /** How often the culler stopped this user's cluster (within event retention). */
+  culls: number;
+  lastEvent: { time: string; kind: string; actor: string; detail: Record<string, unknown> } | null;
+}
+
+/** Sort keys of a user list (JupyterHub's `id`, `name`, `last_activity`, and the console's). */
+export const USER_SORTS = ['id', 'name', 'last_activity', 'state', 'workers', 'launched', 'culls', 'instructor'] as const;
+export type UserSort = (typeof USER_SORTS)[number];
+
+/** A page of users: JupyterHub's `state` filter, a name filter, a sort, offset and limit. */
+export interface UserQuery {
+  /** active: has a cluster (pending or running); ready: a running one; inactive: none. */
+  state?: 'active' | 'ready' | 'inactive';
+  /** Substring of the login, case-insensitive. */
+  nameFilter?: string;
+  sort?: UserSort;
+  descending?: boolean;
+  offset: number;
+  limit: number;
+}
+
+/** A page of events, newest first. */
+export interface EventQuery {
+  user?: string;
+  kind?: string;
+  offset: number;
+  limit: number;
 }
 
 /** A user's cluster as the hub records it: the spawn manager's row (one definition). */
@@ -36,7 +75,7 @@ export interface EventRow {
 }
 
 export interface Store {
-  upsertUser(user: { login: string; githubId?: number | null; admin?: boolean }): UserRow;
+  upsertUser(user: { login: string; githubId?: number | null; admin?: boolean; instructor?: boolean; addedBy?: string }): UserRow;
   getUser(login: string): UserRow | undefined;
   listUsers(): UserRow[];
   /** Forget a user with their cluster row and tokens (events stay, for the record). */
@@ -66,6 +105,16 @@ export interface Store {
 
   addEvent(event: { actor: string; user: string; kind: string; detail?: Record<string, unknown>; time?: Date }): EventRow;
   listEvents(filter?: { user?: string; kind?: string; limit?: number }): EventRow[];
+  /** One page of users with their clusters and the total that match (one prepared query). */
+  userPage(query: UserQuery): { rows: UserListing[]; total: number };
+  /** One user as a list shows them. */
+  userListing(login: string): UserListing | undefined;
+  /** One page of events, newest first, and how many match. */
+  eventPage(query: EventQuery): { rows: EventRow[]; total: number };
+  /** Forget events older than `before`; returns how many went. */
+  pruneEvents(before: Date): number;
+  /** Moves the cluster's and the user's last activity forward to `when` (never back). */
+  recordActivity(user: string, when: Date): void;
 
   close(): void;
 }

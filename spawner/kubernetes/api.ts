@@ -54,13 +54,37 @@ export function isRbacDenial(err: unknown): boolean {
   return f.code === 403 && /\bcannot \w+ resource\b/.test(f.message);
 }
 
+const CONNECTION_ERRORS = /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|UND_ERR_SOCKET|UND_ERR_CLOSED|UND_ERR_CONNECT_TIMEOUT)$/;
+
+/** The first error code along the `cause` chain (`ECONNREFUSED`…), if any. */
+function connectionCode(err: unknown): string | undefined {
+  for (let e = err as { cause?: unknown; code?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string' && CONNECTION_ERRORS.test(e.code)) return e.code;
+    for (const inner of (e as { errors?: unknown[] }).errors ?? []) {
+      const code = (inner as { code?: unknown })?.code;
+      if (typeof code === 'string' && CONNECTION_ERRORS.test(code)) return code;
+    }
+  }
+  return undefined;
+}
+
+/** True when no HTTP answer came at all: the API server is down or cannot be reached. */
+export function isUnreachable(err: unknown): boolean {
+  return apiFailure(err).code === undefined && connectionCode(err) !== undefined;
+}
+
+/** What went wrong on the way to the API server, in a few words (`connect ECONNREFUSED 127.0.0.1:6443`). */
+export function unreachableDetail(err: unknown): string {
+  for (let e = err as { cause?: unknown; message?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.message === 'string' && e.message && e.message !== 'fetch failed' && e.message !== 'terminated') return e.message;
+  }
+  return connectionCode(err) ?? 'no answer';
+}
+
 /** Transient by nature: throttling, server trouble, optimistic-lock conflicts, lost connections. */
 export function isRetryable(err: unknown): boolean {
   const f = apiFailure(err);
-  if (f.code === undefined) {
-    const code = (err as { cause?: { code?: string }; code?: unknown })?.cause?.code;
-    return typeof code === 'string' && /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|UND_ERR_SOCKET|UND_ERR_CLOSED)$/.test(code);
-  }
+  if (f.code === undefined) return isUnreachable(err);
   return f.code === 429 || f.code >= 500 || (f.code === 409 && f.reason === 'Conflict');
 }
 
@@ -100,8 +124,10 @@ export class ApiGate {
   /**
    * Runs `fn` in a slot; retries while `retry(err)` (default {@link isRetryable}) says so.
    * The slot is released during backoff, so one struggling request never blocks the rest.
+   * With a `signal` (a launch's deadline), an unreachable API server is retried until the
+   * signal aborts, and the connection error is what is thrown then.
    */
-  async run<T>(what: string, fn: () => Promise<T>, options: { signal?: AbortSignal; retry?: (err: unknown) => boolean } = {}): Promise<T> {
+  async run<T>(what: string, fn: () => Promise<T>, options: { signal?: AbortSignal; retry?: (err: unknown) => boolean; attempts?: number } = {}): Promise<T> {
     const retry = options.retry ?? isRetryable;
     for (let attempt = 1; ; attempt++) {
       options.signal?.throwIfAborted();
@@ -115,11 +141,16 @@ export class ApiGate {
       } finally {
         this.#release();
       }
-      if (attempt >= this.#attempts || !retry(failure)) throw failure;
+      const untilAborted = options.signal !== undefined && isUnreachable(failure);
+      if ((attempt >= (options.attempts ?? this.#attempts) && !untilAborted) || !retry(failure)) throw failure;
       const after = apiFailure(failure).retryAfterSeconds;
-      const backoff = Math.min(5000, this.#baseDelayMs * 2 ** (attempt - 1));
+      const backoff = Math.min(5000, this.#baseDelayMs * 2 ** Math.min(attempt - 1, 16));
       const wait = after !== undefined ? Math.min(after * 1000, 10_000) : backoff / 2 + Math.random() * (backoff / 2);
-      await delay(wait, undefined, { signal: options.signal });
+      try {
+        await delay(wait, undefined, { signal: options.signal });
+      } catch {
+        throw failure;
+      }
     }
   }
 

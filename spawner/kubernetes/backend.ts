@@ -9,9 +9,9 @@ import type { Logger } from '../../shared/log.ts';
 import { ClusterError, type Backend, type ClusterListing, type ClusterStatus, type ProgressEvent, type StartOptions, type StopOptions } from '../types.ts';
 import { checkWorkerCount } from '../worker-count.ts';
 import { apiFailure } from './api.ts';
-import { clusterRef, createContext, isOurs, loginOf, orUndefined, readNamespace, type BackendContext } from './context.ts';
+import { clusterRef, clusterUrl, createContext, isOurs, loginOf, orUndefined, readNamespace, type BackendContext } from './context.ts';
 import { deleteNamespace, launchCluster } from './namespace-launch.ts';
-import { instanceSelector, NAMES, routeTarget, TOKEN_KEY } from './labels.ts';
+import { instanceSelector, NAMES, TOKEN_KEY } from './labels.ts';
 import { clusterStateOf } from './progress.ts';
 
 /** The ClusterRole (k8s/rbac/clusterrole.yaml) bound in each new namespace by default. */
@@ -110,11 +110,24 @@ export class KubernetesBackend implements Backend {
     const namespace = ns.metadata?.name ?? '';
     const user = loginOf(ns) ?? '';
     await watch.start();
-    const [scheduler, workers, secret] = await Promise.all([
-      orUndefined(gate.run('get deployment', () => clients.apps.readNamespacedDeployment({ name: NAMES.scheduler, namespace }))),
-      orUndefined(gate.run('get deployment', () => clients.apps.readNamespacedDeployment({ name: NAMES.workers, namespace }))),
-      orUndefined(gate.run('get secret', () => clients.core.readNamespacedSecret({ name: NAMES.tokenSecret, namespace }))),
-    ]);
+    let parts;
+    try {
+      parts = await Promise.all([
+        orUndefined(gate.run('get deployment', () => clients.apps.readNamespacedDeployment({ name: NAMES.scheduler, namespace }))),
+        orUndefined(gate.run('get deployment', () => clients.apps.readNamespacedDeployment({ name: NAMES.workers, namespace }))),
+        orUndefined(gate.run('get secret', () => clients.core.readNamespacedSecret({ name: NAMES.tokenSecret, namespace }))),
+      ]);
+    } catch (err) {
+      // No RoleBinding (a launch cut short right after the namespace): a broken cluster to remove, not a reason to fail.
+      if (apiFailure(err).code !== 403) throw err;
+      const created = ns.metadata?.creationTimestamp;
+      if (this.#launching.has(user)) return { user, state: 'starting' };
+      return {
+        user, state: 'failed', reason: `the hub cannot read namespace ${namespace} (its RoleBinding is missing: the launch did not finish)`,
+        ...(created ? { createdAt: new Date(created).toISOString() } : {}),
+      };
+    }
+    const [scheduler, workers, secret] = parts;
     const encoded = secret?.data?.[TOKEN_KEY];
     const created = ns.metadata?.creationTimestamp;
     const base: ClusterListing = {
@@ -135,7 +148,7 @@ export class KubernetesBackend implements Backend {
       state: observed.state,
       readyWorkers: observed.readyWorkers,
       ...(observed.reason ? { reason: observed.reason } : {}),
-      ...(observed.state === 'running' ? { url: routeTarget(kube, namespace) } : {}),
+      ...(observed.state === 'running' ? { url: await clusterUrl(this.#ctx, namespace) } : {}),
     };
   }
 }

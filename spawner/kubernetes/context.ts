@@ -9,8 +9,9 @@ import {
 import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../shared/log.ts';
 import { safeName } from '../names.ts';
-import { ApiGate, isNotFound } from './api.ts';
-import { ANNOTATION_LOGIN, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_USER, MANAGED_BY } from './labels.ts';
+import { ApiGate, isNotFound, isRbacDenial, isRetryable } from './api.ts';
+import { ClusterError } from '../types.ts';
+import { ANNOTATION_LOGIN, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_USER, MANAGED_BY, NAMES, routeTarget } from './labels.ts';
 import type { ClusterRef, KubernetesConfig } from './types.ts';
 import { ClusterWatch } from './watch.ts';
 
@@ -72,8 +73,9 @@ export function createContext(options: ContextOptions): BackendContext {
 
 /** The backend's own identity (SelfSubjectReview), as an RBAC subject. */
 async function whoAmI(clients: KubeClients, gate: ApiGate): Promise<RbacV1Subject> {
+  // A denial is retried: an API server that just (re)started answers 403 until its RBAC cache is filled.
   const review = await gate.run('create selfsubjectreview', () =>
-    clients.auth.createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } }));
+    clients.auth.createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } }), { retry: retryDenials, attempts: 12 });
   const username = review.status?.userInfo?.username;
   if (!username) throw new Error('the API server did not say who the backend is (SelfSubjectReview has no username)');
   const sa = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(username);
@@ -100,11 +102,25 @@ export function loginOf(ns: V1Namespace): string | undefined {
 /** Reads a namespace; undefined when it does not exist. */
 export async function readNamespace(ctx: BackendContext, name: string, signal?: AbortSignal): Promise<V1Namespace | undefined> {
   try {
-    return await ctx.gate.run('get namespace', () => ctx.clients.core.readNamespace({ name }), { signal });
+    return await ctx.gate.run('get namespace', () => ctx.clients.core.readNamespace({ name }), { signal, retry: retryDenials, attempts: 12 });
   } catch (err) {
     if (isNotFound(err)) return undefined;
     throw err;
   }
+}
+
+/** The proxy target of a namespace's cluster; reads the Service only when the template names `{clusterIP}`. */
+export async function clusterUrl(ctx: BackendContext, namespace: string, signal?: AbortSignal): Promise<string> {
+  if (!ctx.kube.routeTarget.includes('{clusterIP}')) return routeTarget(ctx.kube, namespace);
+  const svc = await ctx.gate.run('get service', () => ctx.clients.core.readNamespacedService({ name: NAMES.scheduler, namespace }), { signal });
+  const ip = svc.spec?.clusterIP;
+  if (!ip || ip === 'None') throw new ClusterError(`the Service ${NAMES.scheduler} in ${namespace} has no cluster IP`, 503);
+  return routeTarget(ctx.kube, namespace, ip);
+}
+
+/** Transient failures, and RBAC denials of an API server whose authorizer cache is still filling. */
+function retryDenials(err: unknown): boolean {
+  return isRetryable(err) || isRbacDenial(err);
 }
 
 /** Undefined instead of a 404. */

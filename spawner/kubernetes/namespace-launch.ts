@@ -6,9 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { ClusterError, type ProgressEvent, type StartOptions } from '../types.ts';
 import { checkWorkerCount } from '../worker-count.ts';
-import { apiFailure, isAlreadyExists, isRbacDenial, isRetryable } from './api.ts';
-import { clusterRef, isOurs, readNamespace, type BackendContext } from './context.ts';
-import { routeTarget } from './labels.ts';
+import { apiFailure, isAlreadyExists, isRbacDenial, isRetryable, isUnreachable, unreachableDetail } from './api.ts';
+import { clusterRef, clusterUrl, isOurs, readNamespace, type BackendContext } from './context.ts';
 import type { ClusterRef, LaunchSpec } from './types.ts';
 import {
   renderLimitRange, renderNamespace, renderNetworkPolicy, renderQuota, renderRoleBinding, renderSchedulerDeployment,
@@ -29,7 +28,7 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
   const unsubscribe = ctx.watch.subscribe(ref.namespace, changes.bump);
   let created = false;
   try {
-    await ctx.watch.start();
+    await ctx.gate.run('start informers', () => ctx.watch.start(), { signal });
     let since: Date | undefined;
     for (let first = true; !since; first = false) {
       const previous = await readNamespace(ctx, ref.namespace, signal);
@@ -87,12 +86,14 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
       if (a.ready) break;
       await changes.after(version, signal);
     }
-    yield { progress: 100, message: 'Cluster ready', ready: true, url: routeTarget(kube, ref.namespace) };
+    yield { progress: 100, message: 'Cluster ready', ready: true, url: await clusterUrl(ctx, ref.namespace, signal) };
   } catch (err) {
     if (created) {
       await deleteNamespace(ctx, ref.namespace).catch((e) => ctx.log.error({ user: login, err: e }, 'cleanup after a failed launch failed'));
     }
-    throw asClusterError(err, signal);
+    // Cut short while the informers could not reach the API server: that is the reason to give.
+    const trouble = signal?.aborted && !(err instanceof ClusterError && err !== signal.reason) ? ctx.watch.failure() : undefined;
+    throw asClusterError(trouble !== undefined && isUnreachable(trouble) ? trouble : err, signal);
   } finally {
     unsubscribe();
   }
@@ -146,7 +147,7 @@ async function createObjects(ctx: BackendContext, ref: ClusterRef, token: string
  */
 async function create(ctx: BackendContext, what: string, fn: () => Promise<unknown>, signal?: AbortSignal): Promise<void> {
   try {
-    await ctx.gate.run(`create ${what}`, fn, { signal, retry: (e) => isRetryable(e) || isRbacDenial(e) });
+    await ctx.gate.run(`create ${what}`, fn, { signal, retry: (e) => isRetryable(e) || isRbacDenial(e), attempts: 12 });
   } catch (err) {
     if (isAlreadyExists(err)) return;
     const f = apiFailure(err);
@@ -157,6 +158,7 @@ async function create(ctx: BackendContext, what: string, fn: () => Promise<unkno
 
 function asClusterError(err: unknown, signal?: AbortSignal): Error {
   if (err instanceof ClusterError) return err;
+  if (isUnreachable(err)) return new ClusterError(`the cluster's Kubernetes API server is unreachable (${unreachableDetail(err)})`, 503, 'unavailable');
   if (signal?.aborted) return signal.reason instanceof Error ? signal.reason : new ClusterError(String(signal.reason), 409, 'cancelled');
   const f = apiFailure(err);
   return new ClusterError(`the Kubernetes API failed: ${f.message}`, 503);

@@ -17,7 +17,7 @@ export interface ClusterWatchOptions {
   core: CoreV1Api;
   config: KubernetesConfig;
   log: Logger;
-  /** First restart delay after an informer error (default 500 ms; doubles up to 30 s). */
+  /** First restart delay after an informer error (default 500 ms; doubles up to 5 s, so an API server outage ends quickly). */
   restartDelayMs?: number;
 }
 
@@ -38,6 +38,8 @@ export class ClusterWatch {
   readonly #restarting = new Set<string>();
   /** Informers that listed once: only those are restarted in the background. */
   readonly #live = new Set<string>();
+  /** Why informers are down right now (they are being restarted), by name. */
+  readonly #failing = new Map<string, unknown>();
 
   constructor(opts: ClusterWatchOptions) {
     this.#opts = opts;
@@ -97,6 +99,11 @@ export class ClusterWatch {
     return [...this.#namespaces.list()];
   }
 
+  /** The error of an informer that is down and being restarted, if any: a launch waiting on it says why. */
+  failure(): unknown {
+    return this.#failing.values().next().value;
+  }
+
   /** Stops the informers (idempotent). */
   async close(): Promise<void> {
     this.#closed.abort();
@@ -133,6 +140,7 @@ export class ClusterWatch {
   async #restart<T extends KubernetesObject>(name: string, informer: ListWatch<T>, err: unknown): Promise<void> {
     if (this.#closed.signal.aborted || this.#restarting.has(name) || !this.#live.has(name)) return;
     this.#restarting.add(name);
+    this.#failing.set(name, err);
     let wait = this.#opts.restartDelayMs ?? 500;
     try {
       for (;;) {
@@ -141,12 +149,14 @@ export class ClusterWatch {
         const failed = await startInformer(informer);
         if (failed === undefined) return;
         err = failed;
-        wait = Math.min(wait * 2, 30_000);
+        this.#failing.set(name, err);
+        wait = Math.min(wait * 2, 5_000);
       }
     } catch {
       // Aborted by close().
     } finally {
       this.#restarting.delete(name);
+      this.#failing.delete(name);
     }
   }
 }

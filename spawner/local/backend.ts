@@ -4,22 +4,59 @@
  * so a restarted hub can adopt or clean up what it finds.
  */
 import { readFile, readdir, rm } from 'node:fs/promises';
-import { isAbsolute, resolve } from 'node:path';
-import { LOGIN_PATTERN } from '../../config/schema.ts';
+import { isAbsolute, join, resolve } from 'node:path';
+import { LOGIN_PATTERN, type Config } from '../../config/schema.ts';
+import type { Logger } from '../../shared/log.ts';
 import { ClusterError } from '../types.ts';
 import { checkWorkerCount } from '../worker-count.ts';
 import type { Backend, ClusterListing, ClusterStatus, ProgressEvent, StartOptions, StopOptions } from '../types.ts';
-import { teardown } from './groups.ts';
-import { localSettings, type LocalBackendOptions, type LocalSettings } from './options.ts';
-import { launchCluster } from './process-launch.ts';
-import { groupAlive } from './processes.ts';
-import { failureOf, WaitFailure } from './readiness.ts';
-import { clusterPaths, readRecord, recordStatus, writeRecord, type ClusterRecord } from './state.ts';
-import { addWorkers, removeWorkers } from './workers.ts';
+import { clusterEnv, schedulerEnv, workerEnv } from './env.ts';
+import { groupTripwire, joined, launchCluster, type LaunchContext } from './process-launch.ts';
+import { groupAlive, killGroups, signalProcess, spawnGroup, tailFile, waitGroupsGone, type GroupHandle } from './processes.ts';
+import { StatusWatcher, WaitFailure, within, type Tripwire } from './readiness.ts';
+import { nextWorkerIndices, readRecord, recordGroups, recordStatus, removeRecord, writeRecord, type ClusterRecord } from './state.ts';
+import { installEntrypoint } from './install.ts';
+import { defaultMode, Tenancy, type TenancyMode } from './tenancy.ts';
+import { tlsPaths } from './tls.ts';
+import { SHARED_DIR } from './venv.ts';
+
+/** The entrypoint of the cluster image, run here as plain processes. */
+export const ENTRYPOINT = resolve(import.meta.dirname, '../../images/cluster/bin/start');
+
+export interface LocalTimeouts {
+  /** Scheduler engines (Jupyter, Dask, IPython controller, Spark master) answering. */
+  schedulerMs: number;
+  /** Workers joining every engine, at start and on scale-up. */
+  workersMs: number;
+  /** SIGTERM → SIGKILL for stop; a scale-down also allows the Dask retirement. */
+  stopGraceMs: number;
+}
+
+export interface LocalBackendOptions {
+  config: Config['local'];
+  /** Workspaces go to `{stateDir}/workspaces/{login}`, logs and state to `{stateDir}/clusters/{login}`. */
+  stateDir: string;
+  /** bin directory of the virtualenv from `ensureVenv`. */
+  venvBin: string;
+  log: Logger;
+  /** Defaults to images/cluster/bin/start of this checkout (as root, a copy students can run). */
+  entrypoint?: string;
+  /** `accounts` (one OS account per student) or `shared`; default: accounts when the hub is root. */
+  mode?: TenancyMode;
+  /** Instructors' logins: shared mode's one-student rule does not count them. */
+  admins?: readonly string[];
+  /** Environment the cluster's is derived from (only a safe subset passes). Default process.env. */
+  env?: NodeJS.ProcessEnv;
+  timeouts?: Partial<LocalTimeouts>;
+  /** Picks `count` free ports (default: the OS's); tests pass one that hands out a taken port. */
+  ports?: (count: number) => Promise<number[]>;
+  /** Most workers a launch or scale may ask for: `spawn.maxWorkers` (default: no limit). */
+  maxWorkers?: number;
+}
 
 /** Launch attempts when a port was taken between picking it and binding it (a race nobody can close). */
 const PORT_ATTEMPTS = 3;
-const PORT_TAKEN = /Address already in use|EADDRINUSE|BindException/;
+const PORT_TAKEN = /Address already in use|EADDRINUSE|BindException|port \d+ is already in use/;
 
 /** Whether a failed launch died of a taken port (the error, or anywhere in the log it points at). */
 async function portTaken(err: unknown, failure: Error): Promise<boolean> {
@@ -37,16 +74,32 @@ function checkUser(user: string): void {
 /** Local process-group clusters; see spawner/types.ts for the contract. */
 export class LocalBackend implements Backend {
   readonly kind = 'local';
-  readonly #settings: LocalSettings;
+  readonly #o: LocalBackendOptions;
+  readonly #t: LocalTimeouts;
+  readonly #tenancy: Tenancy;
+  #installed: Promise<void> | undefined;
   readonly #starting = new Map<string, { abort: AbortController; done: Promise<void> }>();
   readonly #locks = new Map<string, Promise<unknown>>();
+
+  readonly #ctx: LaunchContext;
 
   constructor(options: LocalBackendOptions) {
     // Children run in their workspaces: a relative path would point somewhere else for each.
     for (const [key, path] of Object.entries({ stateDir: options.stateDir, venvBin: options.venvBin })) {
       if (!isAbsolute(path)) throw new Error(`LocalBackend: ${key} must be an absolute path, got ${JSON.stringify(path)}`);
     }
-    this.#settings = localSettings(options);
+    this.#o = options;
+    this.#t = { schedulerMs: 180_000, workersMs: 180_000, stopGraceMs: 20_000, ...options.timeouts };
+    this.#tenancy = new Tenancy({
+      mode: options.mode ?? defaultMode(), stateDir: options.stateDir, admins: options.admins ?? [],
+      userPrefix: options.config.userPrefix, sharedAccount: options.config.sharedAccount,
+    });
+    this.#ctx = {
+      o: options, t: this.#t, entrypoint: options.entrypoint ?? ENTRYPOINT, tenancy: this.#tenancy,
+      env: (record) => this.#env(record),
+      spawnWorker: (record, index) => this.#spawnWorker(record, index),
+      teardown: (user, record) => this.#teardown(user, record),
+    };
   }
 
   /** One operation per user at a time (scale and stop must not interleave). */
@@ -61,9 +114,50 @@ export class LocalBackend implements Backend {
     }
   }
 
+  /** Warnings for the start log and the admin page (shared mode: students are not isolated). */
+  warnings(): string[] {
+    return this.#tenancy.warnings();
+  }
+
+  /** Check and prepare what clusters need (directory modes, firewall, entrypoint copy); rejects naming the config key. */
+  async setup(): Promise<void> {
+    await this.#ready();
+  }
+
+  /** Directory modes and the firewall; as root, the entrypoint copy students can run. */
+  #ready(): Promise<void> {
+    this.#installed ??= (async () => {
+      await this.#tenancy.setup();
+      if (this.#tenancy.mode === 'accounts' && !this.#o.entrypoint) {
+        this.#ctx.entrypoint = await installEntrypoint(join(ENTRYPOINT, '..', '..'), SHARED_DIR);
+      }
+    })();
+    return this.#installed;
+  }
+
+  #env(record: ClusterRecord) {
+    const paths = this.#tenancy.paths(record.user);
+    const common = clusterEnv({
+      base: this.#o.env ?? process.env, venvBin: this.#o.venvBin, config: this.#o.config,
+      record, workspace: paths.workspace, runtimeDir: paths.runtimeDir,
+      ...(record.tls ? { tls: tlsPaths(paths.runtimeDir) } : {}),
+    });
+    return { paths, common, scheduler: schedulerEnv(common, record, this.#o.config) };
+  }
+
+  #spawnWorker(record: ClusterRecord, index: number): GroupHandle {
+    const { paths, common } = this.#env(record);
+    const handle = spawnGroup({
+      command: this.#ctx.entrypoint, args: ['worker'], env: workerEnv(common, index),
+      cwd: paths.workspace, logFile: paths.workerLog(index), account: record.account,
+    });
+    record.workers.push({ index, pgid: handle.pid });
+    return handle;
+  }
+
   async *start(user: string, options: StartOptions): AsyncGenerator<ProgressEvent> {
     checkUser(user);
-    checkWorkerCount(options.workers, this.#settings.maxWorkers);
+    checkWorkerCount(options.workers, this.#o.maxWorkers ?? Infinity);
     if (this.#starting.has(user)) throw new ClusterError(`a launch for ${user} is already in progress`, 409);
     const abort = new AbortController();
     const onAbort = () => abort.abort(options.signal?.reason);
@@ -71,20 +165,22 @@ export class LocalBackend implements Backend {
     if (options.signal?.aborted) abort.abort(options.signal.reason);
     let finished!: () => void;
     this.#starting.set(user, { abort, done: new Promise<void>((r) => { finished = r; }) });
-    const paths = clusterPaths(this.#settings.stateDir, user);
+    const paths = this.#tenancy.paths(user);
     const box: { record?: ClusterRecord } = {};
     let ready = false;
     const started = Date.now();
     try {
+      await this.#ready();
+      await this.#tenancy.checkLaunch(user);
       for (let attempt = 1; ; attempt++) {
         try {
-          yield* launchCluster(this.#settings, user, options, abort.signal, box);
+          yield* launchCluster(this.#ctx, user, options, abort.signal, box);
           break;
         } catch (err) {
-          const failure = await failureOf(err);
+          const failure = await this.#describe(err);
           if (attempt >= PORT_ATTEMPTS || abort.signal.aborted || !await portTaken(err, failure)) throw failure;
-          this.#settings.log.warn({ user, attempt, err: failure }, 'a port was taken before the cluster bound it; starting again');
-          await teardown(this.#settings, user, box.record);
+          this.#o.log.warn({ user, attempt, err: failure }, 'a port was taken before the cluster bound it; starting again');
+          await this.#teardown(user, box.record);
           box.record = undefined;
           yield { progress: 3, message: 'A port was taken by another program in the meantime: starting again on other ports' };
         }
@@ -92,19 +188,36 @@ export class LocalBackend implements Backend {
       box.record!.phase = 'running';
       await writeRecord(paths.stateFile, box.record!);
       ready = true;
-      this.#settings.log.info({ user, seconds: (Date.now() - started) / 1000 }, 'local cluster ready');
+      this.#o.log.info({ user, seconds: (Date.now() - started) / 1000 }, 'local cluster ready');
       yield { progress: 100, message: 'Your cluster is ready', ready: true, url: `http://127.0.0.1:${box.record!.ports.jupyter}` };
     } catch (err) {
-      const failure = await failureOf(err);
-      this.#settings.log.warn({ user, err: failure }, 'local cluster launch failed');
+      const failure = await this.#describe(err);
+      this.#o.log.warn({ user, err: failure }, 'local cluster launch failed');
       throw failure;
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
       // Failed, cancelled or abandoned by the consumer: leave nothing behind.
-      if (!ready) await teardown(this.#settings, user, box.record).catch((err: unknown) => this.#settings.log.error({ user, err }, 'cleanup failed'));
+      if (!ready) await this.#teardown(user, box.record).catch((err: unknown) => this.#o.log.error({ user, err }, 'cleanup failed'));
       this.#starting.delete(user);
       finished();
     }
+  }
+
+  /** A ClusterError with the reason and the tail of the log that tells why. */
+  async #describe(err: unknown): Promise<ClusterError> {
+    if (err instanceof ClusterError) return err;
+    const message = err instanceof Error ? err.message : String(err);
+    const log = err instanceof WaitFailure && err.logFile ? await tailFile(err.logFile, 25) : '';
+    return new ClusterError(log ? `${message}. Last lines of ${err instanceof WaitFailure ? err.logFile : 'the log'}:\n${log}` : message);
+  }
+
+  /** Kill every group of the record, remove the state file and runtime files (logs stay). */
+  async #teardown(user: string, record: ClusterRecord | undefined): Promise<void> {
+    const paths = this.#tenancy.paths(user);
+    if (record) await killGroups(recordGroups(record), this.#t.stopGraceMs);
+    await this.#tenancy.release(record);
+    await removeRecord(paths.stateFile);
+    await rm(paths.runtimeDir, { recursive: true, force: true });
   }
 
   async stop(user: string, options: StopOptions = {}): Promise<void> {
@@ -115,37 +228,78 @@ export class LocalBackend implements Backend {
       await starting.done;
     }
     await this.#locked(user, async () => {
-      const paths = clusterPaths(this.#settings.stateDir, user);
+      const paths = this.#tenancy.paths(user);
       const record = await readRecord(paths.stateFile);
-      await teardown(this.#settings, user, record);
+      await this.#teardown(user, record);
       if (options.removeWorkspace) await rm(paths.workspace, { recursive: true, force: true });
-      if (record) this.#settings.log.info({ user, removeWorkspace: !!options.removeWorkspace }, 'local cluster stopped');
+      if (record) this.#o.log.info({ user, removeWorkspace: !!options.removeWorkspace }, 'local cluster stopped');
     });
   }
 
   async status(user: string): Promise<ClusterStatus> {
     checkUser(user);
-    const record = await readRecord(clusterPaths(this.#settings.stateDir, user).stateFile);
+    const record = await readRecord(this.#tenancy.paths(user).stateFile);
     if (this.#starting.has(user)) return { state: 'starting', ...(record ? { workers: record.workers.length } : {}) };
     return recordStatus(record, groupAlive);
   }
 
   async scale(user: string, workers: number): Promise<void> {
     checkUser(user);
-    checkWorkerCount(workers, this.#settings.maxWorkers);
+    checkWorkerCount(workers, this.#o.maxWorkers ?? Infinity);
     if (this.#starting.has(user)) throw new ClusterError(`${user}'s cluster is still starting`, 409);
+    await this.#ready();
     await this.#locked(user, async () => {
-      const paths = clusterPaths(this.#settings.stateDir, user);
+      const paths = this.#tenancy.paths(user);
       const record = await readRecord(paths.stateFile);
       if (!record || record.phase !== 'running') throw new ClusterError(`${user} has no running cluster`, 409);
       const current = record.workers.length;
-      if (workers > current) await addWorkers(this.#settings, record, workers);
-      else if (workers < current) await removeWorkers(this.#settings, record, workers);
+      if (workers > current) await this.#scaleUp(record, workers);
+      else if (workers < current) await this.#scaleDown(record, workers);
     });
   }
 
+  async #scaleUp(record: ClusterRecord, n: number): Promise<void> {
+    const { paths, scheduler } = this.#env(record);
+    const before = [...record.workers];
+    const tripwires: Tripwire[] = [];
+    for (const index of nextWorkerIndices(record.workers, n - record.workers.length)) {
+      tripwires.push(groupTripwire(`worker-${index}`, this.#spawnWorker(record, index), paths.workerLog(index)));
+    }
+    await writeRecord(paths.stateFile, record);
+    const added = record.workers.slice(before.length);
+    const watcher = new StatusWatcher(this.#ctx.entrypoint, scheduler, paths.workspace, record.account);
+    const want = joined(record, n);
+    const signal = new AbortController().signal;
+    try {
+      const opts = { timeoutMs: this.#t.workersMs, signal, tripwires, timeoutLog: paths.workerLog(added[0]!.index) };
+      await within('new workers joining', watcher.until((s) => want.dask(s) && want.ipp(s) && (!record.spark || want.spark(s))), opts);
+      this.#o.log.info({ user: record.user, workers: n }, 'local cluster scaled up');
+    } catch (err) {
+      // No half-scaled cluster: the new workers go, the old ones stay.
+      await killGroups(added.map((w) => w.pgid), this.#t.stopGraceMs);
+      record.workers = before;
+      await writeRecord(paths.stateFile, record);
+      throw await this.#describe(err);
+    } finally {
+      watcher.close();
+    }
+  }
+
+  async #scaleDown(record: ClusterRecord, n: number): Promise<void> {
+    const paths = this.#tenancy.paths(record.user);
+    const sorted = [...record.workers].sort((a, b) => a.index - b.index);
+    const leaving = sorted.slice(n);
+    // SIGTERM to the supervisor alone: it retires its Dask worker (data moves away) first.
+    for (const w of leaving) signalProcess(w.pgid, 'SIGTERM');
+    const pgids = leaving.map((w) => w.pgid);
+    if (!(await waitGroupsGone(pgids, 30_000 + this.#t.stopGraceMs))) await killGroups(pgids, 1000);
+    record.workers = sorted.slice(0, n);
+    await writeRecord(paths.stateFile, record);
+    this.#o.log.info({ user: record.user, workers: n }, 'local cluster scaled down');
+  }
+
   async list(): Promise<ClusterListing[]> {
-    const dir = resolve(this.#settings.stateDir, 'clusters');
+    const dir = resolve(this.#o.stateDir, 'clusters');
     const users = await readdir(dir).catch(() => [] as string[]);
     const out: ClusterListing[] = [];
     for (const user of users.filter((u) => LOGIN_PATTERN.test(u))) {
@@ -153,17 +307,19 @@ export class LocalBackend implements Backend {
         out.push({ user, state: 'starting' });
         continue;
       }
-      const record = await readRecord(clusterPaths(this.#settings.stateDir, user).stateFile);
+      const record = await readRecord(this.#tenancy.paths(user).stateFile);
       if (!record) continue;
       const status = await this.status(user);
       if (status.state === 'running' && (await this.#answers(record))) {
+        await this.#ready();
+        await this.#tenancy.adopt(record);
         out.push({
           user, ...status, url: `http://127.0.0.1:${record.ports.jupyter}`,
           jupyterToken: record.jupyterToken, createdAt: record.createdAt,
         });
       } else {
-        this.#settings.log.warn({ user, state: status.state, reason: status.reason }, 'removing a dead local cluster');
-        await this.#locked(user, () => teardown(this.#settings, user, record));
+        this.#o.log.warn({ user, state: status.state, reason: status.reason }, 'removing a dead local cluster');
+        await this.#locked(user, () => this.#teardown(user, record));
       }
     }
     return out;
@@ -175,7 +331,7 @@ export class LocalBackend implements Backend {
   /** Dashboards, as paths under the user's Jupyter base URL (Jupyter's authenticated proxy). */
   async links(user: string): Promise<Record<string, string>> {
     checkUser(user);
-    const record = await readRecord(clusterPaths(this.#settings.stateDir, user).stateFile);
+    const record = await readRecord(this.#tenancy.paths(user).stateFile);
     if (!record) return {};
     return {
       'Dask dashboard': `proxy/${record.ports.dashboard}/status`,

@@ -8,7 +8,7 @@ import { mkdtemp, rm, symlink, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ENTRYPOINT } from './options.ts';
+import { ENTRYPOINT } from './backend.ts';
 import { freePorts, groupAlive } from './processes.ts';
 import { ensureVenv, REQUIREMENTS_FILE } from './venv.ts';
 

@@ -25,6 +25,19 @@ test('only the scheduler gets the Jupyter token; workers get their name', (t) =>
   t.is(workerEnv(common, 3).CLUSTER_WORKER_NAME, 'worker-3');
 });
 
+test('a student\'s own account: home in the workspace, a private TMPDIR and umask 077; Dask TLS files for all, the Spark secret for the scheduler only', (t) => {
+  const owned: ClusterRecord = { ...record, account: { name: 'clusterhub-alice', uid: 1200, gid: 1200 }, sparkSecret: 's3cret' };
+  const tls = { ca: '/r/tls/ca.pem', cert: '/r/tls/cluster.pem', key: '/r/tls/cluster-key.pem' };
+  const common = clusterEnv({ base: { PATH: '/usr/bin', HOME: '/root', USER: 'root', TMPDIR: '/root/tmp' }, venvBin: '/venv/bin', config: localConfig(), record: owned, workspace: '/w', runtimeDir: '/r', tls });
+  t.like(common, { HOME: '/w', USER: 'clusterhub-alice', LOGNAME: 'clusterhub-alice', TMPDIR: '/r/tmp', CLUSTER_UMASK: '077' });
+  t.like(common, { CLUSTER_TLS_CA: tls.ca, CLUSTER_TLS_CERT: tls.cert, CLUSTER_TLS_KEY: tls.key });
+  t.is(schedulerEnv(common, owned, localConfig()).CLUSTER_SPARK_SECRET, 's3cret');
+  t.false('CLUSTER_SPARK_SECRET' in workerEnv(common, 1));
+  const shared = clusterEnv({ base: { PATH: '/usr/bin', HOME: '/home/me' }, venvBin: '/venv/bin', config: localConfig(), record, workspace: '/w', runtimeDir: '/r' });
+  t.is(shared.HOME, '/home/me', 'without an account the hub\'s own home stays');
+  t.false('CLUSTER_UMASK' in shared);
+});
+
 test('Spark runs when Java is found, is skipped without it, and "on" without Java is an error', (t) => {
   t.true(decideSpark('auto', '/usr/bin/java').spark);
   const skipped = decideSpark('auto', undefined);

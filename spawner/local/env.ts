@@ -6,6 +6,7 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { Config } from '../../config/schema.ts';
 import type { ClusterRecord } from './state.ts';
+import type { ClusterTls } from './tls.ts';
 
 /** Hub variables a cluster may see; everything else (OAuth secrets, proxy token…) stays out. */
 const PASSED_THROUGH = ['PATH', 'HOME', 'USER', 'LOGNAME', 'SHELL', 'LANG', 'TZ', 'TMPDIR', 'JAVA_HOME'];
@@ -51,14 +52,23 @@ export interface ClusterEnvInput {
   record: ClusterRecord;
   workspace: string;
   runtimeDir: string;
+  /** The cluster's Dask TLS files. */
+  tls?: ClusterTls;
 }
 
 /** Environment shared by the scheduler, the workers and the status probe. */
 export function clusterEnv(input: ClusterEnvInput): Record<string, string> {
   const { record, config } = input;
   const env = passThroughEnv(input.base);
+  // A student's own account: its home is the workspace, and what it writes is its alone.
+  const account: Record<string, string> = record.account ? {
+    HOME: input.workspace, USER: record.account.name, LOGNAME: record.account.name, TMPDIR: join(input.runtimeDir, 'tmp'), CLUSTER_UMASK: '077',
+  } : {};
+  const tls: Record<string, string> = input.tls ? { CLUSTER_TLS_CA: input.tls.ca, CLUSTER_TLS_CERT: input.tls.cert, CLUSTER_TLS_KEY: input.tls.key } : {};
   return {
     ...env,
+    ...account,
+    ...tls,
     PATH: [input.venvBin, env.PATH ?? '/usr/bin:/bin'].join(delimiter),
     VIRTUAL_ENV: join(input.venvBin, '..'),
     CLUSTER_PYTHON: join(input.venvBin, 'python'),
@@ -84,6 +94,7 @@ export function schedulerEnv(common: Record<string, string>, record: ClusterReco
   return {
     ...common,
     CLUSTER_JUPYTER_TOKEN: record.jupyterToken,
+    ...(record.sparkSecret ? { CLUSTER_SPARK_SECRET: record.sparkSecret } : {}),
     ...(config.materialsGitUrl ? { CLUSTER_MATERIALS_GIT_URL: config.materialsGitUrl } : {}),
   };
 }

@@ -19,8 +19,10 @@ export interface SpawnGroupOptions {
   args: string[];
   env: Record<string, string>;
   cwd: string;
-  /** stdout and stderr are appended here. */
+  /** stdout and stderr are appended here (opened by the hub, so the file stays the hub's). */
   logFile: string;
+  /** Run as this account (uid and gid; supplementary groups are dropped). */
+  account?: { uid: number; gid: number };
 }
 
 /** Start a detached process group whose output goes to a log file. */
@@ -32,6 +34,7 @@ export function spawnGroup(options: SpawnGroupOptions): GroupHandle {
       env: options.env,
       detached: true,
       stdio: ['ignore', fd, fd],
+      ...(options.account ? { uid: options.account.uid, gid: options.account.gid } : {}),
     });
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
       child.once('exit', (code, signal) => resolve({ code, signal }));

@@ -4,9 +4,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { ClusterError } from '../types.ts';
-import { tailFile, type GroupHandle } from './processes.ts';
-import type { ClusterRecord } from './state.ts';
 
 /** What `start status` prints (see images/cluster/entrypoint/status.py). */
 export interface EngineStatus {
@@ -30,8 +27,10 @@ export class StatusWatcher {
   #stderr: string[] = [];
   #ended: Error | undefined;
 
-  constructor(entrypoint: string, env: Record<string, string>, cwd: string) {
-    this.#child = spawn(entrypoint, ['status', '--watch'], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  /** `account`: run the probe as the cluster's owner (it reads their files, their ports admit only them). */
+  constructor(entrypoint: string, env: Record<string, string>, cwd: string, account?: { uid: number; gid: number }) {
+    const as = account ? { uid: account.uid, gid: account.gid } : {};
+    this.#child = spawn(entrypoint, ['status', '--watch'], { env, cwd, stdio: ['ignore', 'pipe', 'pipe'], ...as });
     createInterface({ input: this.#child.stdout! }).on('line', (line) => {
       try {
         this.#update(JSON.parse(line) as EngineStatus);
@@ -125,27 +124,4 @@ export async function within<T>(
     // Losing guards settle later; nobody listens to them any more.
     for (const g of guards) g.catch(() => {});
   }
-}
-
-/** A wait ends early when this group's leader exits. */
-export function groupTripwire(name: string, handle: GroupHandle, logFile: string): Tripwire {
-  return { promise: handle.exited, failure: () => new WaitFailure(`${name} stopped unexpectedly`, logFile) };
-}
-
-/** Tests on `start status` output: have `count` workers joined each engine? */
-export function joined(record: ClusterRecord, count: number) {
-  const engines = count * record.enginesPerWorker;
-  return {
-    dask: (s: EngineStatus) => s.dask.workers >= count,
-    ipp: (s: EngineStatus) => s.ipp.engines >= engines,
-    spark: (s: EngineStatus) => (s.spark?.workers ?? 0) >= count,
-  };
-}
-
-/** A ClusterError with the reason and the tail of the log that tells why. */
-export async function failureOf(err: unknown): Promise<ClusterError> {
-  if (err instanceof ClusterError) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  const log = err instanceof WaitFailure && err.logFile ? await tailFile(err.logFile, 25) : '';
-  return new ClusterError(log ? `${message}. Last lines of ${err instanceof WaitFailure ? err.logFile : 'the log'}:\n${log}` : message);
 }

@@ -6,6 +6,7 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ClusterStatus } from '../types.ts';
+import type { Account } from './accounts.ts';
 
 export interface WorkerRecord {
   /** 1-based; names the log file and the Dask worker (`worker-{index}`). */
@@ -27,18 +28,28 @@ export interface ClusterRecord {
   enginesPerWorker: number;
   scheduler?: { pgid: number };
   workers: WorkerRecord[];
+  /** The student's OS account the processes run as (when the hub is root). */
+  account?: Account;
+  /** Spark's `spark.authenticate.secret` for this cluster. */
+  sparkSecret?: string;
+  /** Dask speaks TLS with the cluster's own CA (files in the runtime dir). */
+  tls?: boolean;
 }
 
-/** Where the per-user pieces live. */
-export function clusterPaths(stateDir: string, user: string) {
+/**
+ * Where the per-user pieces live: the hub's (record, logs) under `{stateDir}/clusters/`,
+ * closed to students; the student's (workspace, runtime files) under `workspaces/` and
+ * `runtime/` of `studentDir` (stateDir, unless students could not reach it; see tenancy.ts).
+ */
+export function clusterPaths(stateDir: string, user: string, studentDir = stateDir) {
   const dir = join(stateDir, 'clusters', user);
   return {
     dir,
     stateFile: join(dir, 'cluster.json'),
-    runtimeDir: join(dir, 'runtime'),
+    runtimeDir: join(studentDir, 'runtime', user),
     schedulerLog: join(dir, 'scheduler.log'),
     workerLog: (index: number) => join(dir, `worker-${index}.log`),
-    workspace: join(stateDir, 'workspaces', user),
+    workspace: join(studentDir, 'workspaces', user),
   };
 }
 

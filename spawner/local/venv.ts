@@ -2,6 +2,9 @@
  * The Python environment of local clusters: a virtualenv built once from
  * images/cluster/requirements.txt (the file the cluster image installs), reused afterwards.
  *
+ * When the hub runs as root, students' accounts run it: it then lives in a root-owned,
+ * world-readable place ({@link SHARED_DIR}) and is built from a Python they can run.
+ *
  * CLI: `node spawner/local/venv.ts [--python python3] [--venv DIR]` builds it and prints its bin dir.
  */
 import { spawn } from 'node:child_process';
@@ -17,6 +20,16 @@ import { fileURLToPath } from 'node:url';
 export const REQUIREMENTS_FILE = resolve(import.meta.dirname, '../../images/cluster/requirements.txt');
 
 const MARKER = '.clusterhub-ready';
+
+/** Root-owned, world-readable home of what students' accounts run (the venv, the entrypoint). */
+export const SHARED_DIR = '/var/lib/clusterhub';
+
+/** An account with no rights of its own: what it can run, every student can run. */
+const NOBODY = 65534;
+
+function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
 const LOCK_WAIT_MS = 30 * 60_000;
 
 export interface EnsureVenvOptions {
@@ -35,15 +48,19 @@ export interface Venv {
   bin: string;
 }
 
-/** The default place for a virtualenv with these requirements (a new file, a new venv). */
-export function defaultVenvDir(requirements: string, home = homedir()): string {
+/**
+ * The default place for a virtualenv with these requirements (a new file, a new venv):
+ * `~/.cache/clusterhub/venv-{hash}`, or `/var/lib/clusterhub/venv-{hash}` as root (a home
+ * like /root is 0700: students' accounts could not run what is inside).
+ */
+export function defaultVenvDir(requirements: string, home = homedir(), root = isRoot()): string {
   const hash = createHash('sha256').update(requirements).digest('hex').slice(0, 12);
-  return join(home, '.cache', 'clusterhub', `venv-${hash}`);
+  return root ? join(SHARED_DIR, `venv-${hash}`) : join(home, '.cache', 'clusterhub', `venv-${hash}`);
 }
 
-function run(command: string, args: string[], log: (line: string) => void): Promise<void> {
+function run(command: string, args: string[], log: (line: string) => void, uid?: number): Promise<void> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...(uid === undefined ? {} : { uid, gid: uid, cwd: '/' }) });
     const tail: string[] = [];
     for (const stream of [child.stdout, child.stderr]) {
       createInterface({ input: stream }).on('line', (line) => {
@@ -105,6 +122,33 @@ async function acquireLock(lockFile: string, marker: string, hash: string, log: 
   throw new Error(`timed out waiting for the virtualenv lock ${lockFile}`);
 }
 
+/** Whether an account without rights (nobody) can run `python -c code`. */
+export async function othersCanRun(python: string, code = 'pass'): Promise<boolean> {
+  return run(python, ['-c', code], () => {}, NOBODY).then(() => true, () => false);
+}
+
+/**
+ * As root, the Python to build students' venv from: `python` when every account can run it
+ * (a pyenv under /root cannot be), else the first `python3` on PATH, /usr/bin or
+ * /usr/local/bin that can be; otherwise an error naming local.python.
+ */
+export async function pythonForEveryone(python: string): Promise<string> {
+  // What root itself would run: nobody's own PATH search may find a different python3.
+  const onPath = (name: string) => (process.env.PATH ?? '').split(':').filter(Boolean).map((dir) => join(dir, name));
+  const configured = python.includes('/') ? [python] : onPath(python);
+  for (const candidate of configured) {
+    if (await exists(candidate)) {
+      if (await othersCanRun(candidate)) return candidate;
+      break;
+    }
+  }
+  const candidates = [...onPath('python3'), '/usr/bin/python3', '/usr/local/bin/python3'];
+  for (const candidate of candidates) {
+    if (await exists(candidate) && await othersCanRun(candidate, 'import sys, venv, ensurepip; assert sys.version_info >= (3, 11)')) return candidate;
+  }
+  throw new Error(`local.python: ${python} cannot be run by students' accounts (the hub runs as root, clusters run as each student) and no python3 ≥ 3.11 that every account can run was found; set local.python to one (e.g. /usr/bin/python3)`);
+}
+
 /** Build the virtualenv if it is not built yet (marker written only after success). */
 export async function ensureVenv(options: EnsureVenvOptions): Promise<Venv> {
   const requirements = await readFile(options.requirementsFile, 'utf8');
@@ -114,20 +158,25 @@ export async function ensureVenv(options: EnsureVenvOptions): Promise<Venv> {
   const marker = join(venvDir, MARKER);
   if ((await readFile(marker, 'utf8').catch(() => '')) === hash) return { venvDir, bin };
 
-  await mkdir(dirname(venvDir), { recursive: true });
+  await mkdir(dirname(venvDir), { recursive: true, mode: 0o755 });
   const lockFile = `${venvDir}.lock`;
   if (!(await acquireLock(lockFile, marker, hash, options.log))) return { venvDir, bin };
   try {
     if ((await readFile(marker, 'utf8').catch(() => '')) === hash) return { venvDir, bin };
     const started = Date.now();
+    const shared = isRoot() && options.venvDir === undefined;
     if (!(await exists(join(bin, 'python')))) {
-      options.log(`[venv] step 1/2: creating ${venvDir} with ${options.python}`);
-      await run(options.python, ['-m', 'venv', venvDir], options.log);
+      const python = shared ? await pythonForEveryone(options.python) : options.python;
+      options.log(`[venv] step 1/2: creating ${venvDir} with ${python}`);
+      await run(python, ['-m', 'venv', venvDir], options.log);
     } else {
       options.log(`[venv] step 1/2: reusing the unfinished ${venvDir}`);
     }
     options.log(`[venv] step 2/2: pip install -r ${options.requirementsFile} (takes minutes the first time)`);
     await run(join(bin, 'python'), ['-m', 'pip', 'install', '--disable-pip-version-check', '-r', options.requirementsFile], options.log);
+    if (shared && !(await othersCanRun(join(bin, 'python'), 'import distributed, ipyparallel, jupyterlab'))) {
+      throw new Error(`${venvDir} was built but students' accounts cannot run it: check that it and its base Python are readable by everyone`);
+    }
     await writeFile(marker, hash);
     options.log(`[venv] ready in ${((Date.now() - started) / 1000).toFixed(0)}s: ${bin}`);
     return { venvDir, bin };

@@ -94,3 +94,29 @@ function execute(url: string, code: string, options: RunOptions): Promise<string
     });
   });
 }
+
+/**
+ * Start a kernel at `baseUrl` and run `code` until the kernel says busy, then close the
+ * socket (no browser left open): a long computation the culler must leave alone.
+ */
+export async function startBusyKernel(baseUrl: string, token: string, code: string): Promise<void> {
+  const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
+  const created = await fetch(`${base}api/kernels`, { method: 'POST', headers: { Authorization: `token ${token}` }, body: '{"name":"python3"}' });
+  if (!created.ok) throw new Error(`POST api/kernels: ${created.status} ${await created.text()}`);
+  const { id } = (await created.json()) as { id: string };
+  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}api/kernels/${id}/channels?token=${token}`);
+  const msgId = randomUUID();
+  await new Promise<void>((resolve, reject) => {
+    ws.addEventListener('error', () => reject(new Error(`websocket to the kernel at ${base} failed`)));
+    ws.addEventListener('open', () => ws.send(JSON.stringify({
+      channel: 'shell', buffers: [], parent_header: {}, metadata: {},
+      header: { msg_id: msgId, msg_type: 'execute_request', session: randomUUID(), username: 'test', version: '5.3', date: new Date().toISOString() },
+      content: { code, silent: false, store_history: false, user_expressions: {}, allow_stdin: false, stop_on_error: true },
+    })));
+    ws.addEventListener('message', (e) => {
+      const m = JSON.parse(String(e.data)) as { msg_type: string; parent_header?: { msg_id?: string }; content?: { execution_state?: string } };
+      if (m.msg_type === 'status' && m.parent_header?.msg_id === msgId && m.content?.execution_state === 'busy') resolve();
+    });
+  });
+  ws.close();
+}

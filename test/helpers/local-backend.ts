@@ -8,14 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../../config/schema.ts';
 import { silentLogger } from '../../shared/log.ts';
-import { LocalBackend } from '../../spawner/local/backend.ts';
-import type { LocalBackendOptions } from '../../spawner/local/options.ts';
+import { LocalBackend, type LocalBackendOptions } from '../../spawner/local/backend.ts';
 import { clusterPaths } from '../../spawner/local/state.ts';
 import { ensureVenv, REQUIREMENTS_FILE } from '../../spawner/local/venv.ts';
 
 /** The defaults of config/schema.ts for `local`, overridable per test. */
 export function localConfig(overrides: Partial<Config['local']> = {}): Config['local'] {
-  return { python: 'python3', workerThreads: 1, workerMemory: '1GiB', enginesPerWorker: 1, spark: 'auto', ...overrides };
+  return { python: 'python3', workerThreads: 1, workerMemory: '1GiB', enginesPerWorker: 1, spark: 'auto', userPrefix: 'clusterhub-', sharedAccount: false, ...overrides };
 }
 
 /**

@@ -26,6 +26,9 @@ def main(argv: list[str]) -> int:
     except SettingsError as err:
         print(f'start {mode}: {err}', file=sys.stderr)
         return 2
+    if s.umask is not None:
+        # A student's files (and /tmp files) are theirs alone on a shared machine.
+        os.umask(s.umask)
     if mode == 'status':
         from status import run
         return run(s, '--watch' in argv[2:])
@@ -59,6 +62,13 @@ def main(argv: list[str]) -> int:
         if clone:
             # Optional: a failed clone is a warning in the log, never a dead cluster.
             env_git = {**env, 'GIT_TERMINAL_PROMPT': '0'}
+            # The instructor's URL may be a repository on this machine owned by another account
+            # (the hub's): git refuses those as "dubious ownership" unless its global config
+            # trusts them (git before 2.40 ignores safe.directory given any other way).
+            trust = os.path.join(s.runtime_dir, 'materials.gitconfig')
+            with open(trust, 'w') as f:
+                f.write('[safe]\n\tdirectory = *\n')
+            env_git['GIT_CONFIG_GLOBAL'] = trust
             supervisor.start('materials', clone, env_git, s.workspace, required=False)
         elif shutil.which('git') is None:
             log('warning: CLUSTER_MATERIALS_GIT_URL is set but git is not installed')

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 
 from settings import Settings
 from wiring import advertise_host, paths, spark_home
@@ -15,7 +16,12 @@ CONTROLLER_WAIT_S = 120
 
 
 def _bin(name: str) -> str:
-    """Console scripts of the Python we run under (the venv or the image's)."""
+    """Console scripts of the Python we run under: beside it (a venv, python:slim) or where
+    pip installs them for it (Debian's own python3 puts them in /usr/local/bin)."""
+    for directory in (os.path.dirname(sys.executable), sysconfig.get_path('scripts')):
+        path = os.path.join(directory, name)
+        if os.access(path, os.X_OK):
+            return path
     return os.path.join(os.path.dirname(sys.executable), name)
 
 
@@ -37,7 +43,7 @@ def scheduler_commands(s: Settings) -> list[tuple[str, list[str]]]:
     commands = [
         ('jupyter', [_bin('jupyter'), 'lab', f'--config={p["jupyter_config"]}']),
         ('dask-scheduler', [
-            _bin('dask'), 'scheduler', *_host_args(s), '--port', str(s.dask_port),
+            _bin('dask'), 'scheduler', *_host_args(s), '--port', str(s.dask_port), '--protocol', s.dask_scheme,
             # The dashboard is for Jupyter's proxy only, so it never leaves loopback.
             '--dashboard-address', f'127.0.0.1:{s.dashboard_port}',
         ]),
@@ -57,7 +63,7 @@ def worker_commands(s: Settings) -> list[tuple[str, list[str]]]:
     p = paths(s)
     commands = [
         ('dask-worker', [
-            _bin('dask'), 'worker', f'tcp://{s.scheduler_host}:{s.dask_port}',
+            _bin('dask'), 'worker', s.dask_address,
             '--name', s.worker_name, '--nthreads', str(s.threads), '--nworkers', '1',
             '--memory-limit', s.memory, *_host_args(s),
             # Its HTTP server (health, metrics) would otherwise listen on every interface.

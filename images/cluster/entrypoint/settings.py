@@ -40,6 +40,19 @@ class Settings:
     materials_git_url: str
     materials_dir: str
     stop_grace: float
+    tls_ca: str  # empty: Dask without TLS
+    tls_cert: str
+    tls_key: str
+    spark_secret: str  # empty: Spark without authentication
+    umask: int | None
+
+    @property
+    def dask_scheme(self) -> str:
+        return 'tls' if self.tls_ca else 'tcp'
+
+    @property
+    def dask_address(self) -> str:
+        return f'{self.dask_scheme}://{self.scheduler_host}:{self.dask_port}'
 
 
 _UNITS = {'': 1, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30, 't': 1 << 40}
@@ -109,6 +122,25 @@ def _ipp_key(environ: dict[str, str], ports: tuple[int, ...], mode: str) -> str:
     return key
 
 
+def _tls(environ: dict[str, str]) -> tuple[str, str, str]:
+    """CLUSTER_TLS_CA/CERT/KEY: all three or none."""
+    names = ('CLUSTER_TLS_CA', 'CLUSTER_TLS_CERT', 'CLUSTER_TLS_KEY')
+    values = tuple(environ.get(n, '') for n in names)
+    if any(values) and not all(values):
+        missing = ', '.join(n for n, v in zip(names, values) if not v)
+        raise SettingsError(f'{missing}: Dask TLS needs CLUSTER_TLS_CA, CLUSTER_TLS_CERT and CLUSTER_TLS_KEY together')
+    return values  # type: ignore[return-value]
+
+
+def _umask(environ: dict[str, str]) -> int | None:
+    raw = environ.get('CLUSTER_UMASK', '')
+    if raw == '':
+        return None
+    if not re.fullmatch(r'0?[0-7]{3}', raw):
+        raise SettingsError(f'CLUSTER_UMASK: expected an octal mask like 077, got {raw!r}')
+    return int(raw, 8)
+
+
 def load(environ: dict[str, str], mode: str) -> Settings:
     """Read CLUSTER_* variables; `mode` is `scheduler`, `worker` or `status`."""
     e = environ
@@ -133,6 +165,7 @@ def load(environ: dict[str, str], mode: str) -> Settings:
     memory = e.get('CLUSTER_MEMORY', '1GiB')
     home = e.get('HOME', '/tmp')
     ports = ipp_ports(e.get('CLUSTER_IPP_PORTS', ''))
+    tls = _tls(e)
     return Settings(
         bind=bind,
         scheduler_host=e.get('CLUSTER_SCHEDULER_HOST', default_host),
@@ -157,4 +190,9 @@ def load(environ: dict[str, str], mode: str) -> Settings:
         materials_git_url=e.get('CLUSTER_MATERIALS_GIT_URL', ''),
         materials_dir=e.get('CLUSTER_MATERIALS_DIR', 'materials'),
         stop_grace=float(_int(e, 'CLUSTER_STOP_GRACE', 10, 1)),
+        tls_ca=tls[0],
+        tls_cert=tls[1],
+        tls_key=tls[2],
+        spark_secret=e.get('CLUSTER_SPARK_SECRET', ''),
+        umask=_umask(e),
     )

@@ -19,7 +19,7 @@ from lab import lab_app_config, write_lab_settings
 from settings import Settings
 
 # Secrets read from the environment once; children (and so kernels) never see them.
-_SECRETS = ('CLUSTER_JUPYTER_TOKEN', 'CLUSTER_IPP_KEY')
+_SECRETS = ('CLUSTER_JUPYTER_TOKEN', 'CLUSTER_IPP_KEY', 'CLUSTER_SPARK_SECRET')
 
 
 def _wildcard(host: str) -> bool:
@@ -69,17 +69,36 @@ def child_env(s: Settings, base: dict[str, str]) -> dict[str, str]:
         'SPARK_CONF_DIR': p['spark_conf'],
         'PYSPARK_PYTHON': sys.executable,
         'PYSPARK_DRIVER_PYTHON': sys.executable,
-        'DASK_SCHEDULER_ADDRESS': f'tcp://{s.scheduler_host}:{s.dask_port}',
+        'DASK_SCHEDULER_ADDRESS': s.dask_address,
         # The dashboard is only reachable through Jupyter's authenticated proxy.
         'DASK_DISTRIBUTED__DASHBOARD__LINK': f'{s.base_url}proxy/{s.dashboard_port}/status',
         'PYTHONUNBUFFERED': '1',
     })
+    env.update(dask_tls_env(s))
     home = spark_home()
     if home:
         env['SPARK_HOME'] = home
+    # A taken port must fail the master (and the launch, which then picks others) instead of
+    # the master quietly moving to the next port, where its workers would never look.
+    env['SPARK_MASTER_OPTS'] = '-Dspark.port.maxRetries=0'
     if not _wildcard(s.bind):
         # Spark's web UIs and executors bind SPARK_LOCAL_IP, else every interface.
         env['SPARK_LOCAL_IP'] = s.bind
+    return env
+
+
+def dask_tls_env(s: Settings) -> dict[str, str]:
+    """Dask's own configuration, so every Security() (scheduler, workers, Client()) uses the cluster's CA."""
+    if not s.tls_ca:
+        return {}
+    env = {
+        'DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION': 'True',
+        'DASK_DISTRIBUTED__COMM__DEFAULT_SCHEME': 'tls',
+        'DASK_DISTRIBUTED__COMM__TLS__CA_FILE': s.tls_ca,
+    }
+    for role in ('SCHEDULER', 'WORKER', 'CLIENT'):
+        env[f'DASK_DISTRIBUTED__COMM__TLS__{role}__CERT'] = s.tls_cert
+        env[f'DASK_DISTRIBUTED__COMM__TLS__{role}__KEY'] = s.tls_key
     return env
 
 
@@ -147,4 +166,7 @@ def write_scheduler_files(s: Settings) -> None:
         # The master's REST submission server would listen on a fixed port (6066) with no auth.
         'spark.master.rest.enabled false',
     ]
-    _write(os.path.join(p['spark_conf'], 'spark-defaults.conf'), '\n'.join(spark) + '\n')
+    if s.spark_secret:
+        # The master, the workers and the driver read this file: each RPC must prove the secret.
+        spark += ['spark.authenticate true', f'spark.authenticate.secret {s.spark_secret}']
+    _write(os.path.join(p['spark_conf'], 'spark-defaults.conf'), '\n'.join(spark) + '\n', 0o600)

@@ -1,0 +1,111 @@
+/**
+ * The cluster's API server goes away during launches: kube-apiserver of a private control
+ * plane (kwok nodes) killed and started again, the hub running as its ServiceAccount.
+ * Running clusters stay routed; a short outage is ridden out within the start timeout; a
+ * long one fails launches saying the API server is unreachable, and their namespaces go
+ * as soon as it answers again.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { KubeConfig } from '@kubernetes/client-node';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { namespaceFor } from '../spawner/names.ts';
+import { startPlane, type Plane } from './kube/plane.ts';
+import { startTestHub, type TestHub } from './helpers/hub.ts';
+import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
+import { call, kubeHubConfig, namespaces, noNamespacesLeft, phases, progressUntil, seedUsers, userRoutes } from './helpers/kube-hub.ts';
+import { waitUntil } from './helpers/net.ts';
+
+let plane: Plane;
+let admin: KubeConfig;
+let dir: string;
+let kubeconfig: string;
+
+test.before(async () => {
+  // A plane of its own: its API server is killed here.
+  plane = await startPlane({ nodes: 2 });
+  admin = new KubeConfig();
+  admin.loadFromFile(plane.kubeconfigPath);
+  await applyRbac(admin);
+  dir = await mkdtemp(join(tmpdir(), 'clusterhub-outage-'));
+  kubeconfig = join(dir, 'kubeconfig.json');
+  await writeFile(kubeconfig, (await backendKubeConfig(admin, 7200)).exportConfig(), { mode: 0o600 });
+});
+
+test.after.always(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+  await plane?.stop();
+});
+
+async function hubFor(t: ExecutionContext, students: string[], spawn: Record<string, unknown>): Promise<{ hub: TestHub; token: string; prefix: string }> {
+  const prefix = plane.newPrefix('out');
+  const stateDir = join(dir, prefix);
+  const { hub: _ports, ...config } = await kubeHubConfig({ stateDir, kubeconfig, prefix, extra: { spawn } });
+  const token = seedUsers(stateDir, students);
+  const hub = await startTestHub({ stateDir, config: { ...config, hub: { logLevel: 'warn' } } });
+  t.teardown(() => hub.destroy());
+  return { hub, token, prefix };
+}
+
+const launch = (hub: TestHub, token: string, user: string) => call(hub.publicUrl, token, `/hub/api/users/${user}/cluster`, 'POST', { workers: 1 });
+const created = (e: { message: string }) => /^Namespace .* created$/.test(e.message);
+const final = (e: { ready?: boolean; failed?: boolean }) => Boolean(e.ready || e.failed);
+
+test.serial('an outage shorter than the start timeout is ridden out: the launches retry and become ready', async (t) => {
+  const students = ['brief1', 'brief2'];
+  const { hub, token, prefix } = await hubFor(t, students, { startTimeoutSeconds: 240 });
+  for (const s of students) t.is((await launch(hub, token, s)).status, 202);
+  await Promise.all(students.map((s) => progressUntil(hub.publicUrl, token, s, created)));
+  const ends = students.map((s) => progressUntil(hub.publicUrl, token, s, final));
+  await plane.stopApiServer!();
+  await delay(3000); // the outage: what is tested is that launches outlast it
+  await plane.startApiServer!();
+  for (const end of await Promise.all(ends)) t.true(end.ready, end.message);
+  t.deepEqual(await userRoutes(hub.config), students);
+  await call(hub.publicUrl, token, '/hub/api/clusters', 'DELETE');
+  await noNamespacesLeft(admin, prefix);
+});
+
+test.serial('a long outage fails launches saying the API server is unreachable; their namespaces go as soon as it answers', async (t) => {
+  const students = ['steady', 'l1', 'l2', 'l3', 'l4', 'l5'];
+  const { hub, token, prefix } = await hubFor(t, students, { startTimeoutSeconds: 15, concurrency: 5 });
+  t.is((await launch(hub, token, 'steady')).status, 202);
+  t.true((await progressUntil(hub.publicUrl, token, 'steady', final)).ready);
+  const launching = students.slice(1);
+  for (const s of launching) t.is((await launch(hub, token, s)).status, 202);
+  const ends = launching.map((s) => progressUntil(hub.publicUrl, token, s, final));
+  // Killed once the first namespace is there: no launch can be Ready yet, several are half-way.
+  await Promise.any(launching.map((s) => progressUntil(hub.publicUrl, token, s, created)));
+  await plane.stopApiServer!();
+
+  for (const end of await Promise.all(ends)) {
+    t.true(end.failed);
+    t.regex(end.message, /the cluster's Kubernetes API server is unreachable \(.*ECONNREFUSED.*\)/);
+    t.notRegex(end.message, /fetch failed/);
+  }
+  // The running cluster stays routed and the hub healthy while the API server is away.
+  t.deepEqual(await userRoutes(hub.config), ['steady']);
+  await t.throwsAsync(hub.repair(), undefined, 'a repair pass cannot ask the backend');
+  t.deepEqual(await userRoutes(hub.config), ['steady'], 'and still keeps the routes');
+  t.like(hub.health(), { status: 'ok', proxy: { state: 'running' }, repair: { ok: false } });
+  t.deepEqual(launching.map((s) => hub.manager.view(s).phase), launching.map(() => 'stopping'), 'what they left is still to be removed');
+
+  await plane.startApiServer!();
+  const answered = Date.now();
+  const left = launching.map((s) => namespaceFor(prefix, s));
+  await waitUntil('the failed launches\' namespaces to be deleted', async () => {
+    const { live } = await namespaces(admin, prefix);
+    return left.every((n) => !live.includes(n));
+  }, { timeoutMs: 60_000, intervalMs: 200 });
+  const seconds = (Date.now() - answered) / 1000;
+  t.log(`failed launches' namespaces deleted ${seconds.toFixed(1)} s after the API server answered again`);
+  t.true(seconds < 20, `not after a repair interval or the orphan grace (${seconds} s)`);
+  const now = await phases(hub.publicUrl, token);
+  t.deepEqual(launching.map((s) => now[s]), launching.map(() => 'stopped'));
+  t.is(now['steady'], 'running');
+  t.is((await launch(hub, token, 'l1')).status, 202, 'a student can launch again');
+  await call(hub.publicUrl, token, '/hub/api/clusters', 'DELETE');
+  await noNamespacesLeft(admin, prefix);
+});
