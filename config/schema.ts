@@ -84,7 +84,7 @@ const kubernetes = z.strictObject({
   nodeSelector: z.record(z.string(), z.string()).default({}).describe('Node selector of cluster pods.'),
   tolerations: z.array(z.record(z.string(), z.unknown())).default([]).describe('Tolerations of cluster pods.'),
   extraPodSpec: z.record(z.string(), z.unknown()).default({}).describe('Merged into every cluster pod spec.'),
-  routeTarget: z.string().default('http://scheduler.{namespace}.svc.cluster.local:8888').describe('Proxy target of a cluster; {namespace} is substituted.'),
+  routeTarget: z.string().default('http://scheduler.{namespace}.svc.cluster.local:8888').describe('Proxy target of a cluster; {namespace} and {clusterIP} (the scheduler Service\'s address) are substituted.'),
   proxyPodSelector: z.record(z.string(), z.string()).default({ 'app.kubernetes.io/component': 'proxy' }).describe('Labels of the proxy pods the NetworkPolicy admits.'),
   proxyNamespace: z.string().default('clusterhub').describe('Namespace of the proxy pods the NetworkPolicy admits.'),
   restrictEgress: z.boolean().default(false).describe('Deny egress outside the namespace (DNS stays open).'),

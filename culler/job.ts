@@ -15,7 +15,7 @@ import { fetchActivity } from './activity.ts';
 import { checkCullerConfig } from './config.ts';
 import { forEachLimit } from './limit.ts';
 import { decide, needsJupyter } from './policy.ts';
-import type { ClusterReport, CullCandidate, CullerConfig, CullerDeps, RouteEvidence, SweepReport } from './types.ts';
+import type { ClusterReport, CullCandidate, CullerConfig, CullerDeps, JupyterActivity, RouteEvidence, SweepReport } from './types.ts';
 
 interface Slot { dryRun: boolean; promise: Promise<SweepReport> }
 /** The proxy's routing table this sweep: every route, and those idle since the cutoff. */
@@ -174,9 +174,12 @@ export class Culler {
       ? await fetchActivity(c, { fetch: this.#deps.fetch, timeoutMs: this.#deps.activityTimeoutMs })
       : null;
     const d = decide({ ...base, jupyter });
+    const seen = latestActivity(route, jupyter, now);
+    // Observing activity changes no cluster, so a dry run records it too.
+    if (seen) this.#deps.recordActivity?.(c.user, seen);
     const line: ClusterReport = {
       user: c.user, action: d.action, reason: d.reason, idleSeconds: d.idleSeconds,
-      cullAt: d.cullAt?.toISOString() ?? null, evidence: d.evidence, stopped: false,
+      cullAt: d.cullAt?.toISOString() ?? null, lastActivity: seen?.toISOString() ?? null, evidence: d.evidence, stopped: false,
     };
     if (jupyter && 'unreachable' in jupyter) {
       line.jupyterUnreachable = jupyter.unreachable;
@@ -264,6 +267,17 @@ function routeEvidence(routePath: string, routes: Routes | null): RouteEvidence 
   if (!info) return 'missing';
   const at = info.last_activity ? new Date(info.last_activity) : null;
   return { lastActivity: at && !Number.isNaN(at.getTime()) ? at : null, inactive: idle !== undefined };
+}
+
+/** The later of the proxy's and Jupyter's last activity (now while a kernel is busy), clamped to now (clock skew), or null. */
+function latestActivity(route: RouteEvidence, jupyter: JupyterActivity | null, now: Date): Date | null {
+  // A busy kernel sends nothing while it computes, and is the opposite of idle.
+  if (jupyter && !('unreachable' in jupyter) && jupyter.busyKernels > 0) return now;
+  const times = [
+    typeof route === 'object' ? route.lastActivity : null,
+    jupyter && !('unreachable' in jupyter) ? jupyter.lastActivity : null,
+  ].filter((t): t is Date => t !== null).map((t) => Math.min(t.getTime(), now.getTime()));
+  return times.length ? new Date(Math.max(...times)) : null;
 }
 
 /** CHP stores `/user/a/` as `/user/a`. */

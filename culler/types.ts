@@ -47,6 +47,11 @@ export interface CullerDeps {
   orphans(): Promise<Orphan[]>;
   /** Remove one orphan's backend resources. */
   removeOrphan(user: string): Promise<void>;
+  /**
+   * The latest activity this sweep saw for a cluster (proxy route or Jupyter), so the
+   * store's `last_activity` follows the culler's evidence. Called in dry runs too.
+   */
+  recordActivity?(user: string, lastActivity: Date): void;
   log: Logger;
   /** The clock (tests move it). */
   now?: () => Date;
@@ -92,6 +97,8 @@ export interface ClusterReport {
   idleSeconds: number | null;
   /** ISO 8601 or null. */
   cullAt: string | null;
+  /** The latest activity the proxy or Jupyter reported (ISO 8601), or null when neither did. */
+  lastActivity: string | null;
   evidence: Decision['evidence'];
   /** Why Jupyter could not be asked, when it could not. */
   jupyterUnreachable?: string;

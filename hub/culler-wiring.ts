@@ -44,6 +44,7 @@ export function createCuller(deps: CullingDeps): (CullerControl & { start(): voi
       return (await backend.list()).filter((l) => !known.has(l.user)).map((l) => ({ user: l.user, createdAt: l.createdAt }));
     },
     removeOrphan: (user) => backend.stop(user),
+    recordActivity: (user, at) => store.recordActivity(user, at),
     log: childLogger(deps.log, { component: 'culler' }),
   }, config.culler);
   return {

@@ -113,6 +113,11 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       metrics.routeRepairs('added', result.added);
       metrics.routeRepairs('fixed', result.fixed);
       metrics.routeRepairs('removed', result.removed);
+      // The table is read anyway: its activity keeps last_activity fresh between sweeps.
+      for (const cluster of store.listClusters()) {
+        const at = result.routes[routes.path(cluster.user)]?.last_activity;
+        if (cluster.phase === 'running' && at && Number.isFinite(Date.parse(at))) store.recordActivity(cluster.user, new Date(Math.min(Date.parse(at), Date.now())));
+      }
     };
     const reconcileDeps = {
       backend, records: store, log,

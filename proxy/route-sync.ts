@@ -38,6 +38,8 @@ export interface RouteSyncResult {
   removed: number;
   /** One per route that could not be changed; the others were still repaired. */
   errors: Error[];
+  /** The proxy's table as read before the repair (with each route's `last_activity`). */
+  routes: Record<string, RouteInfo>;
 }
 
 /** CHP's own form of a path: leading `/`, no trailing `/` (except the root). */
@@ -90,7 +92,7 @@ export async function syncRoutes(
   const actual = await proxy.getRoutes();
   const current = typeof wanted === 'function' ? wanted : () => wanted;
   const diff = diffRoutes(actual, await current(), options.manages ?? options.prefix);
-  const result: RouteSyncResult = { added: 0, fixed: 0, removed: 0, errors: [] };
+  const result: RouteSyncResult = { added: 0, fixed: 0, removed: 0, errors: [], routes: actual };
   const stillWanted = async (path: string, target: string) => {
     for (const [p, route] of await current()) if (normalizeRoutePath(p) === path) return route.target === target;
     return false;

@@ -188,6 +188,23 @@ test.serial('traffic through the proxy keeps a cluster that Jupyter itself calls
   t.is(hub!.store.getCluster('ida')?.phase, 'running');
 });
 
+test.serial('last_activity in the API follows the sweeps: ida\'s moves with her traffic, bea\'s with her busy kernel', async (t) => {
+  const lastActivity = async (user: string) => {
+    const res = await api(`/hub/api/users/${user}`, 'teacher');
+    const body = (await res.json()) as { last_activity: string; cluster: { last_activity: string } };
+    t.true(Date.parse(body.last_activity) >= Date.parse(body.cluster.last_activity), `${user}: the user's last activity includes the cluster's`);
+    return body.cluster.last_activity;
+  };
+  await cull({ dry_run: true });
+  const [ida1, bea1] = [await lastActivity('ida'), await lastActivity('bea')];
+  await waitUntil('ida\'s traffic to reach the proxy again', async () => Date.parse((await hub!.proxy.getRoutes())['/user/ida']!.last_activity!) > Date.parse(ida1), { timeoutMs: 10_000, intervalMs: 100 });
+  const swept = Date.now();
+  await cull({ dry_run: true });
+  t.true(Date.parse(await lastActivity('ida')) > Date.parse(ida1), 'ida is browsing');
+  const bea2 = Date.parse(await lastActivity('bea'));
+  t.true(bea2 > Date.parse(bea1) && bea2 >= swept, 'Jupyter says bea\'s kernel is busy: that is activity now');
+});
+
 test.serial('a /user/* route that leads to no cluster is removed by the sweep', async (t) => {
   await hub!.proxy.addRoute('/user/ghost', 'http://127.0.0.1:9', { user: 'ghost' });
   const report = await cull();

@@ -156,6 +156,8 @@ test.serial('roster: POST /users, POST /users/{name}, PATCH admin; tokens under 
   t.like(token, { user: 'ann', kind: 'api_token', scopes: ['user'] });
   t.is((await api('ann', '/hub/api/users/ann/tokens', { method: 'POST', json: { scopes: ['admin'] } })).status, 403, 'no more than the caller has');
   t.is((await api('bob', '/hub/api/users/ann/tokens')).status, 403);
+  const short = await json<{ token: string }>(await api('ann', '/hub/api/users/ann/tokens', { method: 'POST', json: { expires_in: 60 } }));
+  t.is((await apiAs(hub, short.token, '/hub/api/users/ann/tokens', { method: 'POST', json: {} })).status, 422, 'a token never makes one that outlives it');
   const listed = await json<{ api_tokens: Array<{ id: string }> }>(await api('ann', '/hub/api/users/ann/tokens'));
   t.true(listed.api_tokens.some((x) => x.id === token.id));
   t.false(JSON.stringify(listed).includes(token.token));

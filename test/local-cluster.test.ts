@@ -5,16 +5,15 @@
  * leaves no process. One cluster serves every test (they run in order).
  */
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LocalBackend } from '../spawner/local/backend.ts';
 import { clusterPaths, readRecord } from '../spawner/local/state.ts';
 import { clusterProcesses, makeLocalBackend, newJupyterToken } from './helpers/local-backend.ts';
 import type { ProgressEvent } from '../spawner/types.ts';
 import { runInKernel } from './helpers/kernel.ts';
+import { makeMaterialsRepo } from './helpers/materials.ts';
 
 const user = 'alice';
 const token = newJupyterToken();
@@ -23,19 +22,6 @@ let stateDir: string;
 let cleanup: () => Promise<void>;
 let materials: string;
 let jupyter = ''; // http://127.0.0.1:{port}/user/alice/
-
-/** A tiny git repository of tutorial materials, cloned from disk (no network here). */
-async function makeMaterialsRepo(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'clusterhub-materials-'));
-  // Readable by the student's account that clones it (mkdtemp makes it 0700).
-  await chmod(dir, 0o755);
-  await writeFile(join(dir, 'README.md'), '# Week 1: Dask, Spark and IPython Parallel\n');
-  const git = (...args: string[]) => execFileSync('git', ['-c', 'user.name=Teacher', '-c', 'user.email=t@example.edu', ...args], { cwd: dir, stdio: 'ignore' });
-  git('init', '-q');
-  git('add', '.');
-  git('commit', '-q', '-m', 'materials');
-  return dir;
-}
 
 test.before(async () => {
   materials = await makeMaterialsRepo();

@@ -12,8 +12,9 @@ await setUp();
 
 process.stdout.write('\n==> tests (ava)\n');
 const files = process.argv.slice(2);
-// Warm, the suite takes ~5 min; a run far past that is hung, and CI's own limit is 90 min.
-const timeoutMinutes = Number(process.env.CLUSTERHUB_TEST_TIMEOUT_MINUTES ?? 30);
+// Warm, the suite takes ~15–25 min (real pods, real clusters, a browser); a run far past
+// that is hung, and CI's own limit is 90 min.
+const timeoutMinutes = Number(process.env.CLUSTERHUB_TEST_TIMEOUT_MINUTES ?? 60);
 const { code, output } = await runCommand(process.execPath, [join(ROOT, 'node_modules', 'ava', 'entrypoints', 'cli.js'), ...files], { capture: true, timeoutMinutes });
 // ava prints a ✔ or ✘ line per test; its summary omits the passed count when something failed.
 const lines = (re: RegExp) => output.split('\n').filter((l) => re.test(l)).length;

@@ -109,9 +109,12 @@ export async function seed(setup: HubSetup, venvBin: string): Promise<Seeded> {
   const jupyterhubToken = randomBytes(24).toString('hex');
   const seeded = { clusterhubState, clusterhubToken, jupyterhubState, jupyterhubToken, cleanup: () => rmSync(base, { recursive: true, force: true }) };
   const jh = await startJupyterHub(setup, seeded, venvBin);
-  const res = await api(jh.apiUrl, jh.token, 'POST', '/users', { usernames: setup.users });
-  if (res.status !== 201) throw new Error(`JupyterHub did not add the users: ${res.status} ${res.text.slice(0, 200)}`);
-  await jh.stop();
+  try {
+    const res = await api(jh.apiUrl, jh.token, 'POST', '/users', { usernames: setup.users });
+    if (res.status !== 201) throw new Error(`JupyterHub did not add the users: ${res.status} ${res.text.slice(0, 200)}`);
+  } finally {
+    await jh.stop();
+  }
   return seeded;
 }
 

@@ -11,6 +11,7 @@ import type { HubDeps } from '../deps.ts';
 import type { TokenRow } from '../store/types.ts';
 import { readBody } from './body.ts';
 import { readQuery } from './query.ts';
+import { grantedExpiry } from './token-grants.ts';
 import { selfOrAdmin } from './rules.ts';
 
 /** Ten years: longer is a mistake, not a plan. */
@@ -63,7 +64,8 @@ export function userTokenRoutes(router: Router, deps: HubDeps): void {
     if (beyond.length > 0) throw new HttpError(403, `this token may not grant ${beyond.join(', ')}`);
     if (scopes.includes('admin') && !owner.admin) throw new HttpError(422, `${owner.login} is not an admin: the admin scope is not available`);
     const note = body.note || `Requested via api${actor.login === owner.login ? '' : ` by user ${actor.login}`}`;
-    const expiresAt = body.expires_in ? new Date(Date.now() + body.expires_in * 1000) : null;
+    // The same rules as POST /tokens: admin scope needs admin rights, never outlive the caller's token.
+    const expiresAt = grantedExpiry(actor, scopes, body.expires_in ?? undefined);
     const { token, row } = store.createToken(owner.login, { scopes, note, expiresAt });
     store.addEvent({ actor: actor.login, user: owner.login, kind: 'token-created', detail: { id: row.id, scopes: row.scopes } });
     ctx.status = 201;

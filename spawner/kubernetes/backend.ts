@@ -8,9 +8,9 @@ import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../shared/log.ts';
 import { ClusterError, type Backend, type ClusterListing, type ClusterStatus, type ProgressEvent, type StartOptions, type StopOptions } from '../types.ts';
 import { apiFailure } from './api.ts';
-import { clusterRef, createContext, isOurs, loginOf, orUndefined, readNamespace, type BackendContext } from './context.ts';
+import { clusterRef, clusterUrl, createContext, isOurs, loginOf, orUndefined, readNamespace, type BackendContext } from './context.ts';
 import { deleteNamespace, launchCluster } from './namespace-launch.ts';
-import { instanceSelector, NAMES, routeTarget, TOKEN_KEY } from './labels.ts';
+import { instanceSelector, NAMES, TOKEN_KEY } from './labels.ts';
 import { clusterStateOf } from './progress.ts';
 
 /** The ClusterRole (k8s/rbac/clusterrole.yaml) bound in each new namespace by default. */
@@ -150,7 +150,7 @@ export class KubernetesBackend implements Backend {
       state: observed.state,
       readyWorkers: observed.readyWorkers,
       ...(observed.reason ? { reason: observed.reason } : {}),
-      ...(observed.state === 'running' ? { url: routeTarget(k, namespace) } : {}),
+      ...(observed.state === 'running' ? { url: await clusterUrl(this.#ctx, namespace) } : {}),
     };
   }
 }

@@ -10,7 +10,8 @@ import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../shared/log.ts';
 import { safeName } from '../names.ts';
 import { ApiGate, isNotFound, isRbacDenial, isRetryable } from './api.ts';
-import { ANNOTATION_LOGIN, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_USER, MANAGED_BY } from './labels.ts';
+import { ClusterError } from '../types.ts';
+import { ANNOTATION_LOGIN, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_USER, MANAGED_BY, NAMES, routeTarget } from './labels.ts';
 import type { ClusterRef, KubernetesConfig } from './types.ts';
 import { ClusterWatch } from './watch.ts';
 
@@ -106,6 +107,15 @@ export async function readNamespace(ctx: BackendContext, name: string, signal?: 
     if (isNotFound(err)) return undefined;
     throw err;
   }
+}
+
+/** The proxy target of a namespace's cluster; reads the Service only when the template names `{clusterIP}`. */
+export async function clusterUrl(ctx: BackendContext, namespace: string, signal?: AbortSignal): Promise<string> {
+  if (!ctx.k.routeTarget.includes('{clusterIP}')) return routeTarget(ctx.k, namespace);
+  const svc = await ctx.gate.run('get service', () => ctx.clients.core.readNamespacedService({ name: NAMES.scheduler, namespace }), { signal });
+  const ip = svc.spec?.clusterIP;
+  if (!ip || ip === 'None') throw new ClusterError(`the Service ${NAMES.scheduler} in ${namespace} has no cluster IP`, 503);
+  return routeTarget(ctx.k, namespace, ip);
 }
 
 /** Transient failures, and RBAC denials of an API server whose authorizer cache is still filling. */

@@ -40,8 +40,12 @@ export function clusterLabels(k: KubernetesConfig, ref: ClusterRef): Record<stri
   return { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_INSTANCE]: k.instance, [LABEL_USER]: ref.safeLogin };
 }
 
-/** Where the proxy sends `/user/{login}/`: the scheduler Service, never a pod IP. */
-export function routeTarget(k: KubernetesConfig, namespace: string): string {
-  return k.routeTarget.replaceAll('{namespace}', namespace);
+/**
+ * Where the proxy sends `/user/{login}/`: the scheduler Service, never a pod IP. With
+ * `{clusterIP}` in the template, the Service's address (a proxy outside the cluster's DNS
+ * that reaches Service addresses, e.g. on a node running kube-proxy).
+ */
+export function routeTarget(k: KubernetesConfig, namespace: string, clusterIP = ''): string {
+  return k.routeTarget.replaceAll('{namespace}', namespace).replaceAll('{clusterIP}', clusterIP);
 }
 

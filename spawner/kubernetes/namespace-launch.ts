@@ -6,8 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { ClusterError, type ProgressEvent, type StartOptions } from '../types.ts';
 import { apiFailure, isAlreadyExists, isRbacDenial, isRetryable, isUnreachable, unreachableDetail } from './api.ts';
-import { clusterRef, isOurs, readNamespace, type BackendContext } from './context.ts';
-import { routeTarget } from './labels.ts';
+import { clusterRef, clusterUrl, isOurs, readNamespace, type BackendContext } from './context.ts';
 import type { ClusterRef, LaunchSpec } from './types.ts';
 import {
   renderLimitRange, renderNamespace, renderNetworkPolicy, renderQuota, renderRoleBinding, renderSchedulerDeployment,
@@ -89,7 +88,7 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
       if (a.ready) break;
       await changes.after(version, signal);
     }
-    yield { progress: 100, message: 'Cluster ready', ready: true, url: routeTarget(k, ref.namespace) };
+    yield { progress: 100, message: 'Cluster ready', ready: true, url: await clusterUrl(ctx, ref.namespace, signal) };
   } catch (err) {
     if (created) {
       await deleteNamespace(ctx, ref.namespace).catch((e) => ctx.log.error({ user: login, err: e }, 'cleanup after a failed launch failed'));

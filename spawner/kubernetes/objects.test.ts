@@ -106,6 +106,8 @@ test('the scheduler Service names Jupyter, Dask, Spark and IPython Parallel port
 test('the route target is the Service, with the namespace substituted', (t) => {
   t.is(routeTarget(k8s(), 'clusterhub-bob'), 'http://scheduler.clusterhub-bob.svc.cluster.local:8888');
   t.is(routeTarget(k8s({ routeTarget: 'http://{namespace}.example:80/{namespace}' }), 'n'), 'http://n.example:80/n');
+  // A proxy outside the cluster's DNS (on a node with kube-proxy) goes to the Service's address.
+  t.is(routeTarget(k8s({ routeTarget: 'http://{clusterIP}:8888' }), 'n', '10.96.7.8'), 'http://10.96.7.8:8888');
 });
 
 test('quota and limits come from the configuration defaults', (t) => {

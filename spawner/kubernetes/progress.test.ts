@@ -55,6 +55,17 @@ test('Scheduled, Pulling and Pulled events of the scheduler pod become steps', (
   t.is(a.failure, undefined);
 });
 
+test('an image already on the node is reported as present, not pulled', (t) => {
+  const s = pod('scheduler');
+  const involved = { kind: 'Pod', uid: s.metadata!.uid };
+  const a = assessLaunch({
+    pods: [s],
+    events: [event('Pulled', 'Container image "cluster:1" already present on machine and can be accessed by the pod', involved, '2026-11-28T12:00:12Z')],
+    workers: 1,
+  });
+  t.deepEqual(a.steps.map((s) => s.message), ['Cluster image already present on the node']);
+});
+
 test('an image that cannot be pulled fails the launch with the kubelet\'s words', (t) => {
   const s = pod('scheduler', { phase: 'Pending', containerStatuses: [{
     name: 'scheduler', image: 'nope:1', imageID: '', ready: false, restartCount: 0,

@@ -116,7 +116,8 @@ export function eventStep(event: CoreV1Event, schedulerPods: ReadonlySet<string>
       return { progress: 40, message: node ? `Scheduler pod scheduled on ${node}` : 'Scheduler pod scheduled' };
     }
     case 'Pulling': return { progress: 45, message: `Pulling the cluster image: ${event.message ?? ''}`.trim() };
-    case 'Pulled': return { progress: 55, message: 'Cluster image pulled' };
+    // The kubelet reports an image it did not need to pull as Pulled too, "already present on machine".
+    case 'Pulled': return { progress: 55, message: /already present/.test(event.message ?? '') ? 'Cluster image already present on the node' : 'Cluster image pulled' };
     case 'Started': return { progress: 60, message: 'Scheduler container started' };
     default: return undefined;
   }

@@ -17,8 +17,23 @@ export interface Binaries {
   kwok: string;
 }
 
-/** Where build.sh puts (or has put) each binary; build.sh owns the versions. */
-export async function locateBinaries(): Promise<Binaries> {
+/** The real node's executables: built ones from the cache, runc and CNI plugins from Debian. */
+export interface NodeBinaries {
+  kubelet: string;
+  kubeProxy: string;
+  containerd: string;
+  ctr: string;
+  shim: string;
+  coredns: string;
+  kubeRouter: string;
+  localPath: string;
+  /** Debian's runc (package runc). */
+  runc: string;
+  /** Debian's CNI plugins (package containernetworking-plugins). */
+  cniBinDir: string;
+}
+
+async function cacheDirs(): Promise<(key: string) => string> {
   const { stdout } = await run('bash', [BUILD_SCRIPT, '--print']);
   const dirs = Object.fromEntries(
     stdout
@@ -26,11 +41,16 @@ export async function locateBinaries(): Promise<Binaries> {
       .split('\n')
       .map((line) => line.split('=', 2) as [string, string]),
   );
-  const need = (key: string): string => {
+  return (key: string): string => {
     const dir = dirs[key];
     if (!dir) throw new Error(`build.sh --print did not name ${key}: ${stdout}`);
     return dir;
   };
+}
+
+/** Where build.sh puts (or has put) each binary; build.sh owns the versions. */
+export async function locateBinaries(): Promise<Binaries> {
+  const need = await cacheDirs();
   const kube = need('KUBE_BIN');
   return {
     kubeApiserver: join(kube, 'kube-apiserver'),
@@ -42,7 +62,41 @@ export async function locateBinaries(): Promise<Binaries> {
   };
 }
 
-function missing(bins: Binaries): string[] {
+/** Where `build.sh --node` puts the real node's binaries. */
+export async function locateNodeBinaries(): Promise<NodeBinaries> {
+  const need = await cacheDirs();
+  const containerd = need('CONTAINERD_BIN');
+  return {
+    kubelet: join(need('KUBE_BIN'), 'kubelet'),
+    kubeProxy: join(need('KUBE_BIN'), 'kube-proxy'),
+    containerd: join(containerd, 'containerd'),
+    ctr: join(containerd, 'ctr'),
+    shim: join(containerd, 'containerd-shim-runc-v2'),
+    coredns: join(need('COREDNS_BIN'), 'coredns'),
+    kubeRouter: join(need('KUBE_ROUTER_BIN'), 'kube-router'),
+    localPath: join(need('LOCAL_PATH_BIN'), 'local-path-provisioner'),
+    runc: '/usr/bin/runc',
+    cniBinDir: '/usr/lib/cni',
+  };
+}
+
+/** The node's binaries, running `build.sh --node` first when some are missing. */
+export async function ensureNodeBinaries(opts: { build?: boolean } = {}): Promise<NodeBinaries> {
+  const bins = await locateNodeBinaries();
+  const debian = { runc: bins.runc, bridge: join(bins.cniBinDir, 'bridge'), hostLocal: join(bins.cniBinDir, 'host-local') };
+  const absentDebian = missing(debian);
+  if (absentDebian.length > 0) {
+    throw new Error(`missing ${absentDebian.join(', ')}: apt-get install runc containernetworking-plugins iptables ipset conntrack`);
+  }
+  const built = { ...bins, runc: debian.runc, cniBinDir: debian.bridge };
+  if (missing(built).length === 0) return bins;
+  await runBuild(['--node'], opts.build, missing(built));
+  const still = missing(built);
+  if (still.length > 0) throw new Error(`bash ${BUILD_SCRIPT} --node left missing: ${still.join(', ')}`);
+  return bins;
+}
+
+function missing(bins: Record<string, string>): string[] {
   return Object.values(bins).filter((path) => {
     try {
       accessSync(path, constants.X_OK);
@@ -60,21 +114,23 @@ function missing(bins: Binaries): string[] {
  */
 export async function ensureBinaries(opts: { build?: boolean } = {}): Promise<Binaries> {
   const bins = await locateBinaries();
-  const absent = missing(bins);
+  const absent = missing({ ...bins });
   if (absent.length === 0) return bins;
-  const build = (opts.build ?? true) && process.env['CLUSTERHUB_KUBE_NO_BUILD'] !== '1';
-  if (!build) {
-    throw new Error(`control-plane binaries missing: ${absent.join(', ')}; run: bash ${BUILD_SCRIPT}`);
-  }
-  process.stderr.write(`[kube] missing ${absent.length} binaries; running ${BUILD_SCRIPT}\n`);
+  await runBuild([], opts.build, absent);
+  const still = missing({ ...bins });
+  if (still.length > 0) throw new Error(`bash ${BUILD_SCRIPT} left missing: ${still.join(', ')}`);
+  return bins;
+}
+
+/** Runs build.sh with `args` (progress on stderr), unless building is switched off. */
+async function runBuild(args: string[], allowed: boolean | undefined, absent: string[]): Promise<void> {
+  const build = (allowed ?? true) && process.env['CLUSTERHUB_KUBE_NO_BUILD'] !== '1';
+  if (!build) throw new Error(`binaries missing: ${absent.join(', ')}; run: bash ${BUILD_SCRIPT} ${args.join(' ')}`);
+  process.stderr.write(`[kube] missing ${absent.length} binaries; running ${BUILD_SCRIPT} ${args.join(' ')}\n`);
   const code = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn('bash', [BUILD_SCRIPT], { stdio: ['ignore', process.stderr, process.stderr] });
+    const child = spawn('bash', [BUILD_SCRIPT, ...args], { stdio: ['ignore', process.stderr, process.stderr] });
     child.once('error', reject);
     child.once('exit', resolve);
   });
-  const still = missing(bins);
-  if (code !== 0 || still.length > 0) {
-    throw new Error(`bash ${BUILD_SCRIPT} exited ${code}; still missing: ${still.join(', ') || 'none'}`);
-  }
-  return bins;
+  if (code !== 0) throw new Error(`bash ${BUILD_SCRIPT} ${args.join(' ')} exited ${code}`);
 }

@@ -3,6 +3,7 @@
 # versioned cache outside the repo. Idempotent: a binary already in the cache is skipped.
 #
 #   bash test/kube/build.sh            build what is missing
+#   bash test/kube/build.sh --node     also the real node's parts (build-node.sh)
 #   bash test/kube/build.sh --print    print the cache directories and exit
 #
 # Environment: CLUSTERHUB_CACHE (default ~/.cache/clusterhub), GO (default: go on PATH, then
@@ -19,8 +20,12 @@ kube_bin="${cache}/kube-${KUBE_VERSION}/bin"
 etcd_bin="${cache}/etcd-${ETCD_VERSION}/bin"
 kwok_bin="${cache}/kwok-${KWOK_VERSION}/bin"
 
+source "${here}/build-node.sh"
+
 if [[ "${1:-}" == "--print" ]]; then
   printf 'KUBE_BIN=%s\nETCD_BIN=%s\nKWOK_BIN=%s\n' "${kube_bin}" "${etcd_bin}" "${kwok_bin}"
+  printf 'CONTAINERD_BIN=%s\nCOREDNS_BIN=%s\nKUBE_ROUTER_BIN=%s\nLOCAL_PATH_BIN=%s\n' \
+    "${containerd_bin}" "${coredns_bin}" "${kube_router_bin}" "${local_path_bin}"
   exit 0
 fi
 
@@ -106,6 +111,11 @@ if [[ ! -x "${kwok_bin}/kwok" ]]; then
       "sigs.k8s.io/kwok/cmd/kwok@${KWOK_VERSION}"
   )
   log "built kwok in $((SECONDS - started))s → ${kwok_bin}/kwok"
+fi
+
+if [[ "${1:-}" == "--node" ]]; then
+  build_node
+  log "node ready: ${kube_bin} ${containerd_bin} ${coredns_bin} ${kube_router_bin} ${local_path_bin}"
 fi
 
 log "ready: ${kube_bin} ${etcd_bin} ${kwok_bin}"

@@ -101,3 +101,31 @@ export async function generateCerts(dir: string): Promise<PlaneCerts> {
   await writeFile(certs.saPub, publicKey);
   return certs;
 }
+
+/**
+ * A client certificate signed by the plane's CA, e.g. a kubelet's (O=system:nodes,
+ * CN=system:node:NAME, which the Node authorizer and NodeRestriction recognise).
+ * Returns the paths of `${name}.crt` and `${name}.key` in `dir`.
+ */
+export async function generateClientCert(
+  dir: string,
+  ca: Pick<PlaneCerts, 'caCert' | 'caKey'>,
+  name: string,
+  subject: { cn: string; o?: string },
+): Promise<{ cert: string; key: string }> {
+  const p = (file: string) => join(dir, file);
+  const subj = `${subject.o ? `/O=${subject.o}` : ''}/CN=${subject.cn}`;
+  await openssl(
+    ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`), '-subj', subj],
+    dir,
+  );
+  await writeFile(p(`${name}.ext`), 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n');
+  await openssl(
+    [
+      'x509', '-req', '-in', p(`${name}.csr`), '-CA', ca.caCert, '-CAkey', ca.caKey,
+      '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '30', '-extfile', p(`${name}.ext`), '-out', p(`${name}.crt`),
+    ],
+    dir,
+  );
+  return { cert: p(`${name}.crt`), key: p(`${name}.key`) };
+}

@@ -53,6 +53,11 @@ export function apiserverArgs(certs: PlaneCerts, etcdUrl: string, port: number):
     '--requestheader-extra-headers-prefix=X-Remote-Extra-',
     `--proxy-client-cert-file=${certs.adminCert}`,
     `--proxy-client-key-file=${certs.adminKey}`,
+    // The API server's identity towards kubelets (logs, exec); the admin may do both.
+    `--kubelet-client-certificate=${certs.adminCert}`,
+    `--kubelet-client-key=${certs.adminKey}`,
+    // Node names are not in any DNS here: reach kubelets at the address they report.
+    '--kubelet-preferred-address-types=InternalIP',
     '--profiling=false',
   ];
 }

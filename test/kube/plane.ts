@@ -3,7 +3,9 @@
  * kube-scheduler (built from upstream modules by build.sh) and kwok for fake nodes, on
  * loopback ports with a fresh data directory.
  *
- *   node test/kube/plane.ts start [--nodes N] [--keep]   run one in the foreground
+ * With `realNode`, also one real node (node/node.ts) that runs containers.
+ *
+ *   node test/kube/plane.ts start [--nodes N] [--real-node] [--keep]   run one in the foreground
  */
 import { CoreV1Api, Health, KubeConfig } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
@@ -15,10 +17,11 @@ import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { ensureBinaries } from './binaries.ts';
-import { generateCerts, type PlaneCerts } from './certs.ts';
+import { generateCerts } from './certs.ts';
 import { apiserverArgs, etcdArgs, SERVICE_CIDR, startControllers } from './components.ts';
 import { claimHostRoutes } from './host-routes.ts';
 import { fakeNodePodCidr, renderFakeNode, renderKwokConfig, DEFAULT_NODE_SHAPE, type FakeNodeShape } from './kwok.ts';
+import { startRealNode, type RealNode } from './node/node.ts';
 import { Supervisor } from './procs.ts';
 import { watchUntil } from './watch.ts';
 
@@ -40,6 +43,8 @@ export interface PlaneOptions {
   handleSignals?: boolean;
   /** Progress lines (default: stderr with a `[plane]` prefix). */
   log?: (line: string) => void;
+  /** Also start the real node (default false, or CLUSTERHUB_KUBE_REAL_NODE=1); its start-up has its own bound. */
+  realNode?: boolean;
 }
 
 /** A running plane. */
@@ -56,6 +61,8 @@ export interface Plane {
   stop(): Promise<void>;
   /** A fresh DNS-1123 prefix for names (e.g. namespaces), unique across planes and calls. */
   newPrefix(base?: string): string;
+  /** The real node, when asked for. */
+  realNode?: RealNode;
   /** Kills kube-apiserver (SIGKILL, as a crash) and resolves once it has exited. Planes this process started only. */
   stopApiServer?(): Promise<void>;
   /** Starts kube-apiserver again on the same port; resolves once /readyz answers. */
@@ -97,7 +104,9 @@ export async function startPlane(opts: PlaneOptions = {}): Promise<Plane> {
   ]);
   const server = `https://127.0.0.1:${apiPort}`;
   const kubeconfigPath = join(root, 'kubeconfig');
-  await writeFile(kubeconfigPath, await renderKubeconfig(server, certs), { mode: 0o600 });
+  const kubeconfigFor = async (path: string, cert: string, key: string) =>
+    writeFile(path, await renderKubeconfig(server, certs.caCert, cert, key), { mode: 0o600 });
+  await kubeconfigFor(kubeconfigPath, certs.adminCert, certs.adminKey);
   const kwokConfig = join(root, 'kwok.yaml');
   await writeFile(kwokConfig, renderKwokConfig());
 
@@ -106,8 +115,11 @@ export async function startPlane(opts: PlaneOptions = {}): Promise<Plane> {
     removeOnExit: keep ? undefined : root,
   });
   let stopped: Promise<void> | undefined;
+  let realNode: RealNode | undefined;
   const stop = () =>
     (stopped ??= (async () => {
+      // The node first: its pods and host state go while the API server still answers.
+      await realNode?.stop();
       await sup.stopAll();
       await routes.release();
       if (!keep) await rm(root, { recursive: true, force: true });
@@ -175,6 +187,16 @@ export async function startPlane(opts: PlaneOptions = {}): Promise<Plane> {
 
   const startupMs = Math.round(performance.now() - started);
   log(`ready in ${startupMs} ms: KUBECONFIG=${kubeconfigPath}`);
+  if (opts.realNode ?? process.env['CLUSTERHUB_KUBE_REAL_NODE'] === '1') {
+    const kc = new KubeConfig();
+    kc.loadFromFile(kubeconfigPath);
+    try {
+      realNode = await startRealNode({ root, logsDir, certs, adminKubeconfig: kubeconfigPath, kc, kubeconfigFor, log, timeoutMs: 240_000 });
+    } catch (error) {
+      await stop();
+      throw error;
+    }
+  }
   const apiserverCommand = [bins.kubeApiserver, apiserverArgs(certs, `http://127.0.0.1:${etcdPort}`, apiPort)] as const;
   const stopApiServer = async () => {
     const running = sup.components.filter((c) => c.name === 'kube-apiserver' && c.exit === undefined);
@@ -190,7 +212,7 @@ export async function startPlane(opts: PlaneOptions = {}): Promise<Plane> {
     await until('kube-apiserver /readyz after a restart', timeoutMs, () => health.readyz({}).catch(() => false));
     log('kube-apiserver ready again');
   };
-  return { kubeconfigPath, server, logsDir, startupMs, stop, newPrefix: prefixer(), stopApiServer, startApiServer };
+  return { kubeconfigPath, server, logsDir, startupMs, stop, newPrefix: prefixer(), stopApiServer, startApiServer, realNode };
 }
 
 /**
@@ -222,9 +244,9 @@ export async function ensurePlane(opts: PlaneOptions = {}): Promise<Plane> {
   return startPlane(opts);
 }
 
-async function renderKubeconfig(server: string, certs: PlaneCerts): Promise<string> {
+async function renderKubeconfig(server: string, caPath: string, certPath: string, keyPath: string): Promise<string> {
   const b64 = async (path: string) => (await readFile(path)).toString('base64');
-  const [ca, cert, key] = await Promise.all([b64(certs.caCert), b64(certs.adminCert), b64(certs.adminKey)]);
+  const [ca, cert, key] = await Promise.all([b64(caPath), b64(certPath), b64(keyPath)]);
   return stringify({
     apiVersion: 'v1',
     kind: 'Config',
@@ -289,7 +311,7 @@ function prefixer(): (base?: string) => string {
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (command !== 'start') {
-    process.stderr.write('usage: node test/kube/plane.ts start [--nodes N] [--keep]\n');
+    process.stderr.write('usage: node test/kube/plane.ts start [--nodes N] [--real-node] [--keep]\n');
     process.exitCode = 2;
     return;
   }
@@ -297,6 +319,7 @@ async function main(argv: string[]): Promise<void> {
   const plane = await startPlane({
     nodes: nodesAt >= 0 ? Number(rest[nodesAt + 1]) : undefined,
     keep: rest.includes('--keep'),
+    realNode: rest.includes('--real-node'),
     handleSignals: false,
   });
   process.stdout.write(`KUBECONFIG=${plane.kubeconfigPath}\n`);

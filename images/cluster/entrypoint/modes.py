@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 
 from settings import Settings
 from wiring import advertise_host, paths, spark_home
@@ -15,7 +16,12 @@ CONTROLLER_WAIT_S = 120
 
 
 def _bin(name: str) -> str:
-    """Console scripts of the Python we run under (the venv or the image's)."""
+    """Console scripts of the Python we run under: beside it (a venv, python:slim) or where
+    pip installs them for it (Debian's own python3 puts them in /usr/local/bin)."""
+    for directory in (os.path.dirname(sys.executable), sysconfig.get_path('scripts')):
+        path = os.path.join(directory, name)
+        if os.access(path, os.X_OK):
+            return path
     return os.path.join(os.path.dirname(sys.executable), name)
 
 

@@ -1,0 +1,206 @@
+/**
+ * Real pods on the test plane's real node (containerd + runc, CNI bridge, kube-proxy,
+ * CoreDNS, kube-router's NetworkPolicy firewall, local-path volumes), with the images built
+ * here (test/kube/images.sh) and the Kubernetes backend's own objects: its namespace
+ * (PodSecurity restricted) and its NetworkPolicy, a launch through the whole hub that fails
+ * on a missing image, the hub image itself. Pods are placed on the real node by its label
+ * and toleration.
+ */
+import test from 'ava';
+import { CoreV1Api, KubeConfig, NetworkingV1Api } from '@kubernetes/client-node';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { configSchema } from '../config/schema.ts';
+import { clusterRef } from '../spawner/kubernetes/context.ts';
+import { renderNamespace, renderNetworkPolicy } from '../spawner/kubernetes/objects.ts';
+import { namespaceFor } from '../spawner/names.ts';
+import { startPlane, type Plane } from './kube/plane.ts';
+import type { RealNode } from './kube/node/node.ts';
+import { watchUntil } from './kube/watch.ts';
+import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
+import { startTestHub } from './helpers/hub.ts';
+import { apiAs } from './helpers/hub-api.ts';
+import { waitUntil } from './helpers/net.ts';
+import { namespaceGone, probeFrom, readProgress, runToCompletion } from './helpers/real-node.ts';
+
+let plane: Plane;
+let node: RealNode;
+let admin: KubeConfig;
+let core: CoreV1Api;
+
+test.before(async (t) => {
+  // Importing the cluster image into the node's containerd takes minutes on a busy machine.
+  t.timeout(15 * 60_000);
+  plane = await startPlane({ nodes: 1, realNode: true });
+  node = plane.realNode!;
+  admin = new KubeConfig();
+  admin.loadFromFile(plane.kubeconfigPath);
+  core = admin.makeApiClient(CoreV1Api);
+});
+
+test.after.always(async () => {
+  await plane?.stop();
+});
+
+/** A namespace exactly as the backend makes a student's (PodSecurity restricted), removed after the test. */
+async function studentNamespace(t: { teardown(fn: () => unknown): void }, login: string) {
+  const prefix = plane.newPrefix('rn');
+  const k = configSchema.parse({ kubernetes: { namespacePrefix: prefix, instance: prefix } }).kubernetes;
+  const ref = clusterRef(k, login);
+  await core.createNamespace({ body: renderNamespace(k, ref) });
+  t.teardown(() => core.deleteNamespace({ name: ref.namespace }).catch(() => {}));
+  await watchUntil(admin, `/api/v1/namespaces/${ref.namespace}/serviceaccounts`, { fieldSelector: 'metadata.name=default' },
+    (phase) => (phase === 'ADDED' ? true : undefined), { what: `ServiceAccount ${ref.namespace}/default`, timeoutMs: 60_000 });
+  return { k, ref, namespace: ref.namespace };
+}
+
+const placement = () => ({ image: node.images.cluster.ref, nodeSelector: node.nodeSelector, tolerations: node.tolerations });
+
+/** Pod names of the containers containerd holds for a namespace (sandboxes included). */
+async function containersOf(namespace: string): Promise<string[]> {
+  return (await node.ctr(['containers', 'ls', '-q', `labels."io.kubernetes.pod.namespace"==${namespace}`])).split('\n').filter(Boolean);
+}
+
+test.serial('the cluster image runs in a restricted namespace as uid 1000 under the runtime default seccomp profile, and resolves cluster names', async (t) => {
+  t.timeout(5 * 60_000);
+  const { namespace } = await studentNamespace(t, 'ada');
+  const script = [
+    'import json, os, socket',
+    'fields = dict(l.split(":\\t", 1) for l in open("/proc/self/status").read().splitlines() if ":\\t" in l)',
+    'out = {"uid": os.getuid(), "seccomp": fields["Seccomp"].strip(), "nnp": fields["NoNewPrivs"].strip(), "capeff": fields["CapEff"].strip(),',
+    '       "api": socket.gethostbyname("kubernetes.default.svc.cluster.local")}',
+    'open("/dev/termination-log", "w").write(json.dumps(out))',
+  ].join('\n');
+  const end = await runToCompletion(admin, namespace, { ...placement(), command: ['python3', '-c', script] });
+  t.is(end.exitCode, 0, end.message);
+  // Seccomp 2 = filter mode (the runtime's default profile); no capabilities, no privilege gain; CoreDNS answers.
+  t.deepEqual(JSON.parse(end.message), { uid: 1000, seccomp: '2', nnp: '1', capeff: '0000000000000000', api: '10.96.0.1' });
+});
+
+test.serial('the backend\'s NetworkPolicy: another student\'s pod cannot connect, the namespace\'s own pods and the host (the proxy) can; deleting the namespace removes its containers', async (t) => {
+  t.timeout(8 * 60_000);
+  const alice = await studentNamespace(t, 'alice');
+  const bob = await studentNamespace(t, 'bob');
+  await admin.makeApiClient(NetworkingV1Api).createNamespacedNetworkPolicy({ namespace: alice.namespace, body: renderNetworkPolicy(alice.k, alice.ref) });
+  // A stand-in for the scheduler: the cluster image serving HTTP on Jupyter's port, behind a Service of the same name.
+  const size = { cpu: '100m', memory: '128Mi' };
+  await core.createNamespacedPod({
+    namespace: alice.namespace,
+    body: {
+      metadata: { name: 'scheduler', labels: { app: 'scheduler' } },
+      spec: {
+        automountServiceAccountToken: false, enableServiceLinks: false, nodeSelector: node.nodeSelector, tolerations: node.tolerations,
+        securityContext: { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, seccompProfile: { type: 'RuntimeDefault' } },
+        containers: [{
+          name: 'http', image: node.images.cluster.ref, imagePullPolicy: 'IfNotPresent',
+          command: ['python3', '-m', 'http.server', '8888', '--directory', '/opt/cluster'],
+          ports: [{ name: 'jupyter', containerPort: 8888 }],
+          readinessProbe: { tcpSocket: { port: 8888 }, periodSeconds: 1 },
+          resources: { requests: size, limits: size },
+          securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+        }],
+      },
+    },
+  });
+  await core.createNamespacedService({
+    namespace: alice.namespace,
+    body: { metadata: { name: 'scheduler' }, spec: { selector: { app: 'scheduler' }, ports: [{ name: 'jupyter', port: 8888, targetPort: 'jupyter' }] } },
+  });
+  const pod = await watchUntil(admin, `/api/v1/namespaces/${alice.namespace}/pods`, { fieldSelector: 'metadata.name=scheduler' },
+    (_phase, p) => (p.status?.conditions?.some((c: { type: string; status: string }) => c.type === 'Ready' && c.status === 'True') ? p : undefined),
+    { what: 'the scheduler stand-in to be Ready', timeoutMs: 180_000 });
+  const service = await core.readNamespacedService({ name: 'scheduler', namespace: alice.namespace });
+  const targets = [`scheduler.${alice.namespace}.svc:8888`, `${pod.status.podIP}:8888`];
+
+  const fromBob = await probeFrom(admin, bob.namespace, { ...placement(), targets });
+  for (const r of fromBob) {
+    t.false(r.connected, `${r.target} from bob's namespace`);
+    // Refused by the firewall (kube-router rejects), not a name that does not resolve.
+    t.regex(r.error ?? '', /refused|timed out/i, r.target);
+  }
+  const fromAlice = await probeFrom(admin, alice.namespace, { ...placement(), targets });
+  t.true(fromAlice.every((r) => r.connected), `from alice's own namespace: ${JSON.stringify(fromAlice)}`);
+
+  // The hub's proxy runs on the host: through kube-proxy to the ClusterIP, its packets reach
+  // the bridge from the node's own address, which NetworkPolicy implementations always admit.
+  const fromHost = await fetch(`http://${service.spec!.clusterIP}:8888/entrypoint/`, { signal: AbortSignal.timeout(10_000) });
+  t.is(fromHost.status, 200);
+  t.regex(await fromHost.text(), /supervisor\.py/);
+
+  t.true((await containersOf(alice.namespace)).length >= 2, 'the pod and its sandbox are containers in containerd');
+  await core.deleteNamespace({ name: alice.namespace });
+  await namespaceGone(admin, alice.namespace);
+  await waitUntil('alice\'s containers to be removed', async () => (await containersOf(alice.namespace)).length === 0, { timeoutMs: 60_000, intervalMs: 500 });
+  t.deepEqual(await containersOf(bob.namespace), [], 'the probes are gone too');
+});
+
+test.serial('a PersistentVolumeClaim on the default StorageClass binds on the node and keeps what a pod wrote', async (t) => {
+  t.timeout(5 * 60_000);
+  const { namespace } = await studentNamespace(t, 'pat');
+  await core.createNamespacedPersistentVolumeClaim({
+    namespace,
+    body: { metadata: { name: 'work' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '10Mi' } } } },
+  });
+  const write = (code: string) => ({
+    ...placement(),
+    command: ['python3', '-c', code],
+    volumes: [{ name: 'work', persistentVolumeClaim: { claimName: 'work' } }],
+    volumeMounts: [{ name: 'work', mountPath: '/work' }],
+  });
+  const first = await runToCompletion(admin, namespace, write('open("/work/note", "w").write("kept"); open("/dev/termination-log", "w").write("written")'));
+  t.is(first.message, 'written');
+  const claim = await core.readNamespacedPersistentVolumeClaim({ name: 'work', namespace });
+  t.is(claim.status?.phase, 'Bound');
+  t.is(claim.spec?.storageClassName, node.storageClass);
+  const second = await runToCompletion(admin, namespace, write('open("/dev/termination-log", "w").write(open("/work/note").read())'));
+  t.is(second.message, 'kept');
+});
+
+test.serial('through the hub, a launch with an image tag that does not exist fails with Kubernetes\' reason within the start timeout and leaves no namespace', async (t) => {
+  t.timeout(4 * 60_000);
+  await applyRbac(admin);
+  const dir = await mkdtemp(join(tmpdir(), 'clusterhub-real-node-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const kubeconfig = join(dir, 'kubeconfig.json');
+  await writeFile(kubeconfig, (await backendKubeConfig(admin)).exportConfig(), { mode: 0o600 });
+  const prefix = plane.newPrefix('bad');
+  const image = `${node.images.cluster.ref.replace(/:[^:/]+$/, '')}:no-such-tag`;
+  const hub = await startTestHub({
+    config: {
+      spawn: { backend: 'kubernetes', startTimeoutSeconds: 120 },
+      kubernetes: {
+        kubeconfig, namespacePrefix: prefix, instance: prefix, image, imagePullPolicy: 'IfNotPresent',
+        nodeSelector: node.nodeSelector, tolerations: node.tolerations, routeTarget: 'http://{clusterIP}:8888',
+        schedulerResources: { cpu: '200m', memory: '256Mi' }, workerResources: { cpu: '100m', memory: '128Mi' },
+      },
+    },
+  });
+  t.teardown(() => hub.destroy());
+  const token = hub.token('carol');
+  const started = performance.now();
+  const res = await apiAs(hub, token, '/hub/api/users/carol/cluster', { method: 'POST', json: { workers: 1 } });
+  t.is(res.status, 202);
+  const events = await readProgress(hub, token, 'carol');
+  const seconds = (performance.now() - started) / 1000;
+  const last = events.at(-1)!;
+  t.log(`${seconds.toFixed(1)} s: ${String(last.message)}`);
+  t.is(last.failed, true);
+  t.regex(String(last.message), /Failed to pull image "[^"]+:no-such-tag"|ErrImagePull|ImagePullBackOff/);
+  t.true(seconds < 120, 'within the start timeout');
+  await namespaceGone(admin, namespaceFor(prefix, 'carol'));
+});
+
+test.serial('the hub image built here runs on the node: its own Node and dependencies check the example configuration', async (t) => {
+  t.timeout(4 * 60_000);
+  t.true(existsSync(node.images.hub.archive), `the hub image is built by: bash test/kube/images.sh (${node.images.hub.archive})`);
+  await node.ctr(['images', 'import', '--snapshotter', 'overlayfs', node.images.hub.archive]);
+  const { namespace } = await studentNamespace(t, 'hubimage');
+  const end = await runToCompletion(admin, namespace, {
+    image: node.images.hub.ref, nodeSelector: node.nodeSelector, tolerations: node.tolerations, memory: '256Mi',
+    command: ['sh', '-c', 'node hub/cli.ts check-config config/example.yaml > /dev/termination-log 2>&1'],
+  });
+  t.is(end.exitCode, 0, end.message);
+  t.is(end.message.trim(), 'configuration OK (config/example.yaml)');
+});
