@@ -11,11 +11,12 @@ import { ClusterError } from '../types.ts';
 import { checkWorkerCount } from '../worker-count.ts';
 import type { Backend, ClusterListing, ClusterStatus, ProgressEvent, StartOptions, StopOptions } from '../types.ts';
 import { clusterEnv, schedulerEnv, workerEnv } from './env.ts';
-import { groupTripwire, joined, launchCluster, type LaunchContext } from './process-launch.ts';
-import { groupAlive, killGroups, signalProcess, spawnGroup, tailFile, waitGroupsGone, type GroupHandle } from './processes.ts';
-import { StatusWatcher, WaitFailure, within, type Tripwire } from './readiness.ts';
-import { nextWorkerIndices, readRecord, recordGroups, recordStatus, removeRecord, writeRecord, type ClusterRecord } from './state.ts';
+import { launchCluster, type LaunchContext } from './process-launch.ts';
+import { groupAlive, killGroups, spawnGroup, tailFile, type GroupHandle } from './processes.ts';
+import { WaitFailure } from './readiness.ts';
+import { readRecord, recordGroups, recordStatus, removeRecord, writeRecord, type ClusterRecord } from './state.ts';
 import { installEntrypoint } from './install.ts';
+import { scaleDown, scaleUp } from './scaling.ts';
 import { defaultMode, Tenancy, type TenancyMode } from './tenancy.ts';
 import { tlsPaths } from './tls.ts';
 import { SHARED_DIR } from './venv.ts';
@@ -253,49 +254,9 @@ export class LocalBackend implements Backend {
       const record = await readRecord(paths.stateFile);
       if (!record || record.phase !== 'running') throw new ClusterError(`${user} has no running cluster`, 409);
       const current = record.workers.length;
-      if (workers > current) await this.#scaleUp(record, workers);
-      else if (workers < current) await this.#scaleDown(record, workers);
+      if (workers > current) await scaleUp(this.#ctx, record, workers).catch(async (err: unknown) => { throw await this.#describe(err); });
+      else if (workers < current) await scaleDown(this.#ctx, record, workers);
     });
-  }
-
-  async #scaleUp(record: ClusterRecord, n: number): Promise<void> {
-    const { paths, scheduler } = this.#env(record);
-    const before = [...record.workers];
-    const tripwires: Tripwire[] = [];
-    for (const index of nextWorkerIndices(record.workers, n - record.workers.length)) {
-      tripwires.push(groupTripwire(`worker-${index}`, this.#spawnWorker(record, index), paths.workerLog(index)));
-    }
-    await writeRecord(paths.stateFile, record);
-    const added = record.workers.slice(before.length);
-    const watcher = new StatusWatcher(this.#ctx.entrypoint, scheduler, paths.workspace, record.account);
-    const want = joined(record, n);
-    const signal = new AbortController().signal;
-    try {
-      const opts = { timeoutMs: this.#t.workersMs, signal, tripwires, timeoutLog: paths.workerLog(added[0]!.index) };
-      await within('new workers joining', watcher.until((s) => want.dask(s) && want.ipp(s) && (!record.spark || want.spark(s))), opts);
-      this.#o.log.info({ user: record.user, workers: n }, 'local cluster scaled up');
-    } catch (err) {
-      // No half-scaled cluster: the new workers go, the old ones stay.
-      await killGroups(added.map((w) => w.pgid), this.#t.stopGraceMs);
-      record.workers = before;
-      await writeRecord(paths.stateFile, record);
-      throw await this.#describe(err);
-    } finally {
-      watcher.close();
-    }
-  }
-
-  async #scaleDown(record: ClusterRecord, n: number): Promise<void> {
-    const paths = this.#tenancy.paths(record.user);
-    const sorted = [...record.workers].sort((a, b) => a.index - b.index);
-    const leaving = sorted.slice(n);
-    // SIGTERM to the supervisor alone: it retires its Dask worker (data moves away) first.
-    for (const w of leaving) signalProcess(w.pgid, 'SIGTERM');
-    const pgids = leaving.map((w) => w.pgid);
-    if (!(await waitGroupsGone(pgids, 30_000 + this.#t.stopGraceMs))) await killGroups(pgids, 1000);
-    record.workers = sorted.slice(0, n);
-    await writeRecord(paths.stateFile, record);
-    this.#o.log.info({ user: record.user, workers: n }, 'local cluster scaled down');
   }
 
   async list(): Promise<ClusterListing[]> {
