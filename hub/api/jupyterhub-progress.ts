@@ -4,10 +4,10 @@
  * true, message: "Spawn failed: …"}`, with blank-line keepalives so proxies between the
  * client and the hub do not close a quiet stream.
  */
-import { PassThrough } from 'node:stream';
 import type { Context } from 'koa';
 import type { ProgressEvent } from '../../spawner/types.ts';
 import { escapeHtml } from '../pages/layout.ts';
+import { streamProgress } from './sse.ts';
 
 /** JupyterHub's `keepalive_interval`. */
 export const KEEPALIVE_MS = 8_000;
@@ -26,25 +26,5 @@ export function jupyterHubEvent(login: string, event: ProgressEvent): Record<str
 
 /** Streams `events` as JupyterHub does until the ready or failed event, or the client leaves. */
 export function streamJupyterHubProgress(ctx: Context, login: string, events: (signal: AbortSignal) => AsyncIterable<ProgressEvent>, keepaliveMs = KEEPALIVE_MS): void {
-  const stream = new PassThrough();
-  const gone = new AbortController();
-  ctx.req.on('close', () => gone.abort());
-  ctx.status = 200;
-  ctx.type = 'text/event-stream';
-  ctx.set('Cache-Control', 'no-cache');
-  ctx.set('X-Accel-Buffering', 'no');
-  ctx.body = stream;
-  stream.write('\n\n');
-  const keepalive = setInterval(() => stream.write('\n\n'), keepaliveMs);
-  void (async () => {
-    try {
-      for await (const event of events(gone.signal)) {
-        stream.write(`data: ${JSON.stringify(jupyterHubEvent(login, event))}\n\n`);
-        if (event.ready || event.failed) break;
-      }
-    } finally {
-      clearInterval(keepalive);
-      stream.end();
-    }
-  })();
+  streamProgress(ctx, events, { opening: '\n\n', keepaliveMs, endOnFinal: true, shape: (event) => jupyterHubEvent(login, event) });
 }
