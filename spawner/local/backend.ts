@@ -18,42 +18,11 @@ import { readRecord, recordGroups, recordStatus, removeRecord, writeRecord, type
 import { installEntrypoint } from './install.ts';
 import { scaleDown, scaleUp } from './scaling.ts';
 import { defaultMode, Tenancy, type TenancyMode } from './tenancy.ts';
+import { ENTRYPOINT, type LocalBackendOptions, type LocalTimeouts } from './options.ts';
 import { tlsPaths } from './tls.ts';
 import { SHARED_DIR } from './venv.ts';
 
-/** The entrypoint of the cluster image, run here as plain processes. */
-export const ENTRYPOINT = resolve(import.meta.dirname, '../../images/cluster/bin/start');
-
-export interface LocalTimeouts {
-  /** Scheduler engines (Jupyter, Dask, IPython controller, Spark master) answering. */
-  schedulerMs: number;
-  /** Workers joining every engine, at start and on scale-up. */
-  workersMs: number;
-  /** SIGTERM → SIGKILL for stop; a scale-down also allows the Dask retirement. */
-  stopGraceMs: number;
-}
-
-export interface LocalBackendOptions {
-  config: Config['local'];
-  /** Workspaces go to `{stateDir}/workspaces/{login}`, logs and state to `{stateDir}/clusters/{login}`. */
-  stateDir: string;
-  /** bin directory of the virtualenv from `ensureVenv`. */
-  venvBin: string;
-  log: Logger;
-  /** Defaults to images/cluster/bin/start of this checkout (as root, a copy students can run). */
-  entrypoint?: string;
-  /** `accounts` (one OS account per student) or `shared`; default: accounts when the hub is root. */
-  mode?: TenancyMode;
-  /** Instructors' logins: shared mode's one-student rule does not count them. */
-  admins?: readonly string[];
-  /** Environment the cluster's is derived from (only a safe subset passes). Default process.env. */
-  env?: NodeJS.ProcessEnv;
-  timeouts?: Partial<LocalTimeouts>;
-  /** Picks `count` free ports (default: the OS's); tests pass one that hands out a taken port. */
-  ports?: (count: number) => Promise<number[]>;
-  /** Most workers a launch or scale may ask for: `spawn.maxWorkers` (default: no limit). */
-  maxWorkers?: number;
-}
+export { ENTRYPOINT, type LocalBackendOptions, type LocalTimeouts } from './options.ts';
 
 /** Launch attempts when a port was taken between picking it and binding it (a race nobody can close). */
 const PORT_ATTEMPTS = 3;

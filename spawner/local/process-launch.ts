@@ -8,7 +8,7 @@ import { access, constants } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { ClusterError } from '../types.ts';
 import type { ProgressEvent, StartOptions } from '../types.ts';
-import type { LocalBackendOptions, LocalTimeouts } from './backend.ts';
+import type { LocalBackendOptions, LocalTimeouts } from './options.ts';
 import { decideSpark, findJava } from './env.ts';
 import { freePorts, groupAlive, spawnGroup, type GroupHandle } from './processes.ts';
 import { StatusWatcher, WaitFailure, within, type EngineStatus, type Tripwire } from './readiness.ts';
