@@ -11,7 +11,7 @@ import type { ProgressEvent, StartOptions } from '../types.ts';
 import type { LocalBackendOptions, LocalTimeouts } from './options.ts';
 import { decideSpark, findJava } from './env.ts';
 import { freePorts, groupAlive, spawnGroup, type GroupHandle } from './processes.ts';
-import { StatusWatcher, WaitFailure, within, type EngineStatus, type Tripwire } from './readiness.ts';
+import { groupTripwire, joined, StatusWatcher, WaitFailure, within, type EngineStatus } from './readiness.ts';
 import { clusterPaths, nextWorkerIndices, readRecord, writeRecord, type ClusterRecord } from './state.ts';
 import type { Tenancy } from './tenancy.ts';
 import { makeClusterTls } from './tls.ts';
@@ -25,21 +25,6 @@ export interface LaunchContext {
   env(record: ClusterRecord): { paths: ReturnType<typeof clusterPaths>; common: Record<string, string>; scheduler: Record<string, string> };
   spawnWorker(record: ClusterRecord, index: number): GroupHandle;
   teardown(user: string, record: ClusterRecord | undefined): Promise<void>;
-}
-
-/** Tests on `start status` output: have `n` workers joined each engine? */
-export function joined(record: ClusterRecord, n: number) {
-  const engines = n * record.enginesPerWorker;
-  return {
-    dask: (s: EngineStatus) => s.dask.workers >= n,
-    ipp: (s: EngineStatus) => s.ipp.engines >= engines,
-    spark: (s: EngineStatus) => (s.spark?.workers ?? 0) >= n,
-  };
-}
-
-/** A wait ends early when this group's leader exits. */
-export function groupTripwire(name: string, handle: GroupHandle, logFile: string): Tripwire {
-  return { promise: handle.exited, failure: () => new WaitFailure(`${name} stopped unexpectedly`, logFile) };
 }
 
 /** Start `user`'s cluster; `box.record` is set as soon as there is something to clean up. */

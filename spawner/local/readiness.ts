@@ -4,6 +4,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import type { GroupHandle } from './processes.ts';
+import type { ClusterRecord } from './state.ts';
 
 /** What `start status` prints (see images/cluster/entrypoint/status.py). */
 export interface EngineStatus {
@@ -124,4 +126,19 @@ export async function within<T>(
     // Losing guards settle later; nobody listens to them any more.
     for (const g of guards) g.catch(() => {});
   }
+}
+
+/** Tests on `start status` output: have `n` workers joined each engine? */
+export function joined(record: ClusterRecord, n: number) {
+  const engines = n * record.enginesPerWorker;
+  return {
+    dask: (s: EngineStatus) => s.dask.workers >= n,
+    ipp: (s: EngineStatus) => s.ipp.engines >= engines,
+    spark: (s: EngineStatus) => (s.spark?.workers ?? 0) >= n,
+  };
+}
+
+/** A wait ends early when this group's leader exits. */
+export function groupTripwire(name: string, handle: GroupHandle, logFile: string): Tripwire {
+  return { promise: handle.exited, failure: () => new WaitFailure(`${name} stopped unexpectedly`, logFile) };
 }

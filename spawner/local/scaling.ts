@@ -3,9 +3,8 @@
  * engine must see joining (or none stay), and a graceful retirement for those that leave.
  */
 import type { LaunchContext } from './process-launch.ts';
-import { groupTripwire, joined } from './process-launch.ts';
 import { killGroups, signalProcess, waitGroupsGone } from './processes.ts';
-import { StatusWatcher, within, type Tripwire } from './readiness.ts';
+import { groupTripwire, joined, StatusWatcher, within, type Tripwire } from './readiness.ts';
 import { nextWorkerIndices, writeRecord, type ClusterRecord } from './state.ts';
 
 /** Start workers up to `n`; resolves once Dask, IPython Parallel and Spark see them all. */
