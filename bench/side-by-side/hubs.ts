@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { openStore } from '../../hub/store/sqlite.ts';
+import { adjacentPorts } from '../../test/helpers/hub.ts';
 import { api, waitForApi } from './http.ts';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -40,15 +41,7 @@ export interface HubSetup {
   targetUrl: string;
 }
 
-/** A port whose next one is free too: the proxy's public and API ports. */
-async function adjacentPorts(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = await listenOnce(0);
-    if (port < 65535 && (await listenOnce(port + 1).then(() => true, () => false))) return port;
-  }
-  throw new Error('no two adjacent free ports');
-}
-
+/** A free port on loopback (the OS picks it). */
 function listenOnce(port: number): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();

@@ -9,14 +9,14 @@ import { join } from 'node:path';
 import { openStore } from '../../hub/store/sqlite.ts';
 import { ChpClient } from '../../proxy/client.ts';
 import { watchUntil } from '../kube/watch.ts';
+import { adjacentPorts } from './hub.ts';
 import { freePort } from './net.ts';
 
 export const PROXY_TOKEN = 'recovery-test-proxy-token-0123456789';
 
 /** Config of a hub on `stateDir`, as the ServiceAccount of `kubeconfig`, with its own prefix and instance. */
 export async function kubeHubConfig(o: { stateDir: string; kubeconfig: string; prefix: string; extra?: Record<string, Record<string, unknown>> }) {
-  let port = await freePort();
-  while (port >= 65535 || !(await isFree(port + 1))) port = await freePort();
+  const port = await adjacentPorts();
   const extra = o.extra ?? {};
   return {
     ...extra,
@@ -30,15 +30,6 @@ export async function kubeHubConfig(o: { stateDir: string; kubeconfig: string; p
       schedulerResources: { cpu: '200m', memory: '256Mi' }, workerResources: { cpu: '100m', memory: '128Mi' }, ...extra.kubernetes,
     },
   };
-}
-
-async function isFree(port: number): Promise<boolean> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
-  });
 }
 
 /** Creates the users (teacher is admin) in the hub's store and returns the teacher's API token. */
