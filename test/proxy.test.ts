@@ -199,15 +199,20 @@ test('the supervisor never gives up: killed again and again, or kept off its por
   t.is((await getJson(`${supervisor.publicUrl}/hub/`)).body.name, 'hub');
 });
 
-/** An upstream that accepts every websocket upgrade and keeps the connection; resolves each socket's close. */
+/**
+ * An upstream that accepts every websocket upgrade and keeps the connection (resolves each
+ * socket's close); on a path ending in /reset it resets the connection right after, as a
+ * student's own server could.
+ */
 async function websocketUpstream() {
   const closed: Array<Promise<void>> = [];
   const server = createHttpServer((_req, res) => res.end('plain'));
-  server.on('upgrade', (_req, socket: Socket) => {
+  server.on('upgrade', (req, socket: Socket) => {
     closed.push(new Promise((resolve) => socket.once('close', () => resolve())));
     socket.on('error', () => {});
     socket.on('end', () => socket.end());
     socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    if (req.url?.endsWith('/reset')) setImmediate(() => socket.resetAndDestroy());
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -215,7 +220,10 @@ async function websocketUpstream() {
   return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, closed };
 }
 
-/** A websocket opened through the proxy, as a browser's JupyterLab opens its kernel channels. */
+/**
+ * A websocket opened through the proxy, as a browser's JupyterLab opens its kernel channels.
+ * A raw socket, not the global WebSocket the kernel helpers use: only a raw one can send a TCP reset.
+ */
 async function openWebsocket(publicUrl: string, path: string): Promise<Socket> {
   const { hostname, port } = new URL(publicUrl);
   const socket = connect(Number(port), hostname);
@@ -226,7 +234,7 @@ async function openWebsocket(publicUrl: string, path: string): Promise<Socket> {
   return socket;
 }
 
-test('a browser resetting its websocket (a tab closed) leaves the proxy up for everyone', async (t) => {
+test('a browser resetting its websocket (a tab closed), or a student\'s server resetting its own, leaves the proxy up for everyone', async (t) => {
   const { client, supervisor } = await startProxy();
   const upstream = await websocketUpstream();
   await client.addRoute('/user/dora', upstream.url, { user: 'dora' });
@@ -236,6 +244,11 @@ test('a browser resetting its websocket (a tab closed) leaves the proxy up for e
     const socket = await openWebsocket(supervisor.publicUrl, '/user/dora/api/kernels/k/channels');
     socket.resetAndDestroy();
     await upstream.closed.at(-1);
+  }
+  // The student's own server resetting its side, over and over.
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const socket = await openWebsocket(supervisor.publicUrl, '/user/dora/reset');
+    if (!socket.closed) await once(socket, 'close');
   }
   t.is((await getJson(`${supervisor.publicUrl}/hub/`)).body.name, 'hub', 'the proxy still answers');
   const another = await openWebsocket(supervisor.publicUrl, '/user/dora/api/events/subscribe');
