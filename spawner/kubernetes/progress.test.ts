@@ -118,15 +118,3 @@ test('cluster state: running once the scheduler is Ready, failed when it cannot 
   }] });
   t.is(clusterStateOf([stuck]).state, 'failed');
 });
-
-test('a worker container restarting is a progress step, not a failed launch; the scheduler restarting fails it', (t) => {
-  const crash = { name: 'c', image: 'x', imageID: '', ready: false, restartCount: 2, state: { waiting: { reason: 'CrashLoopBackOff', message: 'back-off 20s' } } };
-  const worker = pod('workers', { phase: 'Running', containerStatuses: [crash] });
-  const backOff = event('BackOff', 'Back-off restarting failed container c', { kind: 'Pod', uid: worker.metadata!.uid });
-  const a = assessLaunch({ pods: [ready('scheduler'), worker], events: [backOff], workers: 1 });
-  t.is(a.failure, undefined);
-  t.false(a.ready);
-  t.true(a.steps.some((st) => /restarting \(CrashLoopBackOff\)/.test(st.message)));
-  const scheduler = pod('scheduler', { phase: 'Running', containerStatuses: [crash] });
-  t.regex(assessLaunch({ pods: [scheduler], events: [], workers: 0 }).failure?.message ?? '', /the scheduler cannot start \(CrashLoopBackOff\)/);
-});

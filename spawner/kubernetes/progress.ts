@@ -145,18 +145,8 @@ export function assessLaunch(s: LaunchSnapshot): LaunchAssessment {
     const ready = Math.min(readyWorkers, s.workers);
     steps.push({ progress: 80 + Math.floor((15 * ready) / s.workers), message: `${ready} of ${s.workers} worker${s.workers === 1 ? '' : 's'} ready` });
   }
-  // As KubeSpawner: a worker container restarting (e.g. before the scheduler answers) is progress, not a failed launch.
-  const workerUids = new Set(workers.map((p) => p.metadata?.uid ?? ''));
-  const restarting = (e: CoreV1Event): boolean => e.reason === 'BackOff' && workerUids.has(e.involvedObject?.uid ?? '') && /restarting failed container/i.test(e.message ?? '');
-  for (const w of workers) if (isRestarting(w)) steps.push({ progress: Math.max(...steps.map((x) => x.progress), 30), message: `Worker ${w.metadata?.name ?? ''} restarting (CrashLoopBackOff)`.trim() });
-  const failure = live.filter((p) => !(componentOf(p) === 'workers' && isRestarting(p))).map(podFailure).find(Boolean)
-    ?? s.events.filter((e) => !restarting(e)).map(eventFailure).find(Boolean);
+  const failure = live.map(podFailure).find(Boolean) ?? s.events.map(eventFailure).find(Boolean);
   return { steps, failure, ready: schedulerReady && readyWorkers >= s.workers, readyWorkers };
-}
-
-/** A container that ran and is being restarted by the kubelet (not an image or config error). */
-function isRestarting(pod: V1Pod): boolean {
-  return (pod.status?.containerStatuses ?? []).some((cs) => cs.state?.waiting?.reason === 'CrashLoopBackOff');
 }
 
 /** What `status()`/`list()` report for an existing namespace, from its pods (any launch). */
