@@ -267,7 +267,10 @@ function cronLogger(log: Logger): CronLogger {
   return {
     info: (m) => log.info({ component: 'node-cron' }, m),
     warn: (m) => log.warn({ component: 'node-cron' }, m),
-    error: (m, err) => log.error({ component: 'node-cron', err: err ?? m }, typeof m === 'string' ? m : m.message),
+    error: (m, err) => {
+      const error = err ?? (typeof m === 'string' ? undefined : m);
+      log.error({ component: 'node-cron', ...(error ? { err: error } : {}) }, typeof m === 'string' ? m : m.message);
+    },
     debug: (m) => log.debug({ component: 'node-cron' }, typeof m === 'string' ? m : m.message),
   };
 }
