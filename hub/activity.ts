@@ -8,7 +8,7 @@
 import { fetchActivity } from '../culler/activity.ts';
 import { forEachLimit } from '../shared/limit.ts';
 import type { Logger } from '../shared/log.ts';
-import { userUrl } from '../spawner/manager.ts';
+import { userUrl } from '../spawner/cluster-view.ts';
 import type { Proxy, RouteInfo } from '../proxy/types.ts';
 import type { Store } from './store/types.ts';
 
