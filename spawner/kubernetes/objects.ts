@@ -200,7 +200,36 @@ export function renderWorkerDeployment(kube: KubernetesConfig, spec: LaunchSpec)
     resources: requestsEqualLimits(kube.workerResources),
     securityContext: restrictedContainer(),
   };
-  return deployment(kube, spec, 'workers', spec.workers, container, 'RollingUpdate');
+  return deployment(kube, spec, 'workers', spec.workers, container, 'RollingUpdate', [waitForScheduler(kube, spec.namespace)]);
+}
+
+/** Polls the scheduler's Dask port; exits once it accepts a connection. */
+const WAIT_FOR_PORT = [
+  'import socket, sys, time',
+  'host, port = sys.argv[1], int(sys.argv[2])',
+  'while True:',
+  '    try:',
+  '        socket.create_connection((host, port), timeout=5).close()',
+  '        break',
+  '    except OSError as e:',
+  '        print(f"waiting for the scheduler at {host}:{port}: {e}", flush=True)',
+  '        time.sleep(1)',
+].join('\n');
+
+/**
+ * An init container that holds a worker back until the scheduler's Dask port answers: the
+ * scheduler starts at the same moment and may need minutes on a busy node, while a Dask
+ * worker gives up after its death timeout and the container would restart.
+ */
+function waitForScheduler(kube: KubernetesConfig, namespace: string): V1Container {
+  return {
+    name: 'wait-for-scheduler',
+    image: kube.image,
+    imagePullPolicy: kube.imagePullPolicy,
+    command: ['python3', '-c', WAIT_FOR_PORT, schedulerHost(namespace), String(PORTS.dask)],
+    resources: requestsEqualLimits(kube.workerResources),
+    securityContext: restrictedContainer(),
+  };
 }
 
 /** `scheduler.{namespace}.svc`: what workers dial. */
@@ -244,7 +273,9 @@ function podSelector(component: Component): Record<string, string> {
   return { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_COMPONENT]: component };
 }
 
-function deployment(kube: KubernetesConfig, spec: LaunchSpec, component: Component, replicas: number, container: V1Container, strategy: string): V1Deployment {
+function deployment(
+  kube: KubernetesConfig, spec: LaunchSpec, component: Component, replicas: number, container: V1Container, strategy: string, initContainers: V1Container[] = [],
+): V1Deployment {
   const labels = { ...clusterLabels(kube, spec), [LABEL_COMPONENT]: component };
   const base: V1PodSpec = {
     serviceAccountName: NAMES.serviceAccount,
@@ -258,6 +289,7 @@ function deployment(kube: KubernetesConfig, spec: LaunchSpec, component: Compone
       fsGroup: 1000,
       seccompProfile: { type: 'RuntimeDefault' },
     },
+    ...(initContainers.length > 0 ? { initContainers } : {}),
     containers: [container],
     // The root filesystem stays the image's; scratch space and the (ephemeral) workspace are emptyDirs.
     volumes: [{ name: 'tmp', emptyDir: {} }, { name: 'workspace', emptyDir: {} }],
