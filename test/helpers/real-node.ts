@@ -117,3 +117,43 @@ export async function probeFrom(
     throw new Error(`the probe in ${namespace} ended without a result (exit ${end.exitCode}): ${end.message}`);
   }
 }
+
+/** A container that restarted: how its last run ended and the end of that run's log. */
+export interface Restart {
+  pod: string;
+  container: string;
+  restartCount: number;
+  lastEnd: string;
+  logTail: string;
+}
+
+/** Every container of the namespace's pods that restarted, with why (empty when none did). */
+export async function restarts(core: CoreV1Api, namespace: string): Promise<Restart[]> {
+  const found: Restart[] = [];
+  for (const pod of await podsOf(core, namespace)) {
+    for (const cs of pod.status?.containerStatuses ?? []) {
+      if (!cs.restartCount) continue;
+      const end = cs.lastState?.terminated;
+      const logTail = await core.readNamespacedPodLog({ name: pod.metadata!.name!, namespace, container: cs.name, previous: true, tailLines: 40 })
+        .catch((e: Error) => `(no log: ${e.message})`);
+      found.push({
+        pod: pod.metadata!.name!, container: cs.name, restartCount: cs.restartCount,
+        lastEnd: end ? `${end.reason ?? ''} exit ${end.exitCode} ${end.message ?? ''}`.trim() : 'unknown', logTail,
+      });
+    }
+  }
+  return found;
+}
+
+/** The last `lines` lines each container of the namespace logged, one block per pod (for failure messages). */
+export async function logTails(core: CoreV1Api, namespace: string, lines = 30): Promise<string> {
+  const blocks: string[] = [];
+  for (const pod of await podsOf(core, namespace)) {
+    for (const c of pod.spec?.containers ?? []) {
+      const log = await core.readNamespacedPodLog({ name: pod.metadata!.name!, namespace, container: c.name, tailLines: lines })
+        .catch((e: Error) => `(no log: ${e.message})`);
+      blocks.push(`--- ${pod.metadata!.name}/${c.name}\n${log}`);
+    }
+  }
+  return blocks.join('\n');
+}
