@@ -270,23 +270,21 @@ test('20 users launching at once all succeed', async (t) => {
   await Promise.all(users.map((u) => backend.stop(u)));
 });
 
-test('an unschedulable cluster fails with the scheduler\'s reason and leaves nothing running, the workspace stays', async (t) => {
+test('an unschedulable cluster fails with the scheduler\'s reason and leaves nothing behind', async (t) => {
   const { backend, ns } = backendFor(t, { nodeSelector: { 'clusterhub.io/pool': 'nowhere' } });
   const { error, events } = await launch(backend, 'nowhere', 1);
   t.true(error instanceof ClusterError);
   t.regex(error!.message, /Unschedulable.*node\(s\) didn't match Pod's node affinity\/selector/);
   t.true(events.some((e) => e.message === 'Scheduler and 1 worker requested'));
-  t.deepEqual(await leftovers(ns('nowhere')), []);
-  await boundClaim(ns('nowhere'));
+  await namespaceGone(ns('nowhere'));
 });
 
-test('a quota too small fails with FailedCreate and leaves nothing running, the workspace stays', async (t) => {
+test('a quota too small fails with FailedCreate and leaves nothing behind', async (t) => {
   const { backend, ns } = backendFor(t, { quota: { cpu: '400m', memory: '64Gi', pods: 10 } });
   const { error } = await launch(backend, 'tight', 4);
   t.true(error instanceof ClusterError);
   t.regex(error!.message, /FailedCreate.*exceeded quota/);
-  t.deepEqual(await leftovers(ns('tight')), []);
-  await boundClaim(ns('tight'));
+  await namespaceGone(ns('tight'));
 });
 
 test('a pod that PodSecurity restricted refuses fails the launch with the admission message', async (t) => {
@@ -294,8 +292,7 @@ test('a pod that PodSecurity restricted refuses fails the launch with the admiss
   const { error } = await launch(backend, 'hostnet', 0);
   t.true(error instanceof ClusterError);
   t.regex(error!.message, /FailedCreate.*violates PodSecurity "restricted:latest":.*hostNetwork=true/);
-  t.deepEqual(await leftovers(ns('hostnet')), []);
-  await boundClaim(ns('hostnet'));
+  await namespaceGone(ns('hostnet'));
 });
 
 test('a hub restart in the middle of a launch leaves no orphan: a new backend lists it', async (t) => {

@@ -1,8 +1,8 @@
 /**
  * One launch on Kubernetes: wait out a namespace being reset, reuse one that holds the
  * student's workspace, create the objects, then follow the shared informers until the
- * scheduler and every worker are Ready. Any failure removes the cluster's workloads (never
- * the workspace), so nothing runs on and the student can press Launch again.
+ * scheduler and every worker are Ready. A failure removes what the launch made (a relaunch's
+ * workloads, never its workspace), so nothing runs on and the student can press Launch again.
  */
 import { randomBytes } from 'node:crypto';
 import { ClusterError, type ProgressEvent, type StartOptions } from '../types.ts';
@@ -32,10 +32,10 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
   const changes = new Changes();
   const unsubscribe = ctx.watch.subscribe(ref.namespace, changes.bump);
   let created = false;
+  let reused = false;
   try {
     await ctx.gate.run('start informers', () => ctx.watch.start(), { signal });
     let since: Date | undefined;
-    let reused = false;
     for (let first = true; !since; first = false) {
       const previous = await readNamespace(ctx, ref.namespace, signal);
       if (previous && !isOurs(k, previous)) {
@@ -98,10 +98,10 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
     }
     yield { progress: 100, message: 'Cluster ready', ready: true, url: await clusterUrl(ctx, ref.namespace, signal) };
   } catch (err) {
-    if (created) {
-      // The namespace and its claim stay: a failed relaunch must not cost the student their work.
-      await removeWorkloads(ctx, ref.namespace).catch((e) => ctx.log.error({ user: login, err: e }, 'cleanup after a failed launch failed'));
-    }
+    // A failed first launch leaves nothing (its workspace is still empty); a failed relaunch
+    // keeps the namespace and its claim: it must not cost the student their work.
+    const cleanup = reused ? removeWorkloads(ctx, ref.namespace) : created ? deleteNamespace(ctx, ref.namespace) : undefined;
+    await cleanup?.catch((e) => ctx.log.error({ user: login, err: e }, 'cleanup after a failed launch failed'));
     // Cut short while the informers could not reach the API server: that is the reason to give.
     const trouble = signal?.aborted && !(err instanceof ClusterError && err !== signal.reason) ? ctx.watch.failure() : undefined;
     throw asClusterError(trouble !== undefined && isUnreachable(trouble) ? trouble : err, signal);
