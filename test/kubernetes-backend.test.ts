@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import {
-  AppsV1Api, CoreV1Api, KubeConfig, NetworkingV1Api, RbacAuthorizationV1Api, type V1Pod,
+  AppsV1Api, CoreV1Api, KubeConfig, NetworkingV1Api, RbacAuthorizationV1Api, type V1PersistentVolumeClaim, type V1Pod,
 } from '@kubernetes/client-node';
 import { configSchema, type ConfigInput } from '../config/schema.ts';
 import { namespaceFor } from '../spawner/names.ts';
@@ -19,12 +19,15 @@ import { backendContract } from './contracts/backend.ts';
 import { ensurePlane, type Plane } from './kube/plane.ts';
 import { watchUntil } from './kube/watch.ts';
 import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
-import { freePort, startHttpTarget } from './helpers/net.ts';
+import { freePort, startHttpTarget, waitUntil } from './helpers/net.ts';
+import { startTestProvisioner, type TestProvisioner } from './helpers/kube-volumes.ts';
 
 const LAUNCH_MS = 120_000;
 let plane: Plane;
 let admin: KubeConfig;
 let asBackend: KubeConfig;
+
+let provisioner: TestProvisioner | undefined;
 
 test.before(async () => {
   plane = await ensurePlane({ nodes: 4 });
@@ -32,21 +35,40 @@ test.before(async () => {
   admin.loadFromFile(plane.kubeconfigPath);
   await applyRbac(admin);
   asBackend = await backendKubeConfig(admin);
+  provisioner = await startTestProvisioner(admin);
 });
 
 test.after.always(async () => {
+  await provisioner?.stop();
   await plane?.stop();
 });
 
-/** What is left of a user's namespace once it had a minute to finish terminating. */
+/**
+ * What still runs in a user's namespace once its pods had a minute to go: pods, Deployments,
+ * Services and Secrets. The namespace itself, the workspace claim and the fences may stay.
+ */
 async function leftovers(namespace: string): Promise<string[]> {
-  try {
-    await namespaceGone(namespace);
-    return [];
-  } catch {
-    const ns = await admin.makeApiClient(CoreV1Api).readNamespace({ name: namespace }).catch(() => undefined);
-    return ns ? [`namespace ${namespace} (${ns.status?.phase})`] : [];
-  }
+  const core = admin.makeApiClient(CoreV1Api);
+  const exists = await core.readNamespace({ name: namespace }).catch(() => undefined);
+  if (!exists) return [];
+  await podsUntil(namespace, `the pods of ${namespace} to go`, (pods) => pods.length === 0, 60_000).catch(() => {});
+  const apps = admin.makeApiClient(AppsV1Api);
+  const [pods, deployments, services, secrets] = await Promise.all([
+    core.listNamespacedPod({ namespace }), apps.listNamespacedDeployment({ namespace }),
+    core.listNamespacedService({ namespace }), core.listNamespacedSecret({ namespace }),
+  ]);
+  return [
+    ...pods.items.map((o) => `pod ${o.metadata?.name}`), ...deployments.items.map((o) => `deployment ${o.metadata?.name}`),
+    ...services.items.map((o) => `service ${o.metadata?.name}`), ...secrets.items.map((o) => `secret ${o.metadata?.name}`),
+  ];
+}
+
+/** The workspace claim of a namespace, once bound (the test provisioner answers it). */
+async function boundClaim(namespace: string): Promise<V1PersistentVolumeClaim> {
+  return waitUntil(`the workspace claim in ${namespace} to be bound`, async () => {
+    const claim = await admin.makeApiClient(CoreV1Api).readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace }).catch(() => undefined);
+    return claim?.status?.phase === 'Bound' ? claim : undefined;
+  }, { timeoutMs: 60_000, intervalMs: 250 });
 }
 
 // The contract every backend passes (serial tests, run before the ones below).
@@ -193,25 +215,48 @@ test('scale 2 → 100 → 2 runs every worker, then removes them', async (t) => 
   await backend.stop('scaler');
 });
 
-test('stop removes the namespace and everything in it', async (t) => {
+test('stop removes the workloads and keeps the workspace claim; a relaunch mounts the same claim; a reset removes the namespace', async (t) => {
   const { backend, ns } = backendFor(t);
-  t.is((await launch(backend, 'stopper', 1)).error, undefined);
+  const started = performance.now();
+  const first = await launch(backend, 'stopper', 1);
+  const freshSeconds = (performance.now() - started) / 1000;
+  t.is(first.error, undefined);
+  const claim = await boundClaim(ns('stopper'));
   await backend.stop('stopper');
   await backend.stop('stopper');
   t.like(await backend.status('stopper'), { state: 'stopped' });
+  t.deepEqual(await leftovers(ns('stopper')), [], 'no pod, Deployment, Service or Secret');
+  t.is((await boundClaim(ns('stopper'))).metadata?.uid, claim.metadata?.uid, 'the claim stays bound');
+  t.deepEqual(await backend.list(), [], 'a namespace holding only a workspace is no cluster');
+
+  const restarted = performance.now();
+  const second = await launch(backend, 'stopper', 1);
+  t.log(`kwok, 1 worker: launch with a fresh workspace ${freshSeconds.toFixed(1)} s, relaunch in the existing one ${((performance.now() - restarted) / 1000).toFixed(1)} s`);
+  t.is(second.error, undefined);
+  t.true(second.events.some((e) => e.message === 'Your workspace is kept: starting in it'));
+  t.false(second.events.some((e) => /Namespace .* created/.test(e.message)));
+  const isScheduler = (x: V1Pod) => isReady(x) && x.metadata?.labels?.['app.kubernetes.io/component'] === 'scheduler';
+  const pods = await podsUntil(ns('stopper'), 'the relaunched scheduler', (p) => p.some(isScheduler));
+  t.is(pods.find(isScheduler)!.spec?.volumes?.find((v) => v.name === 'workspace')?.persistentVolumeClaim?.claimName, 'workspace');
+  t.is((await boundClaim(ns('stopper'))).metadata?.uid, claim.metadata?.uid, 'the same claim');
+
+  await backend.stop('stopper', { removeWorkspace: true });
   await namespaceGone(ns('stopper'));
-  t.deepEqual(await backend.list(), []);
+  const pv = await admin.makeApiClient(CoreV1Api).readPersistentVolume({ name: claim.spec!.volumeName! });
+  t.is(pv.status?.phase, 'Released', 'the claim went with the namespace');
 });
 
-test('a launch while the previous namespace is terminating waits for it, then succeeds', async (t) => {
-  const { backend } = backendFor(t);
+test('a launch while the previous namespace is terminating (a reset) waits for it, then succeeds in a new workspace', async (t) => {
+  const { backend, ns } = backendFor(t);
   t.is((await launch(backend, 'again', 1)).error, undefined);
-  await backend.stop('again');
+  const claim = await boundClaim(ns('again'));
+  await backend.stop('again', { removeWorkspace: true });
   const second = await launch(backend, 'again', 1);
   t.is(second.error, undefined);
   t.is(second.events[0]?.message, 'Waiting for the previous cluster to finish terminating');
   t.true(second.ready?.ready);
-  await backend.stop('again');
+  t.not((await boundClaim(ns('again'))).metadata?.uid, claim.metadata?.uid, 'a fresh claim');
+  await backend.stop('again', { removeWorkspace: true });
 });
 
 test('20 users launching at once all succeed', async (t) => {
@@ -262,7 +307,8 @@ test('a hub restart in the middle of a launch leaves no orphan: a new backend li
   t.true(['starting', 'running'].includes(found!.state));
   t.is(found!.jupyterToken, 'tok');
   await restarted.stop('crash');
-  await namespaceGone(ns('crash'));
+  t.deepEqual(await leftovers(ns('crash')), []);
+  t.false((await restarted.list()).some((l) => l.user === 'crash'));
 });
 
 test('the backend\'s identity cannot read Secrets, bind roles or delete outside its namespaces', async (t) => {

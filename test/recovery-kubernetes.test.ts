@@ -22,6 +22,7 @@ import { ensurePlane, type Plane } from './kube/plane.ts';
 import { startTestHub } from './helpers/hub.ts';
 import { startHubProcess } from './helpers/hub-process.ts';
 import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
+import { startTestProvisioner, type TestProvisioner } from './helpers/kube-volumes.ts';
 import { alive, call, childPids, kubeHubConfig, namespaces, noNamespacesLeft, phases, progressUntil, PROXY_TOKEN, seedUsers, userRoutes } from './helpers/kube-hub.ts';
 import { waitUntil } from './helpers/net.ts';
 
@@ -30,6 +31,7 @@ let admin: KubeConfig;
 let asBackend: KubeConfig;
 let dir: string;
 let kubeconfig: string;
+let provisioner: TestProvisioner | undefined;
 
 test.before(async () => {
   plane = await ensurePlane({ nodes: 4 });
@@ -37,6 +39,7 @@ test.before(async () => {
   admin.loadFromFile(plane.kubeconfigPath);
   await applyRbac(admin);
   asBackend = await backendKubeConfig(admin);
+  provisioner = await startTestProvisioner(admin);
   dir = await mkdtemp(join(tmpdir(), 'clusterhub-recovery-'));
   kubeconfig = join(dir, 'kubeconfig.json');
   await writeFile(kubeconfig, asBackend.exportConfig(), { mode: 0o600 });
@@ -44,6 +47,7 @@ test.before(async () => {
 
 test.after.always(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
+  await provisioner?.stop();
   await plane?.stop();
 });
 

@@ -1,13 +1,16 @@
 /**
- * One launch on Kubernetes: wait out a previous namespace, create the objects, then follow
- * the shared informers until the scheduler and every worker are Ready. Any failure deletes
- * the namespace, so nothing is left behind and the student can press Launch again.
+ * One launch on Kubernetes: wait out a namespace being reset, reuse one that holds the
+ * student's workspace, create the objects, then follow the shared informers until the
+ * scheduler and every worker are Ready. A failure removes what the launch made (a relaunch's
+ * workloads, never its workspace), so nothing runs on and the student can press Launch again.
  */
 import { randomBytes } from 'node:crypto';
 import { ClusterError, type ProgressEvent, type StartOptions } from '../types.ts';
 import { checkWorkerCount } from '../worker-count.ts';
 import { apiFailure, isAlreadyExists, isRbacDenial, isRetryable, isUnreachable, unreachableDetail } from './api.ts';
 import { clusterRef, clusterUrl, isOurs, readNamespace, type BackendContext } from './context.ts';
+import { NAMES } from './labels.ts';
+import { renderWorkspaceClaim } from './workspace.ts';
 import type { ClusterRef, LaunchSpec } from './types.ts';
 import {
   renderLimitRange, renderNamespace, renderNetworkPolicy, renderQuota, renderRoleBinding, renderSchedulerDeployment,
@@ -27,6 +30,7 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
   const changes = new Changes();
   const unsubscribe = ctx.watch.subscribe(ref.namespace, changes.bump);
   let created = false;
+  let reused = false;
   try {
     await ctx.gate.run('start informers', () => ctx.watch.start(), { signal });
     let since: Date | undefined;
@@ -35,12 +39,16 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
       if (previous && !isOurs(kube, previous)) {
         throw new ClusterError(`namespace ${ref.namespace} exists and is not managed by this clusterhub`, 409);
       }
+      if (previous && !previous.metadata?.deletionTimestamp) {
+        // A stopped cluster's namespace keeps the workspace claim: launch into it. The hub only
+        // starts what it believes stopped, so workloads found here are stale (their token is not the new one).
+        await removeWorkloads(ctx, ref.namespace);
+        since = new Date();
+        reused = true;
+        yield { progress: 10, message: 'Your workspace is kept: starting in it' };
+        break;
+      }
       if (previous) {
-        if (!previous.metadata?.deletionTimestamp) {
-          // The hub only starts what it believes stopped: a live leftover is stale (its token is not the new one).
-          ctx.log.warn({ user: login, namespace: ref.namespace }, 'replacing a leftover cluster');
-          await deleteNamespace(ctx, ref.namespace, previous.metadata?.uid);
-        }
         if (first) yield { progress: 2, message: 'Waiting for the previous cluster to finish terminating' };
         await namespaceGone(ctx, ref.namespace, changes, signal);
         continue;
@@ -54,7 +62,7 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
       }
     }
     created = true;
-    yield { progress: 10, message: `Namespace ${ref.namespace} created` };
+    if (!reused) yield { progress: 10, message: `Namespace ${ref.namespace} created` };
 
     await createObjects(ctx, ref, options.jupyterToken, signal);
     yield { progress: 20, message: 'Quota, limits, network policy, identity and token created' };
@@ -88,9 +96,10 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
     }
     yield { progress: 100, message: 'Cluster ready', ready: true, url: await clusterUrl(ctx, ref.namespace, signal) };
   } catch (err) {
-    if (created) {
-      await deleteNamespace(ctx, ref.namespace).catch((e) => ctx.log.error({ user: login, err: e }, 'cleanup after a failed launch failed'));
-    }
+    // A failed first launch leaves nothing (its workspace is still empty); a failed relaunch
+    // keeps the namespace and its claim: it must not cost the student their work.
+    const cleanup = reused ? removeWorkloads(ctx, ref.namespace) : created ? deleteNamespace(ctx, ref.namespace) : undefined;
+    await cleanup?.catch((e) => ctx.log.error({ user: login, err: e }, 'cleanup after a failed launch failed'));
     // Cut short while the informers could not reach the API server: that is the reason to give.
     const trouble = signal?.aborted && !(err instanceof ClusterError && err !== signal.reason) ? ctx.watch.failure() : undefined;
     throw asClusterError(trouble !== undefined && isUnreachable(trouble) ? trouble : err, signal);
@@ -110,6 +119,28 @@ export async function deleteNamespace(ctx: BackendContext, name: string, uid?: s
     if (f.code === 404 || f.code === 409) return;
     throw err;
   }
+}
+
+/**
+ * What stop and cull delete: the cluster's workloads (scheduler and worker Deployments, and
+ * so their pods), its Service and its per-launch Secret (Jupyter token, IPython key). The
+ * namespace stays with the workspace claim and the fences (quota, limits, network policy,
+ * identity, RoleBinding), which the next launch reuses. Missing objects are fine.
+ */
+export async function removeWorkloads(ctx: BackendContext, namespace: string): Promise<void> {
+  const { apps, core } = ctx.clients;
+  const gone = (what: string, fn: () => Promise<unknown>) => ctx.gate.run(`delete ${what}`, fn).then(() => undefined, (err) => {
+    if (apiFailure(err).code === 404) return;
+    throw err;
+  });
+  // Background: the Deployment goes at once and the garbage collector takes its pods.
+  const propagationPolicy = 'Background';
+  await Promise.all([
+    gone('deployment', () => apps.deleteNamespacedDeployment({ name: NAMES.scheduler, namespace, propagationPolicy })),
+    gone('deployment', () => apps.deleteNamespacedDeployment({ name: NAMES.workers, namespace, propagationPolicy })),
+    gone('service', () => core.deleteNamespacedService({ name: NAMES.scheduler, namespace })),
+    gone('secret', () => core.deleteNamespacedSecret({ name: NAMES.tokenSecret, namespace })),
+  ]);
 }
 
 /** Resolves when the namespace no longer exists, by watching (the informer cache, confirmed once by a read). */
@@ -137,6 +168,8 @@ async function createObjects(ctx: BackendContext, ref: ClusterRef, token: string
     create(ctx, 'networkpolicy', () => clients.networking.createNamespacedNetworkPolicy({ namespace, body: renderNetworkPolicy(kube, ref) }), signal),
     create(ctx, 'serviceaccount', () => clients.core.createNamespacedServiceAccount({ namespace, body: renderServiceAccount(kube, ref) }), signal),
     create(ctx, 'secret', () => clients.core.createNamespacedSecret({ namespace, body: renderTokenSecret(kube, ref, secrets) }), signal),
+    // Already there when the namespace was reused: the same claim, the same files.
+    create(ctx, 'workspace claim', () => clients.core.createNamespacedPersistentVolumeClaim({ namespace, body: renderWorkspaceClaim(kube, ref) }), signal),
   ]);
 }
 

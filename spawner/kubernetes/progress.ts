@@ -41,6 +41,12 @@ const FATAL_WAITING = new Set([
  */
 const TRANSIENT_CREATE = /status unknown for quota/;
 
+/**
+ * The scheduler waits for the workspace claim to be bound (a provisioner is making the
+ * volume): it retries by itself, so this is not a failure; the launch timeout still applies.
+ */
+const TRANSIENT_SCHEDULING = /unbound immediate PersistentVolumeClaims|persistentvolumeclaim "[^"]*" not found/i;
+
 /** `scheduler`, `workers` or undefined for a pod that is not ours. */
 export function componentOf(pod: V1Pod): string | undefined {
   return pod.metadata?.labels?.[LABEL_COMPONENT];
@@ -57,7 +63,7 @@ export function podFailure(pod: V1Pod): Failure | undefined {
   if (pod.metadata?.deletionTimestamp) return undefined;
   const who = componentOf(pod) === 'scheduler' ? 'the scheduler' : 'a worker';
   const unschedulable = pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable');
-  if (unschedulable) return { message: `${who} cannot be scheduled (Unschedulable): ${unschedulable.message ?? ''}`.trim(), status: 503 };
+  if (unschedulable && !TRANSIENT_SCHEDULING.test(unschedulable.message ?? '')) return { message: `${who} cannot be scheduled (Unschedulable): ${unschedulable.message ?? ''}`.trim(), status: 503 };
   for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
     const waiting = cs.state?.waiting;
     if (waiting?.reason && FATAL_WAITING.has(waiting.reason)) {
@@ -75,7 +81,7 @@ export function eventFailure(event: CoreV1Event): Failure | undefined {
   const reason = event.reason ?? '';
   const message = event.message ?? '';
   const kind = event.involvedObject?.kind;
-  if (reason === 'FailedScheduling') return { message: `a pod cannot be scheduled (Unschedulable): ${message}`, status: 503 };
+  if (reason === 'FailedScheduling' && !TRANSIENT_SCHEDULING.test(message)) return { message: `a pod cannot be scheduled (Unschedulable): ${message}`, status: 503 };
   if (reason === 'FailedCreate' && (kind === 'ReplicaSet' || kind === 'Deployment') && !TRANSIENT_CREATE.test(message)) {
     return { message: `Kubernetes refused to create a pod (FailedCreate): ${message}`, status: 422 };
   }
