@@ -43,6 +43,14 @@ const proxy = new ConfigurableProxy({
   log,
 });
 
+// http-proxy-3 rethrows a client socket's error when nobody listens for it, and CHP 5.3 does
+// not: a browser resetting a JupyterLab websocket (a tab closed, a page left: ECONNRESET)
+// would end the process, and with it every student's connection. Such a socket is just gone.
+proxy.proxy.on('error', (err: NodeJS.ErrnoException, req: IncomingMessage, socket: Duplex | ServerResponse) => {
+  log.debug('%s %s: client connection lost: %s', req.method, req.url, err.code ?? err.message);
+  if (!socket.destroyed) socket.destroy();
+});
+
 const server = proxy.proxyServer;
 const [onRequest] = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
 const [onUpgrade] = server.listeners('upgrade') as Array<(req: IncomingMessage, socket: Duplex, head: Buffer) => void>;

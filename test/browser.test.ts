@@ -70,9 +70,11 @@ test('sign in with GitHub, Launch, progress, JupyterLab through the proxy, Stop'
 
   await page.goto(`${hub.publicUrl}/hub/home`);
   t.is(await page.locator('#state').textContent(), 'running with 1 worker');
+  const stopping = performance.now();
   await page.getByRole('button', { name: 'Stop' }).click();
   await page.waitForURL(/\/hub\/home$/);
   t.is(await page.locator('#state').textContent(), 'stopped');
+  t.log(`Stop → stopped page: ${((performance.now() - stopping) / 1000).toFixed(1)} s`);
   t.is(hub.store.getCluster('ada'), undefined);
   t.false('/user/ada' in await hub.proxy.getRoutes());
   t.log(`progress values: ${seen.join(', ')}`);

@@ -118,6 +118,9 @@ test('engines on a worker with its own runtime dir reach the controller from the
   const started = performance.now();
   const answer = JSON.parse(await python(venv.bin, NOTEBOOK, {
     PATH: common.PATH, HOME: schedulerHost.HOME, IPYTHONDIR: join(schedulerHost.CLUSTER_RUNTIME_DIR, 'ipython'),
+  }).catch((err: Error) => {
+    // When the engines never come, what the two "hosts" said is what tells why.
+    throw new Error(`${err.message}\nworker:\n${worker.lines.slice(-40).join('\n')}\nscheduler:\n${scheduler.lines.slice(-40).join('\n')}`);
   }));
   t.log(`engines registered and ran a map within ${Math.round(performance.now() - started)} ms of the controller listening`);
   t.false(worker.lines.some((l) => l.includes('Registration timed out')), 'no engine gave up waiting');

@@ -4,7 +4,8 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { connect, createServer, type Socket } from 'node:net';
 import { ChpClient, ProxyApiError } from '../proxy/client.ts';
 import { ChpSupervisor, type ChpSupervisorOptions } from '../proxy/supervisor.ts';
 import { syncRoutes, type WantedRoute } from '../proxy/route-sync.ts';
@@ -196,6 +197,64 @@ test('the supervisor never gives up: killed again and again, or kept off its por
   await restarted;
   t.like(supervisor.state, { state: 'running', failures: 0 });
   t.is((await getJson(`${supervisor.publicUrl}/hub/`)).body.name, 'hub');
+});
+
+/**
+ * An upstream that accepts every websocket upgrade and keeps the connection (resolves each
+ * socket's close); on a path ending in /reset it resets the connection right after, as a
+ * student's own server could.
+ */
+async function websocketUpstream() {
+  const closed: Array<Promise<void>> = [];
+  const server = createHttpServer((_req, res) => res.end('plain'));
+  server.on('upgrade', (req, socket: Socket) => {
+    closed.push(new Promise((resolve) => socket.once('close', () => resolve())));
+    socket.on('error', () => {});
+    socket.on('end', () => socket.end());
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+    if (req.url?.endsWith('/reset')) setImmediate(() => socket.resetAndDestroy());
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  cleanup.push(() => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, closed };
+}
+
+/**
+ * A websocket opened through the proxy, as a browser's JupyterLab opens its kernel channels.
+ * A raw socket, not the global WebSocket the kernel helpers use: only a raw one can send a TCP reset.
+ */
+async function openWebsocket(publicUrl: string, path: string): Promise<Socket> {
+  const { hostname, port } = new URL(publicUrl);
+  const socket = connect(Number(port), hostname);
+  await once(socket, 'connect');
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+  const [reply] = (await once(socket, 'data', { signal: AbortSignal.timeout(10_000) })) as [Buffer];
+  if (!String(reply).startsWith('HTTP/1.1 101')) throw new Error(`no upgrade: ${String(reply).split('\r\n')[0]}`);
+  return socket;
+}
+
+test('a browser resetting its websocket (a tab closed), or a student\'s server resetting its own, leaves the proxy up for everyone', async (t) => {
+  const { client, supervisor } = await startProxy();
+  const upstream = await websocketUpstream();
+  await client.addRoute('/user/dora', upstream.url, { user: 'dora' });
+  const pid = supervisor.pid!;
+
+  for (let tab = 1; tab <= 3; tab++) {
+    const socket = await openWebsocket(supervisor.publicUrl, '/user/dora/api/kernels/k/channels');
+    socket.resetAndDestroy();
+    await upstream.closed.at(-1);
+  }
+  // The student's own server resetting its side, over and over.
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    const socket = await openWebsocket(supervisor.publicUrl, '/user/dora/reset');
+    if (!socket.closed) await once(socket, 'close');
+  }
+  t.is((await getJson(`${supervisor.publicUrl}/hub/`)).body.name, 'hub', 'the proxy still answers');
+  const another = await openWebsocket(supervisor.publicUrl, '/user/dora/api/events/subscribe');
+  another.destroy();
+  t.is(supervisor.pid, pid, 'the same proxy process');
+  t.is(supervisor.restarts, 0);
 });
 
 test('stop() ends the proxy and does not restart it', async (t) => {
