@@ -272,7 +272,6 @@ test.serial('with culler.dryRun the scheduled sweeps and an instructor\'s sweep 
 
 let maxAgeDeadline = 0;
 
-
 test.serial('the schedule culls an idle cluster by itself', async (t) => {
   const created = Date.parse(hub!.store.getCluster('tia')!.createdAt);
   await closePhase();

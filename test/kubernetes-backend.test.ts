@@ -20,7 +20,7 @@ import { ensurePlane, type Plane } from './kube/plane.ts';
 import { watchUntil } from './kube/watch.ts';
 import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
 import { freePort, startHttpTarget, waitUntil } from './helpers/net.ts';
-import { startTestProvisioner, type TestProvisioner } from './helpers/kube-volumes.ts';
+import { startTestProvisioner, TEST_STORAGE_CLASS, type TestProvisioner } from './helpers/kube-volumes.ts';
 
 const LAUNCH_MS = 120_000;
 let plane: Plane;
@@ -45,12 +45,15 @@ test.after.always(async () => {
 
 /**
  * What still runs in a user's namespace once its pods had a minute to go: pods, Deployments,
- * Services and Secrets. The namespace itself, the workspace claim and the fences may stay.
+ * Services and Secrets. A kept namespace may hold the workspace claim and the fences; one
+ * being deleted must be gone within a minute.
  */
 async function leftovers(namespace: string): Promise<string[]> {
   const core = admin.makeApiClient(CoreV1Api);
   const exists = await core.readNamespace({ name: namespace }).catch(() => undefined);
   if (!exists) return [];
+  // A namespace being deleted (a failed first launch, a reset) leaves nothing once it is gone.
+  if (exists.metadata?.deletionTimestamp) return namespaceGone(namespace).then(() => [], () => [`namespace ${namespace} (still ${exists.status?.phase})`]);
   await podsUntil(namespace, `the pods of ${namespace} to go`, (pods) => pods.length === 0, 60_000).catch(() => {});
   const apps = admin.makeApiClient(AppsV1Api);
   const [pods, deployments, services, secrets] = await Promise.all([
@@ -270,21 +273,34 @@ test('20 users launching at once all succeed', async (t) => {
   await Promise.all(users.map((u) => backend.stop(u)));
 });
 
-test('an unschedulable cluster fails with the scheduler\'s reason and leaves nothing behind', async (t) => {
+test('an unschedulable cluster fails with the scheduler\'s reason and leaves nothing running', async (t) => {
   const { backend, ns } = backendFor(t, { nodeSelector: { 'clusterhub.io/pool': 'nowhere' } });
   const { error, events } = await launch(backend, 'nowhere', 1);
   t.true(error instanceof ClusterError);
   t.regex(error!.message, /Unschedulable.*node\(s\) didn't match Pod's node affinity\/selector/);
   t.true(events.some((e) => e.message === 'Scheduler and 1 worker requested'));
-  await namespaceGone(ns('nowhere'));
+  t.deepEqual(await leftovers(ns('nowhere')), []);
 });
 
-test('a quota too small fails with FailedCreate and leaves nothing behind', async (t) => {
+test('a quota too small fails with FailedCreate and leaves nothing running', async (t) => {
   const { backend, ns } = backendFor(t, { quota: { cpu: '400m', memory: '64Gi', pods: 10 } });
   const { error } = await launch(backend, 'tight', 4);
   t.true(error instanceof ClusterError);
   t.regex(error!.message, /FailedCreate.*exceeded quota/);
-  await namespaceGone(ns('tight'));
+  t.deepEqual(await leftovers(ns('tight')), []);
+});
+
+test('a failed launch whose claim never bound (a missing storage class) leaves no namespace: the next claim gets the corrected class', async (t) => {
+  const { backend, config, ns } = backendFor(t, { workspace: { storageClass: 'no-such-class' } });
+  const { error } = await launch(backend, 'noclass', 1);
+  t.true(error instanceof ClusterError);
+  t.regex(error!.message, /^the workspace volume cannot be made \(ProvisioningFailed\): .*"no-such-class" not found/);
+  await namespaceGone(ns('noclass'));
+  const corrected = { ...config, kubernetes: { ...config.kubernetes, workspace: { ...config.kubernetes.workspace, storageClass: undefined } } };
+  const fixed = new KubernetesBackend({ config: corrected, kubeConfig: asBackend, log: silentLogger() });
+  t.teardown(() => fixed.close());
+  t.is((await launch(fixed, 'noclass', 1)).error, undefined);
+  t.is((await boundClaim(ns('noclass'))).spec?.storageClassName, TEST_STORAGE_CLASS);
 });
 
 test('a pod that PodSecurity restricted refuses fails the launch with the admission message', async (t) => {
@@ -292,7 +308,7 @@ test('a pod that PodSecurity restricted refuses fails the launch with the admiss
   const { error } = await launch(backend, 'hostnet', 0);
   t.true(error instanceof ClusterError);
   t.regex(error!.message, /FailedCreate.*violates PodSecurity "restricted:latest":.*hostNetwork=true/);
-  await namespaceGone(ns('hostnet'));
+  t.deepEqual(await leftovers(ns('hostnet')), []);
 });
 
 test('a hub restart in the middle of a launch leaves no orphan: a new backend lists it', async (t) => {

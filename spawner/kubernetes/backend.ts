@@ -11,7 +11,8 @@ import { ClusterError, type Backend, type ClusterListing, type ClusterStatus, ty
 import { checkWorkerCount } from '../worker-count.ts';
 import { apiFailure } from './api.ts';
 import { clusterRef, clusterUrl, createContext, isOurs, loginOf, orUndefined, readNamespace, type BackendContext } from './context.ts';
-import { deleteNamespace, launchCluster, removeWorkloads } from './namespace-launch.ts';
+import { launchCluster } from './namespace-launch.ts';
+import { deleteNamespace, removeCluster } from './teardown.ts';
 import { instanceSelector, NAMES, TOKEN_KEY } from './labels.ts';
 import { clusterStateOf } from './progress.ts';
 
@@ -63,19 +64,16 @@ export class KubernetesBackend implements Backend {
 
   /**
    * Stop (and cull) removes the cluster's workloads and keeps the namespace with the
-   * workspace claim; a reset (`removeWorkspace`) deletes the namespace, and so the claim,
-   * and returns at once (a relaunch waits for it to be gone).
-   *
-   * The claim lives in the student's namespace because a pod can mount only a claim of its
-   * own namespace; keeping it elsewhere would mean re-binding volumes across namespaces
-   * (cluster-wide rights over PersistentVolumes, and a Delete reclaim policy would lose the data).
+   * workspace claim (teardown.ts says why it lives there, and when a namespace without work
+   * goes whole); a reset (`removeWorkspace`) deletes the namespace, and so the claim, and
+   * returns at once (a relaunch waits for it to be gone).
    */
   async stop(user: string, options: StopOptions = {}): Promise<void> {
-    const { namespace } = clusterRef(this.#ctx.kube, user);
-    const ns = await readNamespace(this.#ctx, namespace);
+    const ref = clusterRef(this.#ctx.kube, user);
+    const ns = await readNamespace(this.#ctx, ref.namespace);
     if (!ns || !isOurs(this.#ctx.kube, ns) || ns.metadata?.deletionTimestamp) return;
-    if (options.removeWorkspace) await deleteNamespace(this.#ctx, namespace, ns.metadata?.uid);
-    else await removeWorkloads(this.#ctx, namespace);
+    if (options.removeWorkspace) await deleteNamespace(this.#ctx, ref.namespace, ns.metadata?.uid);
+    else await removeCluster(this.#ctx, ref, ns.metadata?.uid);
   }
 
   async status(user: string): Promise<ClusterStatus> {

@@ -1,15 +1,15 @@
 /**
  * One launch on Kubernetes: wait out a namespace being reset, reuse one that holds the
  * student's workspace, create the objects, then follow the shared informers until the
- * scheduler and every worker are Ready. A failure removes what the launch made (a relaunch's
- * workloads, never its workspace), so nothing runs on and the student can press Launch again.
+ * scheduler and every worker are Ready. A failure removes what the launch made but a bound
+ * workspace claim, so nothing runs on and the student can press Launch again.
  */
 import { randomBytes } from 'node:crypto';
 import { ClusterError, type ProgressEvent, type StartOptions } from '../types.ts';
 import { checkWorkerCount } from '../worker-count.ts';
 import { apiFailure, isAlreadyExists, isRbacDenial, isRetryable, isUnreachable, unreachableDetail } from './api.ts';
 import { clusterRef, clusterUrl, isOurs, readNamespace, type BackendContext } from './context.ts';
-import { NAMES } from './labels.ts';
+import { removeCluster } from './teardown.ts';
 import { renderWorkspaceClaim } from './workspace.ts';
 import type { ClusterRef, LaunchSpec } from './types.ts';
 import {
@@ -34,22 +34,27 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
   try {
     await ctx.gate.run('start informers', () => ctx.watch.start(), { signal });
     let since: Date | undefined;
-    for (let first = true; !since; first = false) {
+    let waited = false;
+    while (!since) {
       const previous = await readNamespace(ctx, ref.namespace, signal);
       if (previous && !isOurs(kube, previous)) {
         throw new ClusterError(`namespace ${ref.namespace} exists and is not managed by this clusterhub`, 409);
       }
       if (previous && !previous.metadata?.deletionTimestamp) {
-        // A stopped cluster's namespace keeps the workspace claim: launch into it. The hub only
-        // starts what it believes stopped, so workloads found here are stale (their token is not the new one).
-        await removeWorkloads(ctx, ref.namespace);
-        since = new Date();
+        // A stopped cluster's namespace: launch into it when it holds the workspace, else it is
+        // replaced. The hub only starts what it believes stopped, so workloads found here are
+        // stale (their token is not the new one) and go either way.
+        if (await removeCluster(ctx, ref, previous.metadata?.uid) === 'namespace') continue;
         reused = true;
         yield { progress: 10, message: 'Your workspace is kept: starting in it' };
+        if (ctx.watch.pods(ref.namespace).length) yield { progress: 12, message: 'Waiting for the previous cluster\'s pods to stop' };
+        await podsGone(ctx, ref.namespace, changes, signal);
+        since = new Date();
         break;
       }
       if (previous) {
-        if (first) yield { progress: 2, message: 'Waiting for the previous cluster to finish terminating' };
+        if (!waited) yield { progress: 2, message: 'Waiting for the previous cluster to finish terminating' };
+        waited = true;
         await namespaceGone(ctx, ref.namespace, changes, signal);
         continue;
       }
@@ -96,10 +101,8 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
     }
     yield { progress: 100, message: 'Cluster ready', ready: true, url: await clusterUrl(ctx, ref.namespace, signal) };
   } catch (err) {
-    // A failed first launch leaves nothing (its workspace is still empty); a failed relaunch
-    // keeps the namespace and its claim: it must not cost the student their work.
-    const cleanup = reused ? removeWorkloads(ctx, ref.namespace) : created ? deleteNamespace(ctx, ref.namespace) : undefined;
-    await cleanup?.catch((e) => ctx.log.error({ user: login, err: e }, 'cleanup after a failed launch failed'));
+    // Nothing runs on; a bound workspace claim stays (see removeCluster), so a failure never costs the student their work.
+    if (created) await removeCluster(ctx, ref).catch((e) => ctx.log.error({ user: login, err: e }, 'cleanup after a failed launch failed'));
     // Cut short while the informers could not reach the API server: that is the reason to give.
     const trouble = signal?.aborted && !(err instanceof ClusterError && err !== signal.reason) ? ctx.watch.failure() : undefined;
     throw asClusterError(trouble !== undefined && isUnreachable(trouble) ? trouble : err, signal);
@@ -108,46 +111,23 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
   }
 }
 
-/** Deletes a namespace (and so everything in it); a missing one is fine. */
-export async function deleteNamespace(ctx: BackendContext, name: string, uid?: string): Promise<void> {
-  try {
-    await ctx.gate.run('delete namespace', () => ctx.clients.core.deleteNamespace({
-      name, propagationPolicy: 'Background', ...(uid ? { body: { preconditions: { uid } } } : {}),
-    }));
-  } catch (err) {
-    const f = apiFailure(err);
-    if (f.code === 404 || f.code === 409) return;
-    throw err;
-  }
-}
-
-/**
- * What stop and cull delete: the cluster's workloads (scheduler and worker Deployments, and
- * so their pods), its Service and its per-launch Secret (Jupyter token, IPython key). The
- * namespace stays with the workspace claim and the fences (quota, limits, network policy,
- * identity, RoleBinding), which the next launch reuses. Missing objects are fine.
- */
-export async function removeWorkloads(ctx: BackendContext, namespace: string): Promise<void> {
-  const { apps, core } = ctx.clients;
-  const gone = (what: string, fn: () => Promise<unknown>) => ctx.gate.run(`delete ${what}`, fn).then(() => undefined, (err) => {
-    if (apiFailure(err).code === 404) return;
-    throw err;
-  });
-  // Background: the Deployment goes at once and the garbage collector takes its pods.
-  const propagationPolicy = 'Background';
-  await Promise.all([
-    gone('deployment', () => apps.deleteNamespacedDeployment({ name: NAMES.scheduler, namespace, propagationPolicy })),
-    gone('deployment', () => apps.deleteNamespacedDeployment({ name: NAMES.workers, namespace, propagationPolicy })),
-    gone('service', () => core.deleteNamespacedService({ name: NAMES.scheduler, namespace })),
-    gone('secret', () => core.deleteNamespacedSecret({ name: NAMES.tokenSecret, namespace })),
-  ]);
-}
-
 /** Resolves when the namespace no longer exists, by watching (the informer cache, confirmed once by a read). */
 async function namespaceGone(ctx: BackendContext, name: string, changes: Changes, signal?: AbortSignal): Promise<void> {
   for (;;) {
     const version = changes.version;
     if (!ctx.watch.namespace(name) && !(await readNamespace(ctx, name, signal))) return;
+    await changes.after(version, signal);
+  }
+}
+
+/**
+ * Resolves when the namespace has no pods left, by watching: a previous cluster's pods still
+ * count against the quota and may still hold a ReadWriteOnce workspace on another node.
+ */
+async function podsGone(ctx: BackendContext, namespace: string, changes: Changes, signal?: AbortSignal): Promise<void> {
+  for (;;) {
+    const version = changes.version;
+    if (ctx.watch.pods(namespace).length === 0) return;
     await changes.after(version, signal);
   }
 }

@@ -76,7 +76,7 @@ export function podFailure(pod: V1Pod): Failure | undefined {
   return undefined;
 }
 
-/** A failure announced by an event: FailedScheduling, FailedCreate (quota, limits, admission), image pulls. */
+/** A failure announced by an event: FailedScheduling, FailedCreate (quota, limits, admission), a missing storage class, image pulls. */
 export function eventFailure(event: CoreV1Event): Failure | undefined {
   const reason = event.reason ?? '';
   const message = event.message ?? '';
@@ -84,6 +84,10 @@ export function eventFailure(event: CoreV1Event): Failure | undefined {
   if (reason === 'FailedScheduling' && !TRANSIENT_SCHEDULING.test(message)) return { message: `a pod cannot be scheduled (Unschedulable): ${message}`, status: 503 };
   if (reason === 'FailedCreate' && (kind === 'ReplicaSet' || kind === 'Deployment') && !TRANSIENT_CREATE.test(message)) {
     return { message: `Kubernetes refused to create a pod (FailedCreate): ${message}`, status: 422 };
+  }
+  // A class that does not exist never provisions (other provisioning failures are retried by the provisioner).
+  if (kind === 'PersistentVolumeClaim' && reason === 'ProvisioningFailed' && /storageclass\S* "[^"]*" not found/i.test(message)) {
+    return { message: `the workspace volume cannot be made (ProvisioningFailed): ${message}`, status: 503 };
   }
   if (kind === 'Pod' && reason === 'Failed') return { message: `a pod cannot start: ${message}`, status: 503 };
   if (kind === 'Pod' && reason === 'BackOff' && /pulling image|restarting failed container/i.test(message)) {
@@ -94,7 +98,7 @@ export function eventFailure(event: CoreV1Event): Failure | undefined {
 
 /**
  * The events that concern one launch: those about its pods (by uid), and those about its
- * ReplicaSets and Deployments since the namespace was created (a previous namespace of the
+ * ReplicaSets, Deployments and workspace claim since the namespace was created (a previous namespace of the
  * same name may still have events in the cache).
  */
 export function launchEvents(events: readonly CoreV1Event[], pods: readonly V1Pod[], since: Date): CoreV1Event[] {
@@ -102,7 +106,7 @@ export function launchEvents(events: readonly CoreV1Event[], pods: readonly V1Po
   return events.filter((e) => {
     const kind = e.involvedObject?.kind;
     if (kind === 'Pod') return podUids.has(e.involvedObject.uid);
-    return (kind === 'ReplicaSet' || kind === 'Deployment') && eventTime(e) >= since.getTime();
+    return (kind === 'ReplicaSet' || kind === 'Deployment' || kind === 'PersistentVolumeClaim') && eventTime(e) >= since.getTime();
   });
 }
 

@@ -64,7 +64,15 @@ export async function startTestProvisioner(admin: KubeConfig): Promise<TestProvi
     for (const claim of list.items) await provision(claim);
     abort = await new Watch(admin).watch('/api/v1/persistentvolumeclaims', { resourceVersion: list.metadata?.resourceVersion },
       (_type: string, claim: V1PersistentVolumeClaim) => { void provision(claim).catch(() => {}); },
-      () => { void watchClaims().catch(() => {}); });
+      () => { void again(); });
+  };
+  // A watch that ends, or a list the API server could not answer (a test stopping it), starts over.
+  const again = async (): Promise<void> => {
+    try {
+      await watchClaims();
+    } catch {
+      if (!stopped) setTimeout(() => void again(), 500).unref();
+    }
   };
   await watchClaims();
 
