@@ -99,13 +99,13 @@ test.serial('a long outage fails launches saying the API server is unreachable; 
   await plane.startApiServer!();
   const answered = Date.now();
   const left = launching.map((s) => namespaceFor(prefix, s));
-  // Their workloads go; a namespace stays only for a bound workspace claim.
+  // Their workloads go and their records with them; a namespace stays only for a bound workspace claim.
   await waitUntil('the failed launches\' workloads to be deleted', async () => {
-    const [{ live }, running, withClaim] = await Promise.all([namespaces(admin, prefix), clusterNamespaces(admin, prefix), workspaceNamespaces(admin, prefix)]);
-    return left.every((n) => !running.includes(n) && (!live.includes(n) || withClaim.includes(n)));
+    const [{ live }, running, withClaim, now] = await Promise.all([namespaces(admin, prefix), clusterNamespaces(admin, prefix), workspaceNamespaces(admin, prefix), phases(hub.publicUrl, token)]);
+    return launching.every((s) => now[s] === 'stopped') && left.every((n) => !running.includes(n) && (!live.includes(n) || withClaim.includes(n)));
   }, { timeoutMs: 60_000, intervalMs: 200 });
   const seconds = (Date.now() - answered) / 1000;
-  t.log(`failed launches' workloads deleted ${seconds.toFixed(1)} s after the API server answered again`);
+  t.log(`failed launches' workloads and records removed ${seconds.toFixed(1)} s after the API server answered again`);
   t.true(seconds < 20, `not after a repair interval or the orphan grace (${seconds} s)`);
   const now = await phases(hub.publicUrl, token);
   t.deepEqual(launching.map((s) => now[s]), launching.map(() => 'stopped'));
