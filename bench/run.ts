@@ -9,10 +9,9 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ensureVenv } from '../spawner/local/venv.ts';
+import { cacheDir, ensureVenv } from '../spawner/local/venv.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -32,7 +31,7 @@ const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
 const requirementsFile = join(import.meta.dirname, 'peer', 'requirements.txt');
 const hash = createHash('sha256').update(readFileSync(requirementsFile)).digest('hex').slice(0, 12);
-const venv = await ensureVenv({ python: 'python3', venvDir: join(homedir(), '.cache', 'clusterhub', `peer-${hash}`), requirementsFile, log });
+const venv = await ensureVenv({ python: 'python3', venvDir: join(cacheDir(), `peer-${hash}`), requirementsFile, log });
 
 if (which === 'hub') {
   const { hubBench } = await import('./side-by-side/hub-bench.ts');

@@ -78,9 +78,12 @@ test.serial('a long outage fails launches saying the API server is unreachable; 
   t.is((await launch(hub, token, 'steady')).status, 202);
   t.true((await progressUntil(hub.publicUrl, token, 'steady', final)).ready);
   const launching = students.slice(1);
+  // With the fake nodes frozen no pod starts, so none of these launches can be Ready when
+  // the API server goes; it is killed once the first namespace is there, several half-way.
+  const resumeFakeNodes = plane.freezeFakeNodes!();
+  t.teardown(resumeFakeNodes);
   for (const s of launching) t.is((await launch(hub, token, s)).status, 202);
   const ends = launching.map((s) => progressUntil(hub.publicUrl, token, s, final));
-  // Killed once the first namespace is there: no launch can be Ready yet, several are half-way.
   await Promise.any(launching.map((s) => progressUntil(hub.publicUrl, token, s, created)));
   await plane.stopApiServer!();
 
@@ -97,6 +100,7 @@ test.serial('a long outage fails launches saying the API server is unreachable; 
   t.deepEqual(launching.map((s) => hub.manager.view(s).phase), launching.map(() => 'stopping'), 'what they left is still to be removed');
 
   await plane.startApiServer!();
+  resumeFakeNodes(); // the namespaces' pods are deleted through the fake nodes
   const answered = Date.now();
   const left = launching.map((s) => namespaceFor(prefix, s));
   // Their workloads go and their records with them; a namespace stays only for a bound workspace claim.

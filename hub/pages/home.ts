@@ -1,5 +1,5 @@
 /** The student's home page: Launch (with a worker count), Open, Stop, dashboards, live progress. */
-import type { ClusterView } from '../../spawner/manager.ts';
+import type { ClusterView } from '../../spawner/cluster-view.ts';
 import type { EventRow } from '../store/types.ts';
 import { escapeHtml as e } from './layout.ts';
 

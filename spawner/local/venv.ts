@@ -21,8 +21,16 @@ export const REQUIREMENTS_FILE = resolve(import.meta.dirname, '../../images/clus
 
 const MARKER = '.clusterhub-ready';
 
-/** Root-owned, world-readable home of what students' accounts run (the venv, the entrypoint). */
-export const SHARED_DIR = '/var/lib/clusterhub';
+/**
+ * Root-owned, world-readable home of what students' accounts run (the venv, the entrypoint):
+ * `/var/lib/clusterhub`, or `CLUSTERHUB_SHARED_DIR` (a cold first run measured beside a warm one).
+ */
+export const SHARED_DIR = process.env['CLUSTERHUB_SHARED_DIR'] || '/var/lib/clusterhub';
+
+/** Where a non-root run keeps what it builds: `~/.cache/clusterhub`, or `CLUSTERHUB_CACHE`. */
+export function cacheDir(home = homedir()): string {
+  return process.env['CLUSTERHUB_CACHE'] || join(home, '.cache', 'clusterhub');
+}
 
 /** An account with no rights of its own: what it can run, every student can run. */
 const NOBODY = 65534;
@@ -50,12 +58,12 @@ export interface Venv {
 
 /**
  * The default place for a virtualenv with these requirements (a new file, a new venv):
- * `~/.cache/clusterhub/venv-{hash}`, or `/var/lib/clusterhub/venv-{hash}` as root (a home
+ * `{@link cacheDir}/venv-{hash}`, or `{@link SHARED_DIR}/venv-{hash}` as root (a home
  * like /root is 0700: students' accounts could not run what is inside).
  */
 export function defaultVenvDir(requirements: string, home = homedir(), root = isRoot()): string {
   const hash = createHash('sha256').update(requirements).digest('hex').slice(0, 12);
-  return root ? join(SHARED_DIR, `venv-${hash}`) : join(home, '.cache', 'clusterhub', `venv-${hash}`);
+  return join(root ? SHARED_DIR : cacheDir(home), `venv-${hash}`);
 }
 
 function run(command: string, args: string[], log: (line: string) => void, uid?: number): Promise<void> {

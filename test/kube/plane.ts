@@ -67,6 +67,11 @@ export interface Plane {
   stopApiServer?(): Promise<void>;
   /** Starts kube-apiserver again on the same port; resolves once /readyz answers. */
   startApiServer?(timeoutMs?: number): Promise<void>;
+  /**
+   * Freezes kwok (SIGSTOP): pods on fake nodes are scheduled but none starts or goes away
+   * until the returned function resumes it. Planes this process started only.
+   */
+  freezeFakeNodes?(): () => void;
 }
 
 const FAKE_NODE_PREFIX = 'kwok-node-';
@@ -212,7 +217,16 @@ export async function startPlane(opts: PlaneOptions = {}): Promise<Plane> {
     await until('kube-apiserver /readyz after a restart', timeoutMs, () => health.readyz({}).catch(() => false));
     log('kube-apiserver ready again');
   };
-  return { kubeconfigPath, server, logsDir, startupMs, stop, newPrefix: prefixer(), stopApiServer, startApiServer, realNode };
+  const freezeFakeNodes = () => {
+    const kwok = sup.components.filter((c) => c.name === 'kwok' && c.exit === undefined);
+    for (const c of kwok) c.child.kill('SIGSTOP');
+    log('kwok frozen');
+    return () => {
+      for (const c of kwok) c.child.kill('SIGCONT');
+      log('kwok resumed');
+    };
+  };
+  return { kubeconfigPath, server, logsDir, startupMs, stop, newPrefix: prefixer(), stopApiServer, startApiServer, freezeFakeNodes, realNode };
 }
 
 /**

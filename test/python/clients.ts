@@ -1,7 +1,7 @@
 /**
  * The Python environment with JupyterHub's own clients (jupyterhub-idle-culler, and
  * jupyterhub for `HubAuth`), built once from test/python/requirements.txt into
- * `~/.cache/clusterhub/pyclients-{hash}` and reused, with the same cross-process lock as the
+ * `~/.cache/clusterhub/pyclients-{hash}` (or under `CLUSTERHUB_CACHE`) and reused, with the same cross-process lock as the
  * clusters' virtualenv.
  *
  * CLI: `node test/python/clients.ts` builds it and prints its bin dir (a set-up step of `npm test`).
@@ -9,17 +9,16 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureVenv } from '../../spawner/local/venv.ts';
+import { cacheDir, ensureVenv } from '../../spawner/local/venv.ts';
 
 export const CLIENT_REQUIREMENTS = resolve(import.meta.dirname, 'requirements.txt');
 
 /** Where the client environment lives (a new requirements file, a new environment). */
 export function clientVenvDir(): string {
   const hash = createHash('sha256').update(readFileSync(CLIENT_REQUIREMENTS)).digest('hex').slice(0, 12);
-  return join(homedir(), '.cache', 'clusterhub', `pyclients-${hash}`);
+  return join(cacheDir(), `pyclients-${hash}`);
 }
 
 /** Builds the environment if needed; resolves with its bin directory. */

@@ -4,8 +4,6 @@
  *   node test/setup/system-packages.ts [NAME…]   check (only NAME… if given), install what is missing when root
  */
 import { execFile, spawn } from 'node:child_process';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { acquireFlock } from '../helpers/flock.ts';
 import { SetupError } from './setup-error.ts';
@@ -41,7 +39,8 @@ export const SYSTEM_PACKAGES: readonly SystemPackage[] = [
 ];
 
 const run = promisify(execFile);
-const LOCK = join(process.env['CLUSTERHUB_CACHE'] ?? join(homedir(), '.cache', 'clusterhub'), '.system-packages.lock');
+// Machine-wide, as apt and dpkg are: runs with other caches (CLUSTERHUB_CACHE) install one at a time too.
+const LOCK = '/run/lock/clusterhub-system-packages.lock';
 const APT_ENV = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
 // apt waits for another apt (outside this lock) instead of failing at once.
 const APT_OPTS = ['-qq', '-o', 'DPkg::Lock::Timeout=600'];

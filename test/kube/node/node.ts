@@ -6,7 +6,6 @@
  */
 import { CoreV1Api, type KubeConfig, type V1Toleration } from '@kubernetes/client-node';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from '../../../spawner/local/processes.ts';
 import { ensureNodeBinaries } from '../binaries.ts';
@@ -57,7 +56,8 @@ export interface RealNode {
 }
 
 export const REAL_NODE_NAME = 'clusterhub-real-node';
-const LOCK_FILE = join(process.env['CLUSTERHUB_CACHE'] ?? join(homedir(), '.cache', 'clusterhub'), '.real-node.lock');
+// Machine-wide, not in the cache: a run with its own CLUSTERHUB_CACHE still shares the host's iptables and bridge.
+const LOCK_FILE = '/run/lock/clusterhub-real-node.lock';
 
 /** Starts the node and resolves once it is Ready with its agents running. */
 export async function startRealNode(ctx: RealNodeContext): Promise<RealNode> {
