@@ -102,6 +102,7 @@ test('a workspace claim of a storage class that does not exist fails the launch;
   t.is(eventFailure(event('ProvisioningFailed', 'failed to provision volume: rpc error: timeout', { kind: 'PersistentVolumeClaim' })), undefined, 'the provisioner retries');
   t.is(eventFailure(event('ExternalProvisioning', 'Waiting for a volume to be created', { kind: 'PersistentVolumeClaim' })), undefined);
   t.is(eventFailure(event('FailedScheduling', '0/4 nodes are available: pod has unbound immediate PersistentVolumeClaims.', { kind: 'Pod' })), undefined);
+  t.is(eventFailure(event('FailedScheduling', '0/2 nodes are available: persistentvolume "pvc-ca30" not found.', { kind: 'Pod' })), undefined, 'a volume the scheduler\'s cache has not seen yet');
 });
 
 test('launch events keep this launch\'s pods and the ReplicaSet and claim events since the namespace was created', (t) => {

@@ -43,9 +43,10 @@ const TRANSIENT_CREATE = /status unknown for quota/;
 
 /**
  * The scheduler waits for the workspace claim to be bound (a provisioner is making the
- * volume): it retries by itself, so this is not a failure; the launch timeout still applies.
+ * volume), or for its cache to see a volume just made: it retries by itself, so this is not
+ * a failure; the launch timeout still applies.
  */
-const TRANSIENT_SCHEDULING = /unbound immediate PersistentVolumeClaims|persistentvolumeclaim "[^"]*" not found/i;
+const TRANSIENT_SCHEDULING = /unbound immediate PersistentVolumeClaims|persistentvolume(?:claim)? "[^"]*" not found/i;
 
 /** `scheduler`, `workers` or undefined for a pod that is not ours. */
 export function componentOf(pod: V1Pod): string | undefined {
