@@ -10,6 +10,7 @@ import type { Proxy } from '../proxy/types.ts';
 import type { ClusterRecords } from './records.ts';
 import type { Backend } from './types.ts';
 
+/** What the removal needs from the manager. */
 export interface CleanupContext {
   backend: Backend;
   proxy: Proxy;

@@ -148,7 +148,7 @@ export function jupyterHubRoutes(router: Router, deps: HubDeps): void {
     let timer: NodeJS.Timeout | undefined;
     const slow = new Promise<'slow'>((resolve) => { timer = setTimeout(() => resolve('slow'), SLOW_STOP_MS); });
     const outcome = await Promise.race([stop.then(() => 'done' as const), slow]).finally(() => clearTimeout(timer));
-    if (outcome === 'slow') stop.catch((err) => deps.log.error({ user: user.login, err: String(err) }, 'slow stop failed'));
+    if (outcome === 'slow') stop.catch((err) => deps.log.error({ user: user.login, err }, 'slow stop failed'));
     ctx.status = outcome === 'done' ? 204 : 202;
   });
 

@@ -137,7 +137,12 @@ export function renderRoleBinding(kube: KubernetesConfig, ref: ClusterRef, clust
   };
 }
 
-/** The Service `scheduler`: Jupyter, Dask, Spark and IPython Parallel, under fixed ports. */
+/**
+ * The Service `scheduler`: Jupyter, Dask, Spark and IPython Parallel, under fixed ports. Its
+ * addresses are published before the pod is Ready: readiness is Jupyter answering (for the
+ * proxy), and workers must reach Dask, IPython Parallel and Spark, which listen sooner, or
+ * they give up (Dask's death timeout) and restart.
+ */
 export function renderSchedulerService(kube: KubernetesConfig, ref: ClusterRef): V1Service {
   return {
     apiVersion: 'v1',
@@ -145,6 +150,7 @@ export function renderSchedulerService(kube: KubernetesConfig, ref: ClusterRef):
     metadata: { name: NAMES.scheduler, namespace: ref.namespace, labels: { ...clusterLabels(kube, ref), [LABEL_COMPONENT]: 'scheduler' } },
     spec: {
       selector: { ...podSelector('scheduler') },
+      publishNotReadyAddresses: true,
       ports: Object.entries(PORTS).map(([name, port]) => ({ name, port, targetPort: name, protocol: 'TCP' })),
     },
   };

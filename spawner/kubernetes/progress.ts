@@ -101,10 +101,10 @@ export function launchEvents(events: readonly CoreV1Event[], pods: readonly V1Po
 }
 
 /** When an event last happened (the watch gives strings, the list gives Dates). */
-export function eventTime(e: CoreV1Event): number {
-  const t = e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp;
+export function eventTime(event: CoreV1Event): number {
+  const time = event.lastTimestamp ?? event.eventTime ?? event.metadata?.creationTimestamp;
   // Timestamps have second precision: count the whole second as "since".
-  return t ? Math.floor(new Date(t as unknown as string).getTime() / 1000) * 1000 + 999 : 0;
+  return time ? Math.floor(new Date(time as unknown as string).getTime() / 1000) * 1000 + 999 : 0;
 }
 
 /** The progress step an event about the scheduler pod stands for. */

@@ -17,7 +17,7 @@ export interface WorkerJoin {
 }
 
 /** Spawn worker `index` of the cluster and add it to the record (not yet written). */
-export function spawnWorker(context: LaunchContext, record: ClusterRecord, index: number): GroupHandle {
+function spawnWorker(context: LaunchContext, record: ClusterRecord, index: number): GroupHandle {
   const { paths, common } = context.env(record);
   const handle = spawnGroup({
     command: context.entrypoint, args: ['worker'], env: workerEnv(common, index),
