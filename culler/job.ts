@@ -216,14 +216,14 @@ export class Culler {
       if (!orphans.some((o) => o.user === user)) this.#orphanFirstSeen.delete(user);
     }
     const due = [];
-    for (const o of orphans) {
-      if (knownUsers.has(o.user)) continue;
-      const created = o.createdAt ? Date.parse(o.createdAt) : NaN;
-      if (!this.#orphanFirstSeen.has(o.user)) this.#orphanFirstSeen.set(o.user, now);
-      const since = Number.isFinite(created) ? Math.min(created, now) : this.#orphanFirstSeen.get(o.user)!;
+    for (const orphan of orphans) {
+      if (knownUsers.has(orphan.user)) continue;
+      const created = orphan.createdAt ? Date.parse(orphan.createdAt) : NaN;
+      if (!this.#orphanFirstSeen.has(orphan.user)) this.#orphanFirstSeen.set(orphan.user, now);
+      const since = Number.isFinite(created) ? Math.min(created, now) : this.#orphanFirstSeen.get(orphan.user)!;
       const removeAt = since + this.#config.orphanGraceSeconds * 1000;
-      if (now >= removeAt) due.push(o.user);
-      else report.orphansWaiting.push({ user: o.user, removeAt: new Date(removeAt).toISOString() });
+      if (now >= removeAt) due.push(orphan.user);
+      else report.orphansWaiting.push({ user: orphan.user, removeAt: new Date(removeAt).toISOString() });
     }
     await forEachLimit(due, this.#config.concurrency, async (user) => {
       this.#log.info({ user, dryRun }, dryRun ? 'would remove orphaned cluster (dry run)' : 'removing orphaned cluster');
@@ -267,7 +267,10 @@ function cronLogger(log: Logger): CronLogger {
   return {
     info: (m) => log.info({ component: 'node-cron' }, m),
     warn: (m) => log.warn({ component: 'node-cron' }, m),
-    error: (m, err) => log.error({ component: 'node-cron', err: err ?? m }, typeof m === 'string' ? m : m.message),
+    error: (m, err) => {
+      const error = err ?? (typeof m === 'string' ? undefined : m);
+      log.error({ component: 'node-cron', ...(error ? { err: error } : {}) }, typeof m === 'string' ? m : m.message);
+    },
     debug: (m) => log.debug({ component: 'node-cron' }, typeof m === 'string' ? m : m.message),
   };
 }

@@ -8,7 +8,7 @@
 import { fetchActivity } from '../culler/activity.ts';
 import { forEachLimit } from '../shared/limit.ts';
 import type { Logger } from '../shared/log.ts';
-import { userUrl } from '../spawner/manager.ts';
+import { userUrl } from '../spawner/cluster-view.ts';
 import type { Proxy, RouteInfo } from '../proxy/types.ts';
 import type { Store } from './store/types.ts';
 
@@ -31,7 +31,7 @@ export async function recordActivity(deps: ActivityDeps): Promise<void> {
   try {
     routes = await deps.proxy.getRoutes();
   } catch (err) {
-    deps.log.warn({ err: String(err) }, 'activity: the proxy did not list its routes; asking Jupyter only');
+    deps.log.warn({ err }, 'activity: the proxy did not list its routes; asking Jupyter only');
   }
   const running = deps.store.listClusters().filter((c) => c.phase === 'running' && c.url);
   await forEachLimit(running, CONCURRENCY, async (cluster) => {
@@ -47,7 +47,7 @@ export async function recordActivity(deps: ActivityDeps): Promise<void> {
     // A clock ahead of ours is "now", never the future.
     const latest = Math.min(Math.max(...seen.filter(Number.isFinite)), now().getTime());
     if (Number.isFinite(latest)) deps.store.recordActivity(cluster.user, new Date(latest));
-  }, (cluster, err) => deps.log.warn({ user: cluster.user, err: String(err) }, 'activity: could not record'));
+  }, (cluster, err) => deps.log.warn({ user: cluster.user, err }, 'activity: could not record'));
 }
 
 /** Records activity every `intervalSeconds` (a slow round is never overlapped); returns the stopper. */
@@ -56,7 +56,7 @@ export function trackActivity(deps: ActivityDeps, intervalSeconds: number): () =
   const timer = setInterval(() => {
     if (round) return;
     round = recordActivity(deps)
-      .catch((err) => deps.log.error({ err: String(err) }, 'activity round failed'))
+      .catch((err) => deps.log.error({ err }, 'activity round failed'))
       .finally(() => { round = null; });
   }, intervalSeconds * 1000);
   timer.unref();

@@ -44,7 +44,7 @@ export function keepEventsFor(store: Store, retentionDays: number, log: Logger):
     try {
       prune();
     } catch (err) {
-      log.error({ err: String(err) }, 'event retention sweep failed');
+      log.error({ err }, 'event retention sweep failed');
     }
   }, DAY_MS);
   timer.unref();

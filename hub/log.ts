@@ -11,7 +11,8 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
       level,
       base: { app: 'clusterhub' },
       redact: {
-        paths: ['token', 'jupyterToken', 'authToken', 'cookieSecret', 'clientSecret', '*.token', '*.jupyterToken', '*.authorization', '*.cookie', 'req.headers.authorization', 'req.headers.cookie'],
+        // `err.oauthError`: the response body passport's OAuth errors carry (it may hold codes or tokens).
+        paths: ['token', 'jupyterToken', 'authToken', 'cookieSecret', 'clientSecret', '*.token', '*.jupyterToken', '*.authorization', '*.cookie', 'req.headers.authorization', 'req.headers.cookie', 'err.oauthError'],
         censor: '[redacted]',
       },
       timestamp: pino.stdTimeFunctions.isoTime,

@@ -1,6 +1,6 @@
 /** Prometheus metrics of one hub (its own registry, so tests can run several hubs). */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ManagerMetrics } from '../spawner/manager.ts';
+import type { ManagerMetrics } from '../spawner/manager-metrics.ts';
 
 export interface HubMetrics extends ManagerMetrics {
   readonly registry: Registry;

@@ -7,7 +7,7 @@
 import type { Context, Next } from 'koa';
 import type { Config } from '../config/schema.ts';
 import { hostRoutes, pathRoutes, type RouteScheme } from '../proxy/routes.ts';
-import { userUrl } from '../spawner/manager.ts';
+import { userUrl } from '../spawner/cluster-view.ts';
 import { publicUrl } from './auth/settings.ts';
 
 /** How user routes are keyed in the proxy under this config. */

@@ -1,84 +1,11 @@
-import test, { type ExecutionContext } from 'ava';
-import { createMetrics } from '../hub/metrics.ts';
-import { openStore } from '../hub/store/sqlite.ts';
+import test from 'ava';
+import type { openStore } from '../hub/store/sqlite.ts';
 import { silentLogger } from '../shared/log.ts';
-import { freePorts } from './local/processes.ts';
-import { ChpClient } from '../proxy/client.ts';
-import { ChpSupervisor } from '../proxy/supervisor.ts';
-import { SpawnManager } from './manager.ts';
+import { setupManager } from '../test/helpers/step-backend.ts';
+import { waitUntil } from '../test/helpers/net.ts';
+import type { SpawnManager } from './manager.ts';
 import { reconcile, removeClusters } from './reconcile.ts';
-import { ClusterError, type Backend, type ClusterListing, type ClusterStatus, type ProgressEvent, type StartOptions } from './types.ts';
-
-/** A backend the test steers: each start waits until the test lets it finish. */
-class StepBackend implements Backend {
-  readonly kind = 'test';
-  readonly running = new Map<string, { workers: number; url: string; token: string }>();
-  readonly starts: string[] = [];
-  readonly stops: string[] = [];
-  readonly gates = new Map<string, PromiseWithResolvers<void>>();
-  failWith: string | undefined;
-
-  gate(user: string): PromiseWithResolvers<void> {
-    let gate = this.gates.get(user);
-    if (!gate) this.gates.set(user, (gate = Promise.withResolvers<void>()));
-    return gate;
-  }
-
-  async *start(user: string, options: StartOptions): AsyncIterable<ProgressEvent> {
-    this.starts.push(user);
-    yield { progress: 20, message: 'scheduler starting' };
-    const aborted = new Promise<never>((_, reject) => options.signal?.addEventListener('abort', () => reject(new ClusterError('aborted')), { once: true }));
-    await Promise.race([this.gate(user).promise, aborted]);
-    if (this.failWith) throw new ClusterError(this.failWith);
-    this.running.set(user, { workers: options.workers, url: `http://127.0.0.1:9/${user}`, token: options.jupyterToken });
-    yield { progress: 100, message: 'ready', ready: true, url: `http://127.0.0.1:9/${user}` };
-  }
-
-  async stop(user: string): Promise<void> {
-    this.stops.push(user);
-    this.running.delete(user);
-  }
-
-  async status(user: string): Promise<ClusterStatus> {
-    const c = this.running.get(user);
-    return c ? { state: 'running', workers: c.workers } : { state: 'stopped' };
-  }
-
-  async scale(user: string, workers: number): Promise<void> {
-    const c = this.running.get(user);
-    if (!c) throw new ClusterError('not running', 409);
-    c.workers = workers;
-  }
-
-  async list(): Promise<ClusterListing[]> {
-    return [...this.running].map(([user, c]) => ({ user, state: 'running' as const, workers: c.workers, url: c.url, jupyterToken: c.token }));
-  }
-}
-
-/** Each test gets its own real configurable-http-proxy on free loopback ports. */
-async function setup(t: ExecutionContext, options: { concurrency?: number; timeout?: number; queueTimeout?: number; proxyToken?: string } = {}) {
-  const [port, apiPort] = await freePorts(2);
-  const authToken = 'manager-test-proxy-token-0123456789';
-  const chp = new ChpSupervisor({ port: port!, apiPort: apiPort!, defaultTarget: 'http://127.0.0.1:9', authToken });
-  await chp.start();
-  t.teardown(() => chp.stop());
-  const proxy = new ChpClient({ apiUrl: chp.apiUrl, authToken });
-  // A wrong token makes the proxy refuse every change, as a misconfigured hub would see it.
-  const managerProxy = options.proxyToken ? new ChpClient({ apiUrl: chp.apiUrl, authToken: options.proxyToken }) : proxy;
-  const backend = new StepBackend();
-  const store = openStore(':memory:');
-  const metrics = createMetrics();
-  const manager = new SpawnManager({
-    backend, proxy: managerProxy, records: store, log: silentLogger(), metrics,
-    startTimeoutSeconds: options.timeout ?? 30, queueTimeoutSeconds: options.queueTimeout, concurrency: options.concurrency ?? 4, maxWorkers: 8,
-  });
-  /** The proxy's `/user/*` routes, path → target. */
-  const routes = async () => Object.fromEntries(Object.entries(await proxy.getRoutes()).filter(([path]) => path.startsWith('/user/')).map(([path, r]) => [path, r.target]));
-  /** Failed launches by reason, as /hub/metrics shows them. */
-  const failures = async () => Object.fromEntries((await metrics.registry.getMetricsAsJSON())
-    .find((m) => m.name === 'clusterhub_spawns_failed_total')!.values.map((v) => [v.labels['reason'], v.value]));
-  return { backend, proxy, routes, store, manager, failures };
-}
+import { ClusterError, type Backend, type ProgressEvent } from './types.ts';
 
 async function collect(events: AsyncIterable<ProgressEvent>): Promise<ProgressEvent[]> {
   const out: ProgressEvent[] = [];
@@ -87,7 +14,7 @@ async function collect(events: AsyncIterable<ProgressEvent>): Promise<ProgressEv
 }
 
 test('a launch becomes running and gets its route only when ready', async (t) => {
-  const { backend, routes, store, manager } = await setup(t);
+  const { backend, routes, store, manager } = await setupManager(t);
   const launch = manager.launch('alice', 2);
   t.is(manager.view('alice').phase, 'starting');
   t.deepEqual(await routes(), {});
@@ -101,7 +28,7 @@ test('a launch becomes running and gets its route only when ready', async (t) =>
 });
 
 test('progress replays to a late watcher and never goes backwards', async (t) => {
-  const { backend, manager } = await setup(t);
+  const { backend, manager } = await setupManager(t);
   manager.launch('alice', 1);
   const early = collect(manager.progress('alice'));
   backend.gate('alice').resolve();
@@ -114,7 +41,7 @@ test('progress replays to a late watcher and never goes backwards', async (t) =>
 });
 
 test('a second launch click joins the pending launch', async (t) => {
-  const { backend, manager } = await setup(t);
+  const { backend, manager } = await setupManager(t);
   const first = manager.launch('alice', 2);
   const second = manager.launch('alice', 5);
   t.is(first, second);
@@ -124,7 +51,7 @@ test('a second launch click joins the pending launch', async (t) => {
 });
 
 test('launching a running cluster is a 409', async (t) => {
-  const { backend, manager } = await setup(t);
+  const { backend, manager } = await setupManager(t);
   backend.gate('alice').resolve();
   await manager.launch('alice', 1).done;
   const err = t.throws(() => manager.launch('alice', 1));
@@ -132,7 +59,7 @@ test('launching a running cluster is a 409', async (t) => {
 });
 
 test('workers outside the limits are refused with 422 and nothing changes', async (t) => {
-  const { store, manager } = await setup(t);
+  const { store, manager } = await setupManager(t);
   for (const workers of [-1, 9, 1.5]) {
     const err = t.throws(() => manager.launch('alice', workers));
     t.is((err as ClusterError).status, 422);
@@ -142,7 +69,7 @@ test('workers outside the limits are refused with 422 and nothing changes', asyn
 });
 
 test('a failed launch carries the reason, leaves nothing, and can be retried at once', async (t) => {
-  const { backend, routes, store, manager, failures } = await setup(t);
+  const { backend, routes, store, manager, failures } = await setupManager(t);
   backend.failWith = 'ImagePullBackOff: image not found';
   backend.gate('alice').resolve();
   const final = await manager.launch('alice', 1).done;
@@ -159,8 +86,25 @@ test('a failed launch carries the reason, leaves nothing, and can be retried at 
   t.true((await manager.launch('alice', 1).done).ready);
 });
 
+test('what a failed launch left is removed once an unreachable backend answers again; until then the user is stopping', async (t) => {
+  const { backend, store, manager } = await setupManager(t);
+  backend.failWith = 'the API server went away';
+  backend.stopFailures = 2;
+  backend.gate('alice').resolve();
+  t.true((await manager.launch('alice', 1).done).failed);
+  t.is(store.getCluster('alice')?.phase, 'stopping');
+  t.is(manager.view('alice').phase, 'stopping');
+  t.throws(() => manager.launch('alice', 1), { message: /stopping/ });
+  await waitUntil('the removal retried until the backend answered', () => store.getCluster('alice') === undefined);
+  t.deepEqual(backend.stops, ['alice', 'alice', 'alice']);
+  t.like(store.listEvents({ user: 'alice', kind: 'cleanup' })[0], { actor: 'hub' });
+  t.is(manager.view('alice').phase, 'stopped');
+  backend.failWith = undefined;
+  t.true((await manager.launch('alice', 1).done).ready);
+});
+
 test('a route that cannot be added stops the cluster: no half state', async (t) => {
-  const { backend, store, manager } = await setup(t, { proxyToken: 'not-the-proxy-token-0123456789' });
+  const { backend, store, manager } = await setupManager(t, { proxyToken: 'not-the-proxy-token-0123456789' });
   backend.gate('alice').resolve();
   const final = await manager.launch('alice', 1).done;
   t.true(final.failed);
@@ -170,7 +114,7 @@ test('a route that cannot be added stops the cluster: no half state', async (t) 
 });
 
 test('a launch that is not ready in time is stopped with the last step in the reason', async (t) => {
-  const { backend, store, manager, failures } = await setup(t, { timeout: 0.2 });
+  const { backend, store, manager, failures } = await setupManager(t, { timeout: 0.2 });
   const final = await manager.launch('alice', 1).done;
   t.true(final.failed);
   t.regex(final.message, /not ready after 0 s \(last step: scheduler starting\)/);
@@ -180,7 +124,7 @@ test('a launch that is not ready in time is stopped with the last step in the re
 });
 
 test('launches beyond the concurrency limit wait in line and see their position', async (t) => {
-  const { backend, manager } = await setup(t, { concurrency: 1 });
+  const { backend, manager } = await setupManager(t, { concurrency: 1 });
   manager.launch('a', 1);
   const b = manager.launch('b', 1);
   manager.launch('c', 1);
@@ -204,7 +148,7 @@ test('launches beyond the concurrency limit wait in line and see their position'
 });
 
 test('stop during a launch cancels it and cleans up', async (t) => {
-  const { backend, routes, store, manager, failures } = await setup(t);
+  const { backend, routes, store, manager, failures } = await setupManager(t);
   const launch = manager.launch('alice', 1);
   await manager.stop('alice', { actor: 'alice' });
   t.true((await launch.done).failed);
@@ -215,7 +159,7 @@ test('stop during a launch cancels it and cleans up', async (t) => {
 });
 
 test('stop removes the route before the cluster and records who stopped it', async (t) => {
-  const { backend, routes, store, manager } = await setup(t);
+  const { backend, routes, store, manager } = await setupManager(t);
   backend.gate('alice').resolve();
   await manager.launch('alice', 1).done;
   await manager.stop('alice', { actor: 'teacher', reason: 'stopped by teacher' });
@@ -228,7 +172,7 @@ test('stop removes the route before the cluster and records who stopped it', asy
 });
 
 test('scale changes the workers of a running cluster and refuses a stopped one', async (t) => {
-  const { backend, store, manager } = await setup(t);
+  const { backend, store, manager } = await setupManager(t);
   await t.throwsAsync(manager.scale('alice', 2), { message: /no running cluster/ });
   backend.gate('alice').resolve();
   await manager.launch('alice', 1).done;
@@ -238,7 +182,7 @@ test('scale changes the workers of a running cluster and refuses a stopped one',
 });
 
 test('reconcile at start adopts running clusters, forgets dead ones and cleans abandoned launches', async (t) => {
-  const { backend, proxy, routes, store, manager } = await setup(t);
+  const { backend, proxy, routes, store, manager } = await setupManager(t);
   store.upsertUser({ login: 'alive' });
   store.upsertUser({ login: 'orphan' });
   const base = { backend: 'test', workers: 1, jupyterToken: 't', createdAt: new Date().toISOString(), readyAt: null, lastActivity: null };
@@ -262,7 +206,7 @@ test('reconcile at start adopts running clusters, forgets dead ones and cleans a
 });
 
 test('reconcile never adopts a cluster stopped while it was listing', async (t) => {
-  const { backend, store, manager } = await setup(t);
+  const { backend, store, manager } = await setupManager(t);
   store.upsertUser({ login: 'bob' });
   backend.gate('bob').resolve();
   await manager.launch('bob', 1).done;
@@ -285,7 +229,7 @@ test('reconcile never adopts a cluster stopped while it was listing', async (t) 
 });
 
 test('a launch waits in line without its start timeout running; the line has its own limit', async (t) => {
-  const { backend, manager } = await setup(t, { concurrency: 1, queueTimeout: 0.3 });
+  const { backend, manager } = await setupManager(t, { concurrency: 1, queueTimeout: 0.3 });
   const first = manager.launch('a', 1);
   const second = manager.launch('b', 1);
   const failed = await second.done;
@@ -296,7 +240,7 @@ test('a launch waits in line without its start timeout running; the line has its
   t.true((await first.done).ready);
 
   // In line for as long as a start timeout (behind a launch that times out), then started: it has its whole start timeout.
-  const { backend: b2, manager: m2 } = await setup(t, { concurrency: 1, timeout: 3, queueTimeout: 60 });
+  const { backend: b2, manager: m2 } = await setupManager(t, { concurrency: 1, timeout: 3, queueTimeout: 60 });
   const c = m2.launch('c', 1);
   const d = m2.launch('d', 1);
   t.regex((await c.done).message, /not ready after 3 s/);

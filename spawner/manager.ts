@@ -4,28 +4,19 @@
  * no half state on failure. Backends never see the proxy; this is where they meet.
  */
 import { randomBytes } from 'node:crypto';
-import { setTimeout as delay } from 'node:timers/promises';
-import { Launch } from './launch-progress.ts';
-import { LaunchQueue } from './queue.ts';
-import { checkWorkerCount } from './worker-count.ts';
-import { aborted, queueMessage, throwIfAborted, timeoutMessage } from './launch-limits.ts';
 import { childLogger, type Logger } from '../shared/log.ts';
 import { pathRoutes, type RouteScheme } from '../proxy/routes.ts';
 import type { Proxy } from '../proxy/types.ts';
+import { clusterView, userUrl, type ClusterView } from './cluster-view.ts';
+import { removeFailedLaunch, type CleanupContext } from './launch-cleanup.ts';
+import { Launch } from './launch-progress.ts';
+import { runLaunch, type LaunchRunContext } from './launch-run.ts';
+import { noMetrics, runningCount, type ManagerMetrics } from './manager-metrics.ts';
+import { LaunchQueue } from './queue.ts';
 import type { ClusterRecords, ClusterRow } from './records.ts';
 import type { Removal } from './reconcile.ts';
-import { ClusterError, type Backend, type ClusterErrorReason, type ProgressEvent } from './types.ts';
-
-/** Counters the hub exports; the default does nothing (no null checks anywhere). */
-export interface ManagerMetrics {
-  launchStarted(): void;
-  launchSucceeded(seconds: number): void;
-  /** A launch failed; `reason` is the ClusterError's (`failed` for any other error). */
-  launchFailed(seconds: number, reason: ClusterErrorReason): void;
-  activeClusters(count: number): void;
-}
-
-const noMetrics: ManagerMetrics = { launchStarted() {}, launchSucceeded() {}, launchFailed() {}, activeClusters() {} };
+import { ClusterError, type Backend, type ProgressEvent } from './types.ts';
+import { checkWorkerCount } from './worker-count.ts';
 
 export interface ManagerOptions {
   backend: Backend;
@@ -56,23 +47,6 @@ export interface StopRequest {
   evenWithoutRecord?: boolean;
 }
 
-/** Jupyter's base URL (the path it serves under, on whichever host). */
-export function userUrl(user: string): string {
-  return `/user/${user}/`;
-}
-
-/** What the hub can tell a client about one user's cluster right now. */
-export interface ClusterView {
-  phase: 'stopped' | 'queued' | 'starting' | 'running' | 'stopping';
-  workers: number;
-  /** 1-based position in the launch line while queued. */
-  queuePosition?: number;
-  progress?: number;
-  url?: string;
-  createdAt?: string;
-  readyAt?: string | null;
-}
-
 export class SpawnManager {
   readonly backend: Backend;
   /** How this manager keys user routes (route sync and the culler use the same). */
@@ -82,10 +56,11 @@ export class SpawnManager {
   readonly #records: ClusterRecords;
   readonly #log: Logger;
   readonly #metrics: ManagerMetrics;
-  readonly #queue: LaunchQueue;
-  readonly #timeoutMs: number;
-  readonly #queueTimeoutMs: number;
   readonly #maxWorkers: number;
+  /** What each launch is handed (see launch-run.ts). */
+  readonly #launchContext: LaunchRunContext;
+  /** What the removal of a failed launch is handed (see launch-cleanup.ts). */
+  readonly #cleanupContext: CleanupContext;
   readonly #launches = new Map<string, Launch>();
   readonly #positions = new Map<string, () => number>();
   readonly #stopping = new Map<string, Promise<void>>();
@@ -105,10 +80,23 @@ export class SpawnManager {
     this.#records = options.records;
     this.#log = childLogger(options.log, { component: 'spawner' });
     this.#metrics = options.metrics ?? noMetrics;
-    this.#queue = new LaunchQueue(options.concurrency);
-    this.#timeoutMs = options.startTimeoutSeconds * 1000;
-    this.#queueTimeoutMs = (options.queueTimeoutSeconds ?? Infinity) * 1000;
     this.#maxWorkers = options.maxWorkers;
+    const parts = { backend: this.backend, proxy: this.#proxy, records: this.#records, routes: this.routes, log: this.#log };
+    this.#launchContext = {
+      ...parts, metrics: this.#metrics, queue: new LaunchQueue(options.concurrency),
+      startTimeoutMs: options.startTimeoutSeconds * 1000,
+      queueTimeoutMs: (options.queueTimeoutSeconds ?? Infinity) * 1000,
+      serverUrl: this.#serverUrl,
+      queued: (user, position) => this.#positions.set(user, position),
+      ended: (user) => {
+        this.#touch(user);
+        this.#launches.delete(user);
+        this.#positions.delete(user);
+      },
+      cleanup: (user) => removeFailedLaunch(this.#cleanupContext, user),
+      failed: (user, message) => this.#lastFailure.set(user, message),
+    };
+    this.#cleanupContext = { ...parts, closed: this.#closed.signal, retrying: (user, removal) => this.#retrying(user, removal) };
   }
 
   /** The worker-count rule with `spawn.maxWorkers` (a 422 otherwise), for launch, scale and the pages. */
@@ -145,113 +133,16 @@ export class SpawnManager {
     });
     this.#records.addEvent({ actor, user, kind: 'launch', detail: { workers } });
     this.#metrics.launchStarted();
-    void this.#run(launch);
+    void runLaunch(this.#launchContext, launch);
     return launch;
   }
 
-  async #run(launch: Launch): Promise<void> {
-    const { user } = launch;
-    const log = childLogger(this.#log, { user });
-    const slot = this.#queue.enter((position) => launch.push({ progress: 0, message: `Waiting in line: position ${position}` }));
-    this.#positions.set(user, () => slot.position());
-    if (slot.position() > 0) launch.push({ progress: 0, message: `Waiting in line: position ${slot.position()}` });
-    // Ref'd timers (AbortSignal.timeout's are not): a launch keeps the process alive.
-    const line = new AbortController();
-    const inLine = setTimeout(() => line.abort(new ClusterError(queueMessage(this.#queueTimeoutMs, slot.position()), 503)), Math.min(this.#queueTimeoutMs, 2 ** 31 - 1));
-    const timer = new AbortController();
-    const timeout = timer.signal;
-    let deadline: NodeJS.Timeout | undefined;
-    const signal = AbortSignal.any([launch.controller.signal, timeout]);
-    const finish = (event: ProgressEvent) => {
-      // Forget the launch before announcing the end, so a retry right after starts afresh.
+  /** A failed launch's removal goes on in the background: the user counts as stopping until it ends. */
+  #retrying(user: string, removal: Promise<void>): void {
+    this.#stopping.set(user, removal);
+    void removal.then(() => {
       this.#touch(user);
-      this.#launches.delete(user);
-      this.#positions.delete(user);
-      launch.push(event);
-    };
-    const started = performance.now();
-    try {
-      await Promise.race([slot.ready, aborted(AbortSignal.any([launch.controller.signal, line.signal]))]);
-      clearTimeout(inLine);
-      // The start timeout runs from here: time spent in line is the queue's own limit.
-      deadline = setTimeout(() => timer.abort(new ClusterError('launch timed out', 504)), this.#timeoutMs);
-      launch.push({ progress: 1, message: `Starting your cluster with ${launch.workers} worker${launch.workers === 1 ? '' : 's'}` });
-      const record = this.#records.getCluster(user)!;
-      let target: string | undefined;
-      for await (const event of this.backend.start(user, { workers: launch.workers, jupyterToken: record.jupyterToken, baseUrl: userUrl(user), signal })) {
-        if (signal.aborted) break;
-        if (event.ready) {
-          target = event.url;
-          break;
-        }
-        launch.push({ progress: Math.min(event.progress, 99), message: event.message });
-      }
-      throwIfAborted(signal, timeout, this.#timeoutMs, launch);
-      if (!target) throw new ClusterError('the backend finished without reporting where the cluster is');
-      launch.push({ progress: 99, message: 'Adding the route to your cluster' });
-      await this.#proxy.addRoute(this.routes.path(user), target, { user, cluster: this.backend.kind });
-      const readyAt = new Date().toISOString();
-      this.#records.updateCluster(user, { phase: 'running', url: target, readyAt, lastActivity: readyAt });
-      const seconds = (performance.now() - started) / 1000;
-      this.#records.addEvent({ actor: 'hub', user, kind: 'ready', detail: { seconds: Math.round(seconds * 10) / 10 } });
-      this.#metrics.launchSucceeded(seconds);
-      this.#metrics.activeClusters(this.#records.listClusters().filter((c) => c.phase === 'running').length);
-      log.info({ seconds }, 'cluster ready');
-      finish({ progress: 100, message: 'Your cluster is ready', ready: true, url: this.#serverUrl(user) });
-    } catch (err) {
-      const message = timeout.aborted ? timeoutMessage(this.#timeoutMs, launch, err === timeout.reason ? undefined : err) : err instanceof Error ? err.message : String(err);
-      log.warn({ reason: message }, 'launch failed; cleaning up');
-      await this.#cleanup(user);
-      this.#lastFailure.set(user, message);
-      this.#records.addEvent({ actor: 'hub', user, kind: 'launch-failed', detail: { reason: message } });
-      // A stop or shutdown says why in the abort; the backend then throws whatever it threw.
-      const cause = launch.controller.signal.aborted ? launch.controller.signal.reason : err;
-      this.#metrics.launchFailed((performance.now() - started) / 1000, timeout.aborted ? 'timeout' : cause instanceof ClusterError ? cause.reason : 'failed');
-      finish({ progress: 100, message: `Launch failed: ${message}`, failed: true });
-    } finally {
-      clearTimeout(inLine);
-      clearTimeout(deadline);
-      slot.release();
-    }
-  }
-
-  /**
-   * Removes whatever a failed launch left: route, backend objects, record. When the backend
-   * cannot be reached (an API server outage), the record stays `stopping` and the removal
-   * is retried with backoff until the backend answers, not left to the orphan sweep.
-   */
-  async #cleanup(user: string): Promise<void> {
-    await this.#proxy.deleteRoute(this.routes.path(user)).catch((err) => this.#log.warn({ user, err }, 'route cleanup failed'));
-    try {
-      await this.backend.stop(user);
-      this.#records.deleteCluster(user);
-    } catch (err) {
-      this.#log.error({ user, err }, 'backend cleanup failed; retrying until the backend answers');
-      this.#records.updateCluster(user, { phase: 'stopping' });
-      this.#retryCleanup(user);
-    }
-  }
-
-  #retryCleanup(user: string): void {
-    const run = (async () => {
-      for (let attempt = 0; ; attempt++) {
-        await delay(Math.min(5000, 500 * 2 ** Math.min(attempt, 10)), undefined, { signal: this.#closed.signal });
-        try {
-          await this.backend.stop(user);
-          break;
-        } catch (err) {
-          this.#log.warn({ user, attempt, err }, 'backend cleanup failed again');
-        }
-      }
-      this.#records.deleteCluster(user);
-      this.#records.addEvent({ actor: 'hub', user, kind: 'cleanup', detail: { reason: 'what the failed launch left was removed once the backend answered again' } });
-    })().catch(() => {
-      // The hub is closing: the record stays `stopping` and the next start finishes the removal.
-    });
-    this.#stopping.set(user, run);
-    void run.then(() => {
-      this.#touch(user);
-      if (this.#stopping.get(user) === run) this.#stopping.delete(user);
+      if (this.#stopping.get(user) === removal) this.#stopping.delete(user);
     });
   }
 
@@ -291,7 +182,7 @@ export class SpawnManager {
       await this.backend.stop(user, { removeWorkspace: options.removeWorkspace });
       this.#records.deleteCluster(user);
       this.#records.addEvent({ actor: options.actor, user, kind: options.kind ?? (options.removeWorkspace ? 'reset' : 'stop'), detail: options.reason ? { reason: options.reason } : {} });
-      this.#metrics.activeClusters(this.#records.listClusters().filter((c) => c.phase === 'running').length);
+      this.#metrics.activeClusters(runningCount(this.#records));
     })();
     this.#stopping.set(user, run);
     try {
@@ -352,16 +243,12 @@ export class SpawnManager {
 
   /** What a client may know about the user's cluster right now. */
   view(user: string, known?: { record: ClusterRow | undefined }): ClusterView {
-    const launch = this.#launches.get(user);
     // A list that already read the rows passes them in: no query per user.
     const record = known ? known.record : this.#records.getCluster(user);
-    if (launch) {
-      const position = this.#positions.get(user)?.() ?? 0;
-      return { phase: position > 0 ? 'queued' : 'starting', workers: launch.workers, ...(position > 0 ? { queuePosition: position } : {}), createdAt: launch.startedAt.toISOString() };
-    }
-    if (this.#stopping.has(user)) return { phase: 'stopping', workers: record?.workers ?? 0 };
-    if (!record) return { phase: 'stopped', workers: 0 };
-    return { phase: record.phase, workers: record.workers, url: this.#serverUrl(user), createdAt: record.createdAt, readyAt: record.readyAt };
+    return clusterView({
+      launch: this.#launches.get(user), position: this.#positions.get(user)?.() ?? 0,
+      stopping: this.#stopping.has(user), record, url: this.#serverUrl(user),
+    });
   }
 
   /** The reason of the user's last failed launch, if it failed since the hub started. */

@@ -29,3 +29,18 @@ test('one JSON line per request with a request id, and no token, cookie or Jupyt
   const cookie = browser.cookie('clusterhub-session')!.value;
   t.false(text.includes(cookie), 'the session cookie is not logged');
 });
+
+test('an error is logged under err with its type, message and stack; the response body an OAuth error carries is redacted', (t) => {
+  let text = '';
+  const sink = new Writable({ write(chunk, _enc, done) { text += chunk.toString(); done(); } });
+  const log = createLogger('info', sink);
+  // The shape of passport-oauth2's InternalOAuthError: GitHub's answer under `oauthError`.
+  const err = Object.assign(new Error('Failed to obtain access token'), { name: 'InternalOAuthError', oauthError: { statusCode: 401, data: 'access_token=gho_leaked' } });
+  log.warn({ err }, 'GitHub sign-in failed');
+  const line = JSON.parse(text) as { err: { type: string; message: string; stack: string; oauthError: unknown } };
+  t.is(line.err.message, 'Failed to obtain access token');
+  t.is(line.err.type, 'Error');
+  t.true(line.err.stack.includes('logs.test.ts'));
+  t.is(line.err.oauthError, '[redacted]');
+  t.false(text.includes('gho_leaked'));
+});

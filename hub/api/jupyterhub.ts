@@ -15,6 +15,7 @@ import { readBody, workersField } from './body.ts';
 import { streamJupyterHubProgress } from './jupyterhub-progress.ts';
 import { flag, paginated, readPage, readQuery, wantsPagination } from './query.ts';
 import { adminOnly, selfOrAdmin, signedIn } from './rules.ts';
+import { ReplyCache } from './reply-cache.ts';
 import { listingModel, type ModelContext } from './views.ts';
 
 /** The JupyterHub REST API version whose shapes these routes follow. */
@@ -26,6 +27,9 @@ const SLOW_STOP_MS = 10_000;
 const userOptions = z.strictObject({ workers: workersField.optional() });
 const stopBody = z.strictObject({ remove: z.boolean().optional() });
 const STATES = ['active', 'inactive', 'ready'] as const;
+/** Distinct list queries and single users whose replies are kept (a class polls a few pages and its own users). */
+const KEPT_LISTS = 16;
+const KEPT_USERS = 2048;
 
 /** `sort=name`, `sort=-last_activity`: JupyterHub's sort parameter (and the console's keys). */
 export function readSort(raw: string | undefined): { sort: UserSort; descending: boolean } {
@@ -54,6 +58,12 @@ export function jupyterHubRoutes(router: Router, deps: HubDeps): void {
     return listing;
   };
   const modelOf = (name: string, includeStopped = false) => listingModel(knownListing(name), context(includeStopped));
+  const lists = new ReplyCache<{ total: number; returned: number }>(store, manager, KEPT_LISTS);
+  const users = new ReplyCache(store, manager, KEPT_USERS);
+  const sendJson = (ctx: Context, bytes: Buffer) => {
+    ctx.type = 'json';
+    ctx.body = bytes;
+  };
 
   // Rule: anyone (clients check the version before anything else).
   const root = (ctx: Context) => {
@@ -88,19 +98,28 @@ export function jupyterHubRoutes(router: Router, deps: HubDeps): void {
     adminOnly(ctx);
     const query = readQuery(ctx, ['state', 'offset', 'limit', 'sort', 'name_filter', 'include_stopped_servers']);
     const page = readPage(ctx, query);
-    const { rows, total } = store.userPage({ ...page, ...readSort(query.sort), state: readState(query.state), nameFilter: query.name_filter || undefined });
-    const models = rows.map((row) => listingModel(row, context(flag(query.include_stopped_servers))));
-    if (!wantsPagination(ctx) && page.offset === 0 && total > rows.length) {
-      deps.log.warn({ total, returned: rows.length }, 'GET /hub/api/users without pagination returned the first page only (send Accept: application/jupyterhub-pagination+json, or offset/limit)');
+    const sort = readSort(query.sort);
+    const state = readState(query.state);
+    const pages = wantsPagination(ctx);
+    // The reply depends on the query, and through `next.url` on the address the client used.
+    const reply = lists.get(`${pages}|${ctx.protocol}://${ctx.host}${ctx.originalUrl}`, () => {
+      const { rows, total } = store.userPage({ ...page, ...sort, state, nameFilter: query.name_filter || undefined });
+      const models = rows.map((row) => listingModel(row, context(flag(query.include_stopped_servers))));
+      return { body: pages ? paginated(ctx, models, page, total) : models, note: { total, returned: rows.length } };
+    });
+    const { total, returned } = reply.note;
+    if (!pages && page.offset === 0 && total > returned) {
+      deps.log.warn({ total, returned }, 'GET /hub/api/users without pagination returned the first page only (send Accept: application/jupyterhub-pagination+json, or offset/limit)');
     }
-    ctx.body = wantsPagination(ctx) ? paginated(ctx, models, page, total) : models;
+    sendJson(ctx, reply.bytes);
   });
 
   // Rule: self or admin.
   router.get('/hub/api/users/:name', (ctx) => {
     selfOrAdmin(ctx, ctx.params.name!);
     const query = readQuery(ctx, ['include_stopped_servers']);
-    ctx.body = modelOf(ctx.params.name!, flag(query.include_stopped_servers));
+    const includeStopped = flag(query.include_stopped_servers);
+    sendJson(ctx, users.get(`${includeStopped}|${ctx.params.name!}`, () => ({ body: modelOf(ctx.params.name!, includeStopped), note: undefined })).bytes);
   });
 
   // Rule: self or admin. JupyterHub answers 202 while the server starts, and a second call joins it.
@@ -129,7 +148,7 @@ export function jupyterHubRoutes(router: Router, deps: HubDeps): void {
     let timer: NodeJS.Timeout | undefined;
     const slow = new Promise<'slow'>((resolve) => { timer = setTimeout(() => resolve('slow'), SLOW_STOP_MS); });
     const outcome = await Promise.race([stop.then(() => 'done' as const), slow]).finally(() => clearTimeout(timer));
-    if (outcome === 'slow') stop.catch((err) => deps.log.error({ user: user.login, err: String(err) }, 'slow stop failed'));
+    if (outcome === 'slow') stop.catch((err) => deps.log.error({ user: user.login, err }, 'slow stop failed'));
     ctx.status = outcome === 'done' ? 204 : 202;
   });
 

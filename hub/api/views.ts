@@ -2,7 +2,8 @@
  * JSON shapes of the REST API: JupyterHub 5's user and server models (so its clients read
  * them unchanged), plus clusterhub's own `cluster`, `instructor` and `last_event`.
  */
-import { userUrl, type ClusterView, type SpawnManager } from '../../spawner/manager.ts';
+import { userUrl, type ClusterView } from '../../spawner/cluster-view.ts';
+import type { SpawnManager } from '../../spawner/manager.ts';
 import { HttpError } from '../errors.ts';
 import type { Store, UserListing, UserRow } from '../store/types.ts';
 

@@ -63,8 +63,8 @@ async function finishGitHub(ctx: Context, deps: SignInDeps, outcome: Outcome): P
   const fail = (status: number, title: string, message: string): void =>
     html(ctx, status, signInFailedPage({ devLogin, title, message }));
   if (outcome.err) {
-    // Only the message: error objects from the OAuth library can carry response bodies.
-    log.warn({ error: (outcome.err as Error).message ?? String(outcome.err) }, 'GitHub sign-in failed');
+    // The OAuth library's error carries GitHub's response under `oauthError`: the logger redacts it.
+    log.warn({ err: outcome.err }, 'GitHub sign-in failed');
     return fail(502, 'Sign-in failed', 'sign-in failed: GitHub did not answer as expected. Please try again.');
   }
   if (!outcome.user) {

@@ -28,13 +28,13 @@ function logHref(m: Pick<EventLogModel, 'user' | 'kind'>, page: number): string 
 
 /** What an event's detail says, in a line. */
 function detailText(event: EventRow): string {
-  const d = event.detail;
+  const detail = event.detail;
   const parts: string[] = [];
-  if (typeof d.reason === 'string') parts.push(d.reason);
-  if (typeof d.workers === 'number') parts.push(`${d.workers} workers`);
-  if (typeof d.from === 'number' && typeof d.to === 'number') parts.push(`${d.from} → ${d.to} workers`);
-  if (typeof d.seconds === 'number') parts.push(`in ${d.seconds} s`);
-  if (typeof d.via === 'string') parts.push(`via ${d.via}`);
+  if (typeof detail.reason === 'string') parts.push(detail.reason);
+  if (typeof detail.workers === 'number') parts.push(`${detail.workers} workers`);
+  if (typeof detail.from === 'number' && typeof detail.to === 'number') parts.push(`${detail.from} → ${detail.to} workers`);
+  if (typeof detail.seconds === 'number') parts.push(`in ${detail.seconds} s`);
+  if (typeof detail.via === 'string') parts.push(`via ${detail.via}`);
   return parts.join('; ');
 }
 

@@ -210,3 +210,24 @@ test('a failing migration step leaves the database as it was', (t) => {
   t.is(db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'extra'").get()?.n, 0);
   db.close();
 });
+
+test('the version moves with every write, ours or another process\'s, and not with reads', (t) => {
+  const path = tempDb(t);
+  const store = openStore(path);
+  const other = openStore(path);
+  t.teardown(() => {
+    store.close();
+    other.close();
+  });
+  const seen = [store.version()];
+  store.upsertUser({ login: 'ann', admin: false });
+  seen.push(store.version());
+  store.getUser('ann');
+  store.userPage({ offset: 0, limit: 10 });
+  t.is(store.version(), seen[1]!, 'reads leave it');
+  other.upsertUser({ login: 'bob', admin: false });
+  seen.push(store.version());
+  store.recordActivity('ann', new Date());
+  seen.push(store.version());
+  t.is(new Set(seen).size, 4, seen.join(' '));
+});

@@ -80,6 +80,8 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
     deleteSessionsOf: db.prepare('DELETE FROM sessions WHERE login = ?'),
     deleteExpiredSessions: db.prepare('DELETE FROM sessions WHERE expires_at <= ?'),
     addEvent: db.prepare('INSERT INTO events (time, actor, user, kind, detail) VALUES (?, ?, ?, ?, ?) RETURNING *'),
+    // total_changes: rows this connection changed; data_version: commits by other connections.
+    version: db.prepare('SELECT total_changes() AS own, (SELECT data_version FROM pragma_data_version) AS other'),
     listEvents: db.prepare(`
       SELECT * FROM events
       WHERE (:user IS NULL OR user = :user) AND (:kind IS NULL OR kind = :kind)
@@ -236,6 +238,10 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
       const at = iso(when);
       q.clusterActivity.run(at, user);
       q.userActivity.run(at, user);
+    },
+    version() {
+      const row = q.version.get()!;
+      return `${row.own}:${row.other}`;
     },
     close() {
       if (db.isOpen) db.close();

@@ -115,6 +115,11 @@ export interface Store {
   pruneEvents(before: Date): number;
   /** Moves the cluster's and the user's last activity forward to `when` (never back). */
   recordActivity(user: string, when: Date): void;
+  /**
+   * Changes whenever the database may have changed: a write through this store or a commit
+   * by another process (`clusterhub token` while the hub runs). Equal values: same content.
+   */
+  version(): string;
 
   close(): void;
 }

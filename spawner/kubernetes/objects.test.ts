@@ -101,6 +101,8 @@ test('the scheduler Service names Jupyter, Dask, Spark and IPython Parallel port
   for (const p of svc.spec!.ports!) t.true(p.name!.length <= 15);
   t.deepEqual(svc.spec!.selector, renderSchedulerDeployment(k8s(), spec('bob')).spec!.selector!.matchLabels);
   t.is(Object.keys(PORTS).length, svc.spec!.ports!.length);
+  // Workers dial Dask before Jupyter (the readiness probe) answers.
+  t.true(svc.spec!.publishNotReadyAddresses);
 });
 
 test('the route target is the Service, with the namespace substituted', (t) => {

@@ -9,9 +9,9 @@ import { instanceSelector } from './labels.ts';
 import type { KubernetesConfig } from './types.ts';
 
 /** Deletes the instance's namespaces (deletion finishes in the background); returns their names. */
-export async function removeInstanceNamespaces(kubeConfig: KubeConfig, k: KubernetesConfig): Promise<string[]> {
+export async function removeInstanceNamespaces(kubeConfig: KubeConfig, kube: KubernetesConfig): Promise<string[]> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
-  const list = await core.listNamespace({ labelSelector: instanceSelector(k) });
+  const list = await core.listNamespace({ labelSelector: instanceSelector(kube) });
   const names = list.items.map((ns) => ns.metadata?.name).filter((name): name is string => name !== undefined);
   for (const name of names) {
     await core.deleteNamespace({ name }).catch((err) => {

@@ -10,15 +10,15 @@ import type { Logger } from '../../shared/log.ts';
 import { ClusterError } from '../types.ts';
 import { checkWorkerCount } from '../worker-count.ts';
 import type { Backend, ClusterListing, ClusterStatus, ProgressEvent, StartOptions, StopOptions } from '../types.ts';
-import { clusterEnv, schedulerEnv, workerEnv } from './env.ts';
-import { launchCluster, type LaunchContext } from './process-launch.ts';
-import { groupAlive, killGroups, spawnGroup, tailFile, type GroupHandle } from './processes.ts';
+import { clusterEnv, schedulerEnv } from './env.ts';
+import { launchCluster } from './process-launch.ts';
+import { groupAlive, killGroups, tailFile } from './processes.ts';
 import { WaitFailure } from './readiness.ts';
 import { readRecord, recordGroups, recordStatus, removeRecord, writeRecord, type ClusterRecord } from './state.ts';
 import { installEntrypoint } from './install.ts';
 import { scaleDown, scaleUp } from './scaling.ts';
 import { defaultMode, Tenancy, type TenancyMode } from './tenancy.ts';
-import { ENTRYPOINT, type LocalBackendOptions, type LocalTimeouts } from './options.ts';
+import { ENTRYPOINT, type LaunchContext, type LocalBackendOptions, type LocalTimeouts } from './options.ts';
 import { tlsPaths } from './tls.ts';
 import { SHARED_DIR } from './venv.ts';
 
@@ -44,30 +44,29 @@ function checkUser(user: string): void {
 /** Local process-group clusters; see spawner/types.ts for the contract. */
 export class LocalBackend implements Backend {
   readonly kind = 'local';
-  readonly #o: LocalBackendOptions;
-  readonly #t: LocalTimeouts;
+  readonly #options: LocalBackendOptions;
+  readonly #timeouts: LocalTimeouts;
   readonly #tenancy: Tenancy;
   #installed: Promise<void> | undefined;
   readonly #starting = new Map<string, { abort: AbortController; done: Promise<void> }>();
   readonly #locks = new Map<string, Promise<unknown>>();
-
-  readonly #ctx: LaunchContext;
+  /** What the launch and scaling steps are handed (the entrypoint is replaced by setup as root). */
+  readonly #context: LaunchContext;
 
   constructor(options: LocalBackendOptions) {
     // Children run in their workspaces: a relative path would point somewhere else for each.
     for (const [key, path] of Object.entries({ stateDir: options.stateDir, venvBin: options.venvBin })) {
       if (!isAbsolute(path)) throw new Error(`LocalBackend: ${key} must be an absolute path, got ${JSON.stringify(path)}`);
     }
-    this.#o = options;
-    this.#t = { schedulerMs: 180_000, workersMs: 180_000, stopGraceMs: 20_000, ...options.timeouts };
+    this.#options = options;
+    this.#timeouts = { schedulerMs: 180_000, workersMs: 180_000, stopGraceMs: 20_000, ...options.timeouts };
     this.#tenancy = new Tenancy({
       mode: options.mode ?? defaultMode(), stateDir: options.stateDir, admins: options.admins ?? [],
       userPrefix: options.config.userPrefix, sharedAccount: options.config.sharedAccount,
     });
-    this.#ctx = {
-      o: options, t: this.#t, entrypoint: options.entrypoint ?? ENTRYPOINT, tenancy: this.#tenancy,
+    this.#context = {
+      options, timeouts: this.#timeouts, entrypoint: options.entrypoint ?? ENTRYPOINT, tenancy: this.#tenancy,
       env: (record) => this.#env(record),
-      spawnWorker: (record, index) => this.#spawnWorker(record, index),
       teardown: (user, record) => this.#teardown(user, record),
     };
   }
@@ -98,8 +97,8 @@ export class LocalBackend implements Backend {
   #ready(): Promise<void> {
     this.#installed ??= (async () => {
       await this.#tenancy.setup();
-      if (this.#tenancy.mode === 'accounts' && !this.#o.entrypoint) {
-        this.#ctx.entrypoint = await installEntrypoint(join(ENTRYPOINT, '..', '..'), SHARED_DIR);
+      if (this.#tenancy.mode === 'accounts' && !this.#options.entrypoint) {
+        this.#context.entrypoint = await installEntrypoint(join(ENTRYPOINT, '..', '..'), SHARED_DIR);
       }
     })();
     return this.#installed;
@@ -108,26 +107,16 @@ export class LocalBackend implements Backend {
   #env(record: ClusterRecord) {
     const paths = this.#tenancy.paths(record.user);
     const common = clusterEnv({
-      base: this.#o.env ?? process.env, venvBin: this.#o.venvBin, config: this.#o.config,
+      base: this.#options.env ?? process.env, venvBin: this.#options.venvBin, config: this.#options.config,
       record, workspace: paths.workspace, runtimeDir: paths.runtimeDir,
       ...(record.tls ? { tls: tlsPaths(paths.runtimeDir) } : {}),
     });
-    return { paths, common, scheduler: schedulerEnv(common, record, this.#o.config) };
-  }
-
-  #spawnWorker(record: ClusterRecord, index: number): GroupHandle {
-    const { paths, common } = this.#env(record);
-    const handle = spawnGroup({
-      command: this.#ctx.entrypoint, args: ['worker'], env: workerEnv(common, index),
-      cwd: paths.workspace, logFile: paths.workerLog(index), account: record.account,
-    });
-    record.workers.push({ index, pgid: handle.pid });
-    return handle;
+    return { paths, common, scheduler: schedulerEnv(common, record, this.#options.config) };
   }
 
   async *start(user: string, options: StartOptions): AsyncGenerator<ProgressEvent> {
     checkUser(user);
-    checkWorkerCount(options.workers, this.#o.maxWorkers ?? Infinity);
+    checkWorkerCount(options.workers, this.#options.maxWorkers ?? Infinity);
     if (this.#starting.has(user)) throw new ClusterError(`a launch for ${user} is already in progress`, 409);
     const abort = new AbortController();
     const onAbort = () => abort.abort(options.signal?.reason);
@@ -144,12 +133,12 @@ export class LocalBackend implements Backend {
       await this.#tenancy.checkLaunch(user);
       for (let attempt = 1; ; attempt++) {
         try {
-          yield* launchCluster(this.#ctx, user, options, abort.signal, box);
+          yield* launchCluster(this.#context, user, options, abort.signal, box);
           break;
         } catch (err) {
           const failure = await this.#describe(err);
           if (attempt >= PORT_ATTEMPTS || abort.signal.aborted || !await portTaken(err, failure)) throw failure;
-          this.#o.log.warn({ user, attempt, err: failure }, 'a port was taken before the cluster bound it; starting again');
+          this.#options.log.warn({ user, attempt, err: failure }, 'a port was taken before the cluster bound it; starting again');
           await this.#teardown(user, box.record);
           box.record = undefined;
           yield { progress: 3, message: 'A port was taken by another program in the meantime: starting again on other ports' };
@@ -158,16 +147,16 @@ export class LocalBackend implements Backend {
       box.record!.phase = 'running';
       await writeRecord(paths.stateFile, box.record!);
       ready = true;
-      this.#o.log.info({ user, seconds: (Date.now() - started) / 1000 }, 'local cluster ready');
+      this.#options.log.info({ user, seconds: (Date.now() - started) / 1000 }, 'local cluster ready');
       yield { progress: 100, message: 'Your cluster is ready', ready: true, url: `http://127.0.0.1:${box.record!.ports.jupyter}` };
     } catch (err) {
       const failure = await this.#describe(err);
-      this.#o.log.warn({ user, err: failure }, 'local cluster launch failed');
+      this.#options.log.warn({ user, err: failure }, 'local cluster launch failed');
       throw failure;
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
       // Failed, cancelled or abandoned by the consumer: leave nothing behind.
-      if (!ready) await this.#teardown(user, box.record).catch((err: unknown) => this.#o.log.error({ user, err }, 'cleanup failed'));
+      if (!ready) await this.#teardown(user, box.record).catch((err: unknown) => this.#options.log.error({ user, err }, 'cleanup failed'));
       this.#starting.delete(user);
       finished();
     }
@@ -184,7 +173,7 @@ export class LocalBackend implements Backend {
   /** Kill every group of the record, remove the state file and runtime files (logs stay). */
   async #teardown(user: string, record: ClusterRecord | undefined): Promise<void> {
     const paths = this.#tenancy.paths(user);
-    if (record) await killGroups(recordGroups(record), this.#t.stopGraceMs);
+    if (record) await killGroups(recordGroups(record), this.#timeouts.stopGraceMs);
     await this.#tenancy.release(record);
     await removeRecord(paths.stateFile);
     await rm(paths.runtimeDir, { recursive: true, force: true });
@@ -202,7 +191,7 @@ export class LocalBackend implements Backend {
       const record = await readRecord(paths.stateFile);
       await this.#teardown(user, record);
       if (options.removeWorkspace) await rm(paths.workspace, { recursive: true, force: true });
-      if (record) this.#o.log.info({ user, removeWorkspace: !!options.removeWorkspace }, 'local cluster stopped');
+      if (record) this.#options.log.info({ user, removeWorkspace: !!options.removeWorkspace }, 'local cluster stopped');
     });
   }
 
@@ -215,7 +204,7 @@ export class LocalBackend implements Backend {
 
   async scale(user: string, workers: number): Promise<void> {
     checkUser(user);
-    checkWorkerCount(workers, this.#o.maxWorkers ?? Infinity);
+    checkWorkerCount(workers, this.#options.maxWorkers ?? Infinity);
     if (this.#starting.has(user)) throw new ClusterError(`${user}'s cluster is still starting`, 409);
     await this.#ready();
     await this.#locked(user, async () => {
@@ -223,13 +212,13 @@ export class LocalBackend implements Backend {
       const record = await readRecord(paths.stateFile);
       if (!record || record.phase !== 'running') throw new ClusterError(`${user} has no running cluster`, 409);
       const current = record.workers.length;
-      if (workers > current) await scaleUp(this.#ctx, record, workers).catch(async (err: unknown) => { throw await this.#describe(err); });
-      else if (workers < current) await scaleDown(this.#ctx, record, workers);
+      if (workers > current) await scaleUp(this.#context, record, workers).catch(async (err: unknown) => { throw await this.#describe(err); });
+      else if (workers < current) await scaleDown(this.#context, record, workers);
     });
   }
 
   async list(): Promise<ClusterListing[]> {
-    const dir = resolve(this.#o.stateDir, 'clusters');
+    const dir = resolve(this.#options.stateDir, 'clusters');
     const users = await readdir(dir).catch(() => [] as string[]);
     const out: ClusterListing[] = [];
     for (const user of users.filter((u) => LOGIN_PATTERN.test(u))) {
@@ -248,7 +237,7 @@ export class LocalBackend implements Backend {
           jupyterToken: record.jupyterToken, createdAt: record.createdAt,
         });
       } else {
-        this.#o.log.warn({ user, state: status.state, reason: status.reason }, 'removing a dead local cluster');
+        this.#options.log.warn({ user, state: status.state, reason: status.reason }, 'removing a dead local cluster');
         await this.#locked(user, () => this.#teardown(user, record));
       }
     }

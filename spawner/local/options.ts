@@ -1,11 +1,13 @@
 /**
- * What the local backend is given: its options and timeouts, and where the cluster image's
- * entrypoint is. Its own module, so the launch and the backend need not import each other.
+ * What the local backend is given (its options and timeouts, where the cluster image's
+ * entrypoint is) and what it hands its launch and scaling steps. Its own module, so those
+ * steps and the backend need not import each other.
  */
 import { resolve } from 'node:path';
 import type { Config } from '../../config/schema.ts';
 import type { Logger } from '../../shared/log.ts';
-import type { TenancyMode } from './tenancy.ts';
+import type { ClusterRecord, clusterPaths } from './state.ts';
+import type { Tenancy, TenancyMode } from './tenancy.ts';
 
 /** The entrypoint of the cluster image, run here as plain processes. */
 export const ENTRYPOINT = resolve(import.meta.dirname, '../../images/cluster/bin/start');
@@ -39,4 +41,17 @@ export interface LocalBackendOptions {
   ports?: (count: number) => Promise<number[]>;
   /** Most workers a launch or scale may ask for: `spawn.maxWorkers` (default: no limit). */
   maxWorkers?: number;
+}
+
+/** What a launch or a scale needs from the backend that runs it. */
+export interface LaunchContext {
+  options: LocalBackendOptions;
+  timeouts: LocalTimeouts;
+  /** The entrypoint clusters run (as root, the copy students can run). */
+  entrypoint: string;
+  tenancy: Tenancy;
+  /** The cluster's paths and the environments its processes get. */
+  env(record: ClusterRecord): { paths: ReturnType<typeof clusterPaths>; common: Record<string, string>; scheduler: Record<string, string> };
+  /** Kill every group of the record and remove its state and runtime files. */
+  teardown(user: string, record: ClusterRecord | undefined): Promise<void>;
 }

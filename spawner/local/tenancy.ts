@@ -45,9 +45,9 @@ export const SHARED_WARNING = 'The hub does not run as root: every cluster runs 
  * Shared mode: the refusal for `login`, or undefined. Non-admins are refused while another
  * non-admin's workspace exists (their files would be readable), unless `sharedAccount`.
  */
-export function sharedAccountRefusal(login: string, workspaces: readonly string[], o: { sharedAccount: boolean; admins: readonly string[] }): string | undefined {
-  if (o.sharedAccount || o.admins.includes(login)) return undefined;
-  const other = workspaces.find((w) => w !== login && !o.admins.includes(w));
+export function sharedAccountRefusal(login: string, workspaces: readonly string[], rule: { sharedAccount: boolean; admins: readonly string[] }): string | undefined {
+  if (rule.sharedAccount || rule.admins.includes(login)) return undefined;
+  const other = workspaces.find((w) => w !== login && !rule.admins.includes(w));
   if (!other) return undefined;
   return `${login} cannot launch: the hub does not run as root, so ${login}'s cluster would run as the same OS account as ${other}'s and could read ${other}'s files. `
     + 'Run the hub as root (each student gets an account), or set local.sharedAccount: true if every student may see every other\'s work.';
@@ -55,9 +55,9 @@ export function sharedAccountRefusal(login: string, workspaces: readonly string[
 
 /** The first directory above `dir` that other accounts cannot pass through, if any. */
 function closedAncestor(dir: string): string | undefined {
-  for (let d = dirname(resolve(dir)); ; d = dirname(d)) {
-    if (!(statSync(d).mode & 0o001)) return d;
-    if (d === dirname(d)) return undefined;
+  for (let ancestor = dirname(resolve(dir)); ; ancestor = dirname(ancestor)) {
+    if (!(statSync(ancestor).mode & 0o001)) return ancestor;
+    if (ancestor === dirname(ancestor)) return undefined;
   }
 }
 
@@ -74,14 +74,14 @@ export function studentDirFor(stateDir: string, mode: TenancyMode): string {
 /** Keeps students apart; one per backend. */
 export class Tenancy {
   readonly mode: TenancyMode;
-  readonly #o: TenancyOptions;
+  readonly #options: TenancyOptions;
   readonly #firewall: LoopbackFirewall | undefined;
   /** Parent of students' `workspaces/` and `runtime/`. */
   readonly studentDir: string;
   #ready: Promise<void> | undefined;
 
   constructor(options: TenancyOptions) {
-    this.#o = options;
+    this.#options = options;
     this.mode = options.mode;
     this.studentDir = studentDirFor(options.stateDir, options.mode);
     this.#firewall = options.mode === 'accounts' ? options.firewall ?? new LoopbackFirewall() : undefined;
@@ -89,7 +89,7 @@ export class Tenancy {
 
   /** Where `user`'s record, logs, workspace and runtime files are. */
   paths(user: string) {
-    return clusterPaths(this.#o.stateDir, user, this.studentDir);
+    return clusterPaths(this.#options.stateDir, user, this.studentDir);
   }
 
   /** Warnings for the start log and the admin page. */
@@ -104,7 +104,7 @@ export class Tenancy {
   }
 
   async #setup(): Promise<void> {
-    const dir = this.#o.stateDir;
+    const dir = this.#options.stateDir;
     await mkdir(dir, { recursive: true, mode: 0o700 });
     if (this.mode === 'shared') return;
     // Others may pass through stateDir to their own workspace, never list it or read the hub's files.
@@ -133,7 +133,7 @@ export class Tenancy {
   async checkLaunch(login: string): Promise<void> {
     if (this.mode !== 'shared') return;
     const workspaces = await readdir(join(this.studentDir, 'workspaces')).catch(() => [] as string[]);
-    const refusal = sharedAccountRefusal(login, workspaces, this.#o);
+    const refusal = sharedAccountRefusal(login, workspaces, this.#options);
     if (refusal) throw new ClusterError(refusal, 403);
   }
 
@@ -148,7 +148,7 @@ export class Tenancy {
     await mkdir(paths.workspace, { recursive: true, mode: 0o700 });
     await mkdir(paths.runtimeDir, { recursive: true, mode: 0o700 });
     if (this.mode === 'shared') return undefined;
-    const account = await ensureAccount(accountName(this.#o.userPrefix, login), paths.workspace);
+    const account = await ensureAccount(accountName(this.#options.userPrefix, login), paths.workspace);
     await this.#own(paths.workspace, account);
     await this.#own(paths.runtimeDir, account);
     // A temporary directory of their own: the hub's TMPDIR may be closed to them, /tmp is shared.
