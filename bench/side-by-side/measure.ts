@@ -14,8 +14,8 @@ export function rssMiB(pid: number): number {
   return Number(line.split(/\s+/)[1]) / 1024;
 }
 
-/** Resolves when `done(routes)` holds, reading the proxy's table back to back. */
-async function untilRoutes(hub: HubUnderTest, done: (table: Record<string, unknown>) => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+/** Resolves when `done(routes)` holds, reading the proxy's table back to back (a loaded machine takes minutes). */
+async function untilRoutes(hub: HubUnderTest, done: (table: Record<string, unknown>) => boolean, what: string, timeoutMs = 300_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
     if (done(await routes(hub.proxyApiUrl, hub.proxyToken))) return;
