@@ -14,6 +14,7 @@ import { KubernetesBackend } from '../spawner/kubernetes/backend.ts';
 import { ensurePlane } from '../test/kube/plane.ts';
 import { watchUntil } from '../test/kube/watch.ts';
 import { applyRbac, backendKubeConfig } from '../test/helpers/kube-rbac.ts';
+import { startTestProvisioner, type TestProvisioner } from '../test/helpers/kube-volumes.ts';
 import { apiRequests } from './side-by-side/apiserver.ts';
 
 const { values } = parseArgs({
@@ -42,10 +43,13 @@ function percentile(sorted: number[], p: number): number {
 }
 
 const plane = await ensurePlane({ nodes: Number(values.nodes) });
+// kwok has no storage provisioner: the test one binds each workspace claim.
+let provisioner: TestProvisioner | undefined;
 try {
   const admin = new KubeConfig();
   admin.loadFromFile(plane.kubeconfigPath);
   await applyRbac(admin);
+  provisioner = await startTestProvisioner(admin);
   const asBackend = await backendKubeConfig(admin);
   console.log(`size  wall_s  p50_s  p95_s  apiserver_requests  per_launch  backend_requests  per_launch  failures`);
   for (const size of sizes) {
@@ -82,10 +86,12 @@ try {
       (backendRequests / size).toFixed(1).padStart(11), String(size - ok.length).padStart(9),
     ].join(' '));
     // Clean slate for the next size: every namespace of this round gone.
-    await Promise.all(users.map((u) => backend.stop(u)));
+    // A reset: a plain stop keeps each namespace with its workspace claim.
+    await Promise.all(users.map((u) => backend.stop(u, { removeWorkspace: true })));
     await namespacesGone(admin, `clusterhub.io/instance=${prefix}`);
     await backend.close();
   }
 } finally {
+  await provisioner?.stop();
   await plane.stop();
 }

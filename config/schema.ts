@@ -105,6 +105,13 @@ const kubernetes = z.strictObject({
   proxyNamespace: z.string().default('clusterhub').describe('Namespace of the proxy pods the NetworkPolicy admits.'),
   restrictEgress: z.boolean().default(false).describe('Deny egress outside the namespace (DNS stays open).'),
   apiConcurrency: z.number().int().min(1).default(8).describe('Concurrent requests against the API server.'),
+  workspace: z.strictObject({
+    storageClass: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'a StorageClass name').optional().describe('StorageClass of each student\'s workspace claim. Unset: the cluster\'s default class.'),
+    size: z.string().regex(/^\d+(?:\.\d+)?(?:[KMGTPE]i?)?$/, 'a quantity such as 10Gi').default('10Gi').describe('Size of each student\'s workspace claim.'),
+    accessMode: z.enum(['ReadWriteOnce', 'ReadWriteMany']).default('ReadWriteOnce').describe('`ReadWriteMany` (the class must support it) also mounts the workspace on every worker.'),
+  }).prefault({}).describe('The PersistentVolumeClaim per student, mounted at the workspace; kept by stop and cull, removed by reset.'),
+  materialsGitUrl: z.string().optional().describe('Git URL cloned into a new (empty) workspace by an init container; never over a student\'s files.'),
+  materialsGitRef: z.string().regex(/^[\w./-]+$/, 'a branch or tag').optional().describe('Branch or tag of materialsGitUrl (default: its default branch).'),
 });
 
 const culler = z.strictObject({

@@ -7,9 +7,13 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
-import { openStore } from './store/sqlite.ts';
+import { saveCompileCache, setUpNodeRuntime } from './node-runtime.ts';
+
+// Before anything else loads: what is imported after this comes from the compile cache.
+setUpNodeRuntime();
+const { ConfigError, loadConfig } = await import('../config/load.ts');
+const { openStore } = await import('./store/sqlite.ts');
 
 const USAGE = `usage: clusterhub [start] [--config FILE]
        clusterhub token <login> [--config FILE] [--note TEXT]
@@ -49,6 +53,7 @@ async function start(file: string | undefined): Promise<void> {
   const { startHub } = await import('./main.ts');
   try {
     hub = await startHub(config, { signal: starting.signal, onSetup: (line) => process.stderr.write(`[setup] ${line}\n`) });
+    saveCompileCache();
   } catch (err) {
     if (!starting.signal.aborted) throw err;
     // startHub stopped everything it had started before rejecting.

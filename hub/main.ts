@@ -13,14 +13,11 @@ import { SpawnManager } from '../spawner/manager.ts';
 import type { Logger } from '../shared/log.ts';
 import type { Backend } from '../spawner/types.ts';
 import { trackActivity } from './activity.ts';
-import { createApp } from './app.ts';
 import { syncAdminFlags } from './auth/admins.ts';
 import { publicUrl as publicUrlOf } from './auth/settings.ts';
 import { createBackend } from './backends.ts';
-import { createCuller } from './culler-wiring.ts';
 import { keepEventsFor } from './events.ts';
 import { createLogger } from './log.ts';
-import { createMetrics } from './metrics.ts';
 import { routeScheme, serverUrlOf } from './origins.ts';
 import { loadSecrets } from './secrets.ts';
 import { openStore } from './store/sqlite.ts';
@@ -71,7 +68,6 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
   const log = options.log ?? createLogger(config.hub.logLevel);
   const secrets = loadSecrets(config);
   const store = openStore(join(config.hub.stateDir, 'clusterhub.sqlite'));
-  const metrics = createMetrics({ process: true });
   const cleanups: Array<() => Promise<void> | void> = [() => store.close()];
   let closing: Promise<void> | undefined;
   const closeAll = () => (closing ??= (async () => {
@@ -86,11 +82,35 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
   cancelled.catch(() => {});
   const step = <T>(p: Promise<T>): Promise<T> => Promise.race([p, cancelled]);
   try {
+    const managed = config.proxy.mode === 'managed';
+    // The managed proxy (a process of its own) starts while the hub loads the rest of itself.
+    let repairAfterProxyRestart = (): void => {};
+    let supervisor: ChpSupervisor | undefined;
+    if (managed) {
+      const started = new ChpSupervisor({
+        ip: config.hub.bind, port: config.hub.port, apiIp: '127.0.0.1', apiPort: config.hub.port + 1,
+        defaultTarget: `http://127.0.0.1:${config.hub.hubPort}`, authToken: secrets.proxyAuthToken, logger: log,
+        // CHP logs every API call at info; the hub logs the route changes that matter.
+        logLevel: config.hub.logLevel === 'debug' || config.hub.logLevel === 'trace' ? 'debug' : 'warn',
+        // Each student's cluster on a host of its own: CHP keys routes by host first.
+        extraArgs: config.hub.userSubdomains ? ['--host-routing'] : [],
+      });
+      supervisor = started;
+      started.on('restart', (info) => {
+        log.warn({ ...info }, 'proxy restarted; putting every route back');
+        repairAfterProxyRestart();
+      });
+      // Registered before it starts: a stop during the start ends the child too.
+      cleanups.push(() => started.stop());
+    }
+    const proxyStarting = supervisor?.start() ?? Promise.resolve();
+    proxyStarting.catch(() => {}); // awaited below, where the hub needs it
+    const [{ createApp }, { createCuller }, { createMetrics }] = await step(Promise.all([import('./app.ts'), import('./culler-wiring.ts'), import('./metrics.ts')]));
+    const metrics = createMetrics({ process: true });
     // Admins are auth.admins (as configured now) plus the console's instructors (hub/roster.ts).
     syncAdminFlags(store, config);
     cleanups.push(keepEventsFor(store, config.hub.eventRetentionDays, log));
 
-    const managed = config.proxy.mode === 'managed';
     const routes = routeScheme(config);
     const proxyApiUrl = config.proxy.apiUrl ?? `http://127.0.0.1:${config.hub.port + 1}`;
     const proxy = new ChpClient({ apiUrl: proxyApiUrl, authToken: secrets.proxyAuthToken });
@@ -144,7 +164,6 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       if (failure !== undefined) throw failure;
     };
 
-    let supervisor: ChpSupervisor | undefined;
     const health = (): HubHealth => {
       const proxyState: HubHealth['proxy'] = supervisor ? { mode: 'managed', ...supervisor.state } : { mode: 'external' };
       const down = proxyState.mode === 'managed' && proxyState.state !== 'running';
@@ -161,24 +180,12 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       server.closeAllConnections();
     }));
 
-    if (managed) {
-      const started = new ChpSupervisor({
-        ip: config.hub.bind, port: config.hub.port, apiIp: '127.0.0.1', apiPort: config.hub.port + 1,
-        defaultTarget: `http://127.0.0.1:${config.hub.hubPort}`, authToken: secrets.proxyAuthToken, logger: log,
-        // CHP logs every API call at info; the hub logs the route changes that matter.
-        logLevel: config.hub.logLevel === 'debug' || config.hub.logLevel === 'trace' ? 'debug' : 'warn',
-        // Each student's cluster on a host of its own: CHP keys routes by host first.
-        extraArgs: config.hub.userSubdomains ? ['--host-routing'] : [],
-      });
-      supervisor = started;
-      started.on('restart', (info) => {
-        log.warn({ ...info }, 'proxy restarted; putting every route back');
-        repairRoutes().catch((err) => log.error({ err }, 'route repair after proxy restart failed'));
-      });
-      // Registered before it starts: a stop during the start ends the child too.
-      cleanups.push(() => started.stop());
-      await step(started.start());
-    }
+    // Stopped before the hub's server, as it was started after it.
+    if (supervisor) cleanups.push(() => supervisor.stop());
+    await step(proxyStarting);
+    repairAfterProxyRestart = () => {
+      repairRoutes().catch((err) => log.error({ err }, 'route repair after proxy restart failed'));
+    };
 
     // The records know the running clusters: their routes need no API server, so they come back first.
     await step(repairRoutes());

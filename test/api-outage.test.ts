@@ -15,13 +15,15 @@ import { namespaceFor } from '../spawner/names.ts';
 import { startPlane, type Plane } from './kube/plane.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
 import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
-import { call, kubeHubConfig, namespaces, noNamespacesLeft, phases, progressUntil, seedUsers, userRoutes } from './helpers/kube-hub.ts';
+import { call, clusterNamespaces, kubeHubConfig, namespaces, noClustersLeft, phases, progressUntil, seedUsers, userRoutes, workspaceNamespaces } from './helpers/kube-hub.ts';
+import { startTestProvisioner, type TestProvisioner } from './helpers/kube-volumes.ts';
 import { waitUntil } from './helpers/net.ts';
 
 let plane: Plane;
 let admin: KubeConfig;
 let dir: string;
 let kubeconfig: string;
+let provisioner: TestProvisioner | undefined;
 
 test.before(async () => {
   // A plane of its own: its API server is killed here.
@@ -29,6 +31,7 @@ test.before(async () => {
   admin = new KubeConfig();
   admin.loadFromFile(plane.kubeconfigPath);
   await applyRbac(admin);
+  provisioner = await startTestProvisioner(admin);
   dir = await mkdtemp(join(tmpdir(), 'clusterhub-outage-'));
   kubeconfig = join(dir, 'kubeconfig.json');
   await writeFile(kubeconfig, (await backendKubeConfig(admin, 7200)).exportConfig(), { mode: 0o600 });
@@ -36,6 +39,7 @@ test.before(async () => {
 
 test.after.always(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
+  await provisioner?.stop();
   await plane?.stop();
 });
 
@@ -65,10 +69,10 @@ test.serial('an outage shorter than the start timeout is ridden out: the launche
   for (const end of await Promise.all(ends)) t.true(end.ready, end.message);
   t.deepEqual(await userRoutes(hub.config), students);
   await call(hub.publicUrl, token, '/hub/api/clusters', 'DELETE');
-  await noNamespacesLeft(admin, prefix);
+  await noClustersLeft(admin, prefix);
 });
 
-test.serial('a long outage fails launches saying the API server is unreachable; their namespaces go as soon as it answers', async (t) => {
+test.serial('a long outage fails launches saying the API server is unreachable; what they left goes as soon as it answers', async (t) => {
   const students = ['steady', 'l1', 'l2', 'l3', 'l4', 'l5'];
   const { hub, token, prefix } = await hubFor(t, students, { startTimeoutSeconds: 15, concurrency: 5 });
   t.is((await launch(hub, token, 'steady')).status, 202);
@@ -99,17 +103,18 @@ test.serial('a long outage fails launches saying the API server is unreachable; 
   resumeFakeNodes(); // the namespaces' pods are deleted through the fake nodes
   const answered = Date.now();
   const left = launching.map((s) => namespaceFor(prefix, s));
-  await waitUntil('the failed launches\' namespaces to be deleted', async () => {
-    const { live } = await namespaces(admin, prefix);
-    return left.every((n) => !live.includes(n));
+  // Their workloads go and their records with them; a namespace stays only for a bound workspace claim.
+  await waitUntil('the failed launches\' workloads to be deleted', async () => {
+    const [{ live }, running, withClaim, now] = await Promise.all([namespaces(admin, prefix), clusterNamespaces(admin, prefix), workspaceNamespaces(admin, prefix), phases(hub.publicUrl, token)]);
+    return launching.every((s) => now[s] === 'stopped') && left.every((n) => !running.includes(n) && (!live.includes(n) || withClaim.includes(n)));
   }, { timeoutMs: 60_000, intervalMs: 200 });
   const seconds = (Date.now() - answered) / 1000;
-  t.log(`failed launches' namespaces deleted ${seconds.toFixed(1)} s after the API server answered again`);
+  t.log(`failed launches' workloads and records removed ${seconds.toFixed(1)} s after the API server answered again`);
   t.true(seconds < 20, `not after a repair interval or the orphan grace (${seconds} s)`);
   const now = await phases(hub.publicUrl, token);
   t.deepEqual(launching.map((s) => now[s]), launching.map(() => 'stopped'));
   t.is(now['steady'], 'running');
   t.is((await launch(hub, token, 'l1')).status, 202, 'a student can launch again');
   await call(hub.publicUrl, token, '/hub/api/clusters', 'DELETE');
-  await noNamespacesLeft(admin, prefix);
+  await noClustersLeft(admin, prefix);
 });

@@ -14,7 +14,7 @@
  * every second; every second for real, with a max age.
  */
 import test from 'ava';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,6 +27,7 @@ import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
 import { apiAs, cullNow, trafficLoop } from './helpers/hub-api.ts';
 import { waitUntil } from './helpers/net.ts';
+import { startTestProvisioner, type TestProvisioner } from './helpers/kube-volumes.ts';
 
 const IDLE = 3;
 const GRACE = 8;
@@ -40,6 +41,7 @@ let hub: TestHub | undefined;
 let logs: LogLine[] = [];
 const tokens: Record<string, string> = {};
 let stopTraffic: (() => Promise<number[]>) | undefined;
+let provisioner: TestProvisioner | undefined;
 
 test.before(async () => {
   plane = await ensurePlane({ nodes: 2 });
@@ -52,6 +54,7 @@ test.before(async () => {
   kubeconfig = join(dir, 'kubeconfig.json');
   await writeFile(kubeconfig, (await backendKubeConfig(admin)).exportConfig(), { mode: 0o600 });
   prefix = plane.newPrefix('cull');
+  provisioner = await startTestProvisioner(admin);
 });
 
 test.after.always(async () => {
@@ -59,6 +62,7 @@ test.after.always(async () => {
   const left = await core?.listNamespace({ labelSelector: `clusterhub.io/instance=${prefix}` }).catch(() => undefined);
   for (const ns of left?.items ?? []) await core.deleteNamespace({ name: ns.metadata!.name! }).catch(() => {});
   if (dir) await rm(dir, { recursive: true, force: true });
+  await provisioner?.stop();
   await plane?.stop();
 });
 
@@ -107,8 +111,28 @@ const culledEvent = (user: string) => hub!.store.listEvents({ user, kind: 'culle
 const userRoutes = async () => Object.keys(await hub!.proxy.getRoutes()).filter((p) => p.startsWith('/user/'));
 const logged = (msg: string, user: string) => logs.some((l) => l.msg === msg && l.obj.user === user);
 const ns = (login: string) => namespaceFor(prefix, login);
+/** kim's workspace claim, seen after her cull. */
+let kimClaim = '';
 /** The namespace's phase, or undefined when it no longer exists. */
 const namespacePhase = (login: string) => core.readNamespace({ name: ns(login) }).then((n) => n.status?.phase, () => undefined);
+
+/** The uid of the user's workspace claim once bound (undefined when there is none). */
+const claimUid = (login: string) => waitUntil(`${login}'s workspace claim to be bound`, async () => {
+  const claim = await core.readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace: ns(login) }).catch(() => undefined);
+  return claim?.status?.phase === 'Bound' ? claim.metadata!.uid! : undefined;
+}, { timeoutMs: 60_000, intervalMs: 250 });
+
+/** Resolves once the namespace runs nothing (no pod, no Deployment) and still holds the bound workspace claim. */
+async function onlyWorkspaceLeft(login: string): Promise<boolean> {
+  await waitUntil(`${login}'s pods and Deployments to go`, async () => {
+    const [pods, deployments] = await Promise.all([
+      core.listNamespacedPod({ namespace: ns(login) }), admin.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace: ns(login) }),
+    ]);
+    return pods.items.length === 0 && deployments.items.length === 0;
+  }, { timeoutMs: 90_000, intervalMs: 250 });
+  await claimUid(login);
+  return (await namespacePhase(login)) === 'Active';
+}
 
 /** Resolves once the namespace no longer exists (its pods and every object in it went first). */
 function namespaceGone(login: string): Promise<true> {
@@ -162,7 +186,7 @@ test.serial('dry run: the proxy decides (Jupyter unreachable); failed GETs are n
   t.is(culledEvent('kim'), undefined);
 });
 
-test.serial('an idle cluster is culled: its namespace is deleted; the event and the home page say why', async (t) => {
+test.serial('an idle cluster is culled: its workloads are deleted, its workspace claim kept; the event and the home page say why', async (t) => {
   const report = await cull();
   t.deepEqual(report.culled, ['kim']);
   const reason = line(report, 'kim')!.reason;
@@ -170,7 +194,8 @@ test.serial('an idle cluster is culled: its namespace is deleted; the event and 
   t.false((await userRoutes()).includes('/user/kim'));
   t.is(hub!.store.getCluster('kim'), undefined);
   t.is((await hub!.backend.status('kim')).state, 'stopped');
-  t.true(await namespaceGone('kim'));
+  t.true(await onlyWorkspaceLeft('kim'));
+  kimClaim = await claimUid('kim');
   t.like(culledEvent('kim'), { actor: 'culler', detail: { reason } });
   const home = await (await hub!.signIn('kim')).get('/hub/home');
   t.regex(home.text, new RegExp(`Your cluster was stopped by the idle culler \\([^)]+\\): ${reason}<`));
@@ -185,7 +210,7 @@ test.serial('traffic through the proxy (notebook saves, answered 503) keeps a cl
   t.is(await namespacePhase('tia'), 'Active');
 });
 
-test.serial('an orphan namespace waits out its grace period, then goes with its stray route', async (t) => {
+test.serial('an orphan cluster waits out its grace period, then its workloads go with its stray route; its workspace stays and is no orphan', async (t) => {
   // A cluster the hub has no record of, with a route (as after a crash mid-launch).
   for await (const event of hub!.backend.start('orv', { workers: 1, jupyterToken: 'orphan-token', baseUrl: '/user/orv/' })) {
     if (event.ready) await hub!.proxy.addRoute('/user/orv', event.url!, { user: 'orv' });
@@ -200,12 +225,33 @@ test.serial('an orphan namespace waits out its grace period, then goes with its 
   await waitUntil('the grace period to pass', () => Date.now() >= Date.parse(waiting!.removeAt), { timeoutMs: (GRACE + 5) * 1000, intervalMs: 250 });
   const second = await cull();
   t.deepEqual(second.orphansRemoved, ['orv']);
-  t.true(await namespaceGone('orv'));
+  t.true(await onlyWorkspaceLeft('orv'));
+  const third = await cull();
+  t.deepEqual([third.orphansRemoved, third.orphansWaiting], [[], []], 'a namespace holding only a workspace is not an orphan');
   t.deepEqual(await userRoutes(), ['/user/tia']);
   t.is(hub!.store.getUser('orv'), undefined, 'nobody adopted it');
 });
 
 // ---- Phase 2: `culler.dryRun: true`, every second. ----
+
+test.serial('after a hub restart a namespace holding only a workspace is a stopped cluster: kept, and a relaunch mounts the same claim', async (t) => {
+  await closePhase();
+  await startPhase({ schedule: '0 0 1 1 *', orphanGraceSeconds: 1 });
+  const report = await cull();
+  t.deepEqual([report.orphansRemoved, report.orphansWaiting], [[], []]);
+  t.is(hub!.store.getCluster('kim'), undefined, 'not adopted as a running cluster');
+  t.true(await onlyWorkspaceLeft('kim'));
+  t.true(await onlyWorkspaceLeft('orv'));
+  const started = performance.now();
+  await launch('kim');
+  t.log(`kwok, 1 worker, through the hub: relaunch in the existing workspace ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  t.is(await claimUid('kim'), kimClaim, 'the same claim');
+  const reset = await api('/hub/api/users/kim/reset', 'teacher', { method: 'POST' });
+  t.true(reset.status < 300, `reset: ${reset.status}`);
+  t.true(await namespaceGone('kim'), 'a reset removes the namespace, the claim with it');
+  const volumes = await core.listPersistentVolume();
+  t.is(volumes.items.find((v) => v.spec?.claimRef?.uid === kimClaim)?.status?.phase, 'Released');
+});
 
 test.serial('with culler.dryRun the scheduled sweeps and an instructor\'s sweep change nothing', async (t) => {
   await closePhase();
@@ -236,7 +282,7 @@ test.serial('the schedule culls an idle cluster by itself', async (t) => {
   const event = await waitUntil('the scheduled sweep to cull ivo', () => culledEvent('ivo'), { timeoutMs: 30_000, intervalMs: 200 });
   t.is(event.actor, 'culler');
   t.regex(String(event.detail.reason), /^idle \d+ seconds$/);
-  t.true(await namespaceGone('ivo'));
+  t.true(await onlyWorkspaceLeft('ivo'));
 });
 
 test.serial('max age culls a cluster even while it has traffic', async (t) => {
@@ -246,8 +292,11 @@ test.serial('max age culls a cluster even while it has traffic', async (t) => {
   t.like(event, { actor: 'culler', detail: { reason: 'max age' } });
   t.true(Date.parse(event.time) >= maxAgeDeadline, 'not before its time');
   t.true(statuses.filter((s) => s === 503).length > 10, 'it had traffic until the end');
-  t.true(await namespaceGone('tia'));
+  t.true(await onlyWorkspaceLeft('tia'));
   t.deepEqual(await userRoutes(), []);
   t.deepEqual(hub!.store.listClusters(), []);
+  const deleted = await api('/hub/api/users/tia', 'teacher', { method: 'DELETE' });
+  t.true(deleted.status < 300, `delete: ${deleted.status}`);
+  t.true(await namespaceGone('tia'), 'deleting the user removes the workspace');
   await closePhase();
 });

@@ -6,7 +6,7 @@
  */
 import test from 'ava';
 import {
-  AppsV1Api, CoreV1Api, KubeConfig, NetworkingV1Api, RbacAuthorizationV1Api, type V1Pod,
+  AppsV1Api, CoreV1Api, KubeConfig, NetworkingV1Api, RbacAuthorizationV1Api, type V1PersistentVolumeClaim, type V1Pod,
 } from '@kubernetes/client-node';
 import { configSchema, type ConfigInput } from '../config/schema.ts';
 import { namespaceFor } from '../spawner/names.ts';
@@ -19,12 +19,15 @@ import { backendContract } from './contracts/backend.ts';
 import { ensurePlane, type Plane } from './kube/plane.ts';
 import { watchUntil } from './kube/watch.ts';
 import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
-import { freePort, startHttpTarget } from './helpers/net.ts';
+import { freePort, startHttpTarget, waitUntil } from './helpers/net.ts';
+import { startTestProvisioner, TEST_STORAGE_CLASS, type TestProvisioner } from './helpers/kube-volumes.ts';
 
 const LAUNCH_MS = 120_000;
 let plane: Plane;
 let admin: KubeConfig;
 let asBackend: KubeConfig;
+
+let provisioner: TestProvisioner | undefined;
 
 test.before(async () => {
   plane = await ensurePlane({ nodes: 4 });
@@ -32,21 +35,43 @@ test.before(async () => {
   admin.loadFromFile(plane.kubeconfigPath);
   await applyRbac(admin);
   asBackend = await backendKubeConfig(admin);
+  provisioner = await startTestProvisioner(admin);
 });
 
 test.after.always(async () => {
+  await provisioner?.stop();
   await plane?.stop();
 });
 
-/** What is left of a user's namespace once it had a minute to finish terminating. */
+/**
+ * What still runs in a user's namespace once its pods had a minute to go: pods, Deployments,
+ * Services and Secrets. A kept namespace may hold the workspace claim and the fences; one
+ * being deleted counts as empty once gone (or, on a loaded machine, once it runs nothing).
+ */
 async function leftovers(namespace: string): Promise<string[]> {
-  try {
-    await namespaceGone(namespace);
-    return [];
-  } catch {
-    const ns = await admin.makeApiClient(CoreV1Api).readNamespace({ name: namespace }).catch(() => undefined);
-    return ns ? [`namespace ${namespace} (${ns.status?.phase})`] : [];
-  }
+  const core = admin.makeApiClient(CoreV1Api);
+  const exists = await core.readNamespace({ name: namespace }).catch(() => undefined);
+  if (!exists) return [];
+  // A namespace being deleted (a failed launch without a bound claim, a reset): gone, or at least empty of workloads.
+  if (exists.metadata?.deletionTimestamp && (await namespaceGone(namespace).then(() => true, () => false))) return [];
+  await podsUntil(namespace, `the pods of ${namespace} to go`, (pods) => pods.length === 0, 60_000).catch(() => {});
+  const apps = admin.makeApiClient(AppsV1Api);
+  const [pods, deployments, services, secrets] = await Promise.all([
+    core.listNamespacedPod({ namespace }), apps.listNamespacedDeployment({ namespace }),
+    core.listNamespacedService({ namespace }), core.listNamespacedSecret({ namespace }),
+  ]);
+  return [
+    ...pods.items.map((o) => `pod ${o.metadata?.name}`), ...deployments.items.map((o) => `deployment ${o.metadata?.name}`),
+    ...services.items.map((o) => `service ${o.metadata?.name}`), ...secrets.items.map((o) => `secret ${o.metadata?.name}`),
+  ];
+}
+
+/** The workspace claim of a namespace, once bound (the test provisioner answers it). */
+async function boundClaim(namespace: string): Promise<V1PersistentVolumeClaim> {
+  return waitUntil(`the workspace claim in ${namespace} to be bound`, async () => {
+    const claim = await admin.makeApiClient(CoreV1Api).readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace }).catch(() => undefined);
+    return claim?.status?.phase === 'Bound' ? claim : undefined;
+  }, { timeoutMs: 60_000, intervalMs: 250 });
 }
 
 // The contract every backend passes (serial tests, run before the ones below).
@@ -193,25 +218,59 @@ test('scale 2 → 100 → 2 runs every worker, then removes them', async (t) => 
   await backend.stop('scaler');
 });
 
-test('stop removes the namespace and everything in it', async (t) => {
+test('stop removes the workloads and keeps the workspace claim; a relaunch mounts the same claim; a reset removes the namespace', async (t) => {
   const { backend, ns } = backendFor(t);
-  t.is((await launch(backend, 'stopper', 1)).error, undefined);
+  const started = performance.now();
+  const first = await launch(backend, 'stopper', 1);
+  const freshSeconds = (performance.now() - started) / 1000;
+  t.is(first.error, undefined);
+  const claim = await boundClaim(ns('stopper'));
   await backend.stop('stopper');
   await backend.stop('stopper');
   t.like(await backend.status('stopper'), { state: 'stopped' });
+  t.deepEqual(await leftovers(ns('stopper')), [], 'no pod, Deployment, Service or Secret');
+  t.is((await boundClaim(ns('stopper'))).metadata?.uid, claim.metadata?.uid, 'the claim stays bound');
+  t.deepEqual(await backend.list(), [], 'a namespace holding only a workspace is no cluster');
+
+  const restarted = performance.now();
+  const second = await launch(backend, 'stopper', 1);
+  t.log(`kwok, 1 worker: launch with a fresh workspace ${freshSeconds.toFixed(1)} s, relaunch in the existing one ${((performance.now() - restarted) / 1000).toFixed(1)} s`);
+  t.is(second.error, undefined);
+  t.true(second.events.some((e) => e.message === 'Your workspace is kept: starting in it'));
+  t.false(second.events.some((e) => /Namespace .* created/.test(e.message)));
+  const isScheduler = (x: V1Pod) => isReady(x) && x.metadata?.labels?.['app.kubernetes.io/component'] === 'scheduler';
+  const pods = await podsUntil(ns('stopper'), 'the relaunched scheduler', (p) => p.some(isScheduler));
+  t.is(pods.find(isScheduler)!.spec?.volumes?.find((v) => v.name === 'workspace')?.persistentVolumeClaim?.claimName, 'workspace');
+  t.is((await boundClaim(ns('stopper'))).metadata?.uid, claim.metadata?.uid, 'the same claim');
+
+  await backend.stop('stopper', { removeWorkspace: true });
   await namespaceGone(ns('stopper'));
-  t.deepEqual(await backend.list(), []);
+  const pv = await admin.makeApiClient(CoreV1Api).readPersistentVolume({ name: claim.spec!.volumeName! });
+  t.is(pv.status?.phase, 'Released', 'the claim went with the namespace');
 });
 
-test('a launch while the previous namespace is terminating waits for it, then succeeds', async (t) => {
-  const { backend } = backendFor(t);
+test('with a ReadWriteMany workspace the scheduler and every worker mount the same claim', async (t) => {
+  const { backend, ns } = backendFor(t, { workspace: { accessMode: 'ReadWriteMany' } });
+  t.is((await launch(backend, 'shared', 3)).error, undefined);
+  const claim = await boundClaim(ns('shared'));
+  t.deepEqual(claim.spec?.accessModes, ['ReadWriteMany']);
+  const pods = (await podsUntil(ns('shared'), 'the scheduler and 3 workers Ready', (p) => p.filter(isReady).length === 4)).filter(isReady);
+  t.deepEqual(pods.map((p) => p.spec?.volumes?.find((v) => v.name === 'workspace')?.persistentVolumeClaim?.claimName), ['workspace', 'workspace', 'workspace', 'workspace']);
+  t.true(pods.every((p) => p.spec?.containers[0]?.volumeMounts?.some((m) => m.name === 'workspace' && m.mountPath === '/workspace')));
+  await backend.stop('shared', { removeWorkspace: true });
+});
+
+test('a launch while the previous namespace is terminating (a reset) waits for it, then succeeds in a new workspace', async (t) => {
+  const { backend, ns } = backendFor(t);
   t.is((await launch(backend, 'again', 1)).error, undefined);
-  await backend.stop('again');
+  const claim = await boundClaim(ns('again'));
+  await backend.stop('again', { removeWorkspace: true });
   const second = await launch(backend, 'again', 1);
   t.is(second.error, undefined);
   t.is(second.events[0]?.message, 'Waiting for the previous cluster to finish terminating');
   t.true(second.ready?.ready);
-  await backend.stop('again');
+  t.not((await boundClaim(ns('again'))).metadata?.uid, claim.metadata?.uid, 'a fresh claim');
+  await backend.stop('again', { removeWorkspace: true });
 });
 
 test('20 users launching at once all succeed', async (t) => {
@@ -225,21 +284,35 @@ test('20 users launching at once all succeed', async (t) => {
   await Promise.all(users.map((u) => backend.stop(u)));
 });
 
-test('an unschedulable cluster fails with the scheduler\'s reason and leaves nothing behind', async (t) => {
+test('an unschedulable cluster fails with the scheduler\'s reason and leaves nothing running', async (t) => {
   const { backend, ns } = backendFor(t, { nodeSelector: { 'clusterhub.io/pool': 'nowhere' } });
   const { error, events } = await launch(backend, 'nowhere', 1);
   t.true(error instanceof ClusterError);
   t.regex(error!.message, /Unschedulable.*node\(s\) didn't match Pod's node affinity\/selector/);
   t.true(events.some((e) => e.message === 'Scheduler and 1 worker requested'));
-  await namespaceGone(ns('nowhere'));
+  t.deepEqual(await leftovers(ns('nowhere')), []);
 });
 
-test('a quota too small fails with FailedCreate and leaves nothing behind', async (t) => {
+test('a quota too small fails with FailedCreate and leaves nothing running', async (t) => {
   const { backend, ns } = backendFor(t, { quota: { cpu: '400m', memory: '64Gi', pods: 10 } });
   const { error } = await launch(backend, 'tight', 4);
   t.true(error instanceof ClusterError);
   t.regex(error!.message, /FailedCreate.*exceeded quota/);
-  await namespaceGone(ns('tight'));
+  t.deepEqual(await leftovers(ns('tight')), []);
+});
+
+test('a failed launch whose claim never bound (a missing storage class) leaves no namespace: the next claim gets the corrected class', async (t) => {
+  const { backend, config, ns } = backendFor(t, { workspace: { storageClass: 'no-such-class' } });
+  const { error } = await launch(backend, 'noclass', 1);
+  t.true(error instanceof ClusterError);
+  t.regex(error!.message, /^the workspace volume cannot be made \(ProvisioningFailed\): .*"no-such-class" not found/);
+  const after = await admin.makeApiClient(CoreV1Api).readNamespace({ name: ns('noclass') }).catch(() => undefined);
+  t.true(after === undefined || Boolean(after.metadata?.deletionTimestamp), 'the namespace is being deleted, the unbound claim with it');
+  const corrected = { ...config, kubernetes: { ...config.kubernetes, workspace: { ...config.kubernetes.workspace, storageClass: undefined } } };
+  const fixed = new KubernetesBackend({ config: corrected, kubeConfig: asBackend, log: silentLogger() });
+  t.teardown(() => fixed.close());
+  t.is((await launch(fixed, 'noclass', 1)).error, undefined);
+  t.is((await boundClaim(ns('noclass'))).spec?.storageClassName, TEST_STORAGE_CLASS);
 });
 
 test('a pod that PodSecurity restricted refuses fails the launch with the admission message', async (t) => {
@@ -247,7 +320,7 @@ test('a pod that PodSecurity restricted refuses fails the launch with the admiss
   const { error } = await launch(backend, 'hostnet', 0);
   t.true(error instanceof ClusterError);
   t.regex(error!.message, /FailedCreate.*violates PodSecurity "restricted:latest":.*hostNetwork=true/);
-  await namespaceGone(ns('hostnet'));
+  t.deepEqual(await leftovers(ns('hostnet')), []);
 });
 
 test('a hub restart in the middle of a launch leaves no orphan: a new backend lists it', async (t) => {
@@ -262,7 +335,8 @@ test('a hub restart in the middle of a launch leaves no orphan: a new backend li
   t.true(['starting', 'running'].includes(found!.state));
   t.is(found!.jupyterToken, 'tok');
   await restarted.stop('crash');
-  await namespaceGone(ns('crash'));
+  t.deepEqual(await leftovers(ns('crash')), []);
+  t.false((await restarted.list()).some((l) => l.user === 'crash'));
 });
 
 test('the backend\'s identity cannot read Secrets, bind roles or delete outside its namespaces', async (t) => {

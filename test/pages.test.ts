@@ -47,7 +47,9 @@ test.serial('home: Launch and Stop work as plain forms', async (t) => {
   const open = await sam.get('/hub/open/sam');
   t.regex(open.location ?? '', /\/user\/sam\/lab\?token=[\w-]+$/);
   t.is((await form(sam, '/hub/home', '/hub/stop')).status, 303);
-  t.regex((await sam.get('/hub/home')).text, /Status: <strong id="state">stopped/);
+  const stopped = (await sam.get('/hub/home')).text;
+  t.regex(stopped, /Status: <strong id="state">stopped/);
+  t.regex(stopped, /<p id="files"><small>Your files are kept when the cluster stops or is culled/);
 });
 
 test.serial('a form without its CSRF token changes nothing', async (t) => {

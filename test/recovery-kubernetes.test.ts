@@ -22,7 +22,10 @@ import { ensurePlane, type Plane } from './kube/plane.ts';
 import { startTestHub } from './helpers/hub.ts';
 import { startHubProcess } from './helpers/hub-process.ts';
 import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
-import { alive, call, childPids, kubeHubConfig, namespaces, noNamespacesLeft, phases, progressUntil, PROXY_TOKEN, seedUsers, userRoutes } from './helpers/kube-hub.ts';
+import { startTestProvisioner, type TestProvisioner } from './helpers/kube-volumes.ts';
+import {
+  alive, call, childPids, clusterNamespaces, kubeHubConfig, namespaces, noClustersLeft, phases, progressUntil, PROXY_TOKEN, seedUsers, userRoutes, workspaceNamespaces,
+} from './helpers/kube-hub.ts';
 import { waitUntil } from './helpers/net.ts';
 
 let plane: Plane;
@@ -30,6 +33,7 @@ let admin: KubeConfig;
 let asBackend: KubeConfig;
 let dir: string;
 let kubeconfig: string;
+let provisioner: TestProvisioner | undefined;
 
 test.before(async () => {
   plane = await ensurePlane({ nodes: 4 });
@@ -37,6 +41,7 @@ test.before(async () => {
   admin.loadFromFile(plane.kubeconfigPath);
   await applyRbac(admin);
   asBackend = await backendKubeConfig(admin);
+  provisioner = await startTestProvisioner(admin);
   dir = await mkdtemp(join(tmpdir(), 'clusterhub-recovery-'));
   kubeconfig = join(dir, 'kubeconfig.json');
   await writeFile(kubeconfig, asBackend.exportConfig(), { mode: 0o600 });
@@ -44,6 +49,7 @@ test.before(async () => {
 
 test.after.always(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
+  await provisioner?.stop();
   await plane?.stop();
 });
 
@@ -118,10 +124,11 @@ test.serial('a hub killed between a namespace and its RoleBinding starts again, 
   t.like(hub.health(), { status: 'ok', repair: { ok: true } });
 
   await call(hub.publicUrl, token, '/hub/api/clusters', 'DELETE');
-  await noNamespacesLeft(admin, prefix);
+  await noClustersLeft(admin, prefix);
+  t.deepEqual(await workspaceNamespaces(admin, prefix), [namespaceFor(prefix, 'steady')], 'stop-all keeps the workspace of the student who had one');
 });
 
-test.serial('a launch killed after its pods were Ready is removed at the next start and never adopted back', async (t) => {
+test.serial('a launch killed after its pods were Ready is removed at the next start, keeps its workspace, and is never adopted back', async (t) => {
   const { raw, token, prefix, restart, log } = await fresh(t, ['early']);
   const first = await firstHub(raw, { logFile: log });
   const [proxyPid] = childPids(first.child.pid!);
@@ -142,10 +149,11 @@ test.serial('a launch killed after its pods were Ready is removed at the next st
   await hub.repair();
   t.is(hub.manager.view('early').phase, 'stopped', 'not adopted from the listing taken before its removal');
   t.deepEqual(await userRoutes(hub.config), []);
-  t.false((await namespaces(admin, prefix)).live.includes(namespaceFor(prefix, 'early')));
   t.is(hub.store.listEvents({ user: 'early' }).filter((e) => e.kind === 'adopted').length, 0);
-  await noNamespacesLeft(admin, prefix);
+  await noClustersLeft(admin, prefix);
+  t.deepEqual(await workspaceNamespaces(admin, prefix), [namespaceFor(prefix, 'early')], 'its bound claim stays: no path but reset removes work');
   t.is((await call(hub.publicUrl, token, '/hub/api/users/early/cluster', 'POST', { workers: 1 })).status, 202, 'the student can launch again');
+  t.truthy(await progressUntil(hub.publicUrl, token, 'early', (e) => e.message === 'Your workspace is kept: starting in it'), 'in the same workspace');
 });
 
 test.serial('after kill -9 during four launches, the restart puts the running route back first and removes the rest side by side', async (t) => {
@@ -182,9 +190,14 @@ test.serial('after kill -9 during four launches, the restart puts the running ro
   t.true(most >= 2, `removals ran side by side (at most ${most} at once)`);
   const after = await phases(hub.publicUrl, token);
   t.deepEqual(students.map((s) => after[s]), ['running', 'stopped', 'stopped', 'stopped', 'stopped']);
-  t.deepEqual((await namespaces(admin, prefix)).live, [namespaceFor(prefix, 'steady')]);
+  t.deepEqual(await clusterNamespaces(admin, prefix), [namespaceFor(prefix, 'steady')], 'only the running cluster has workloads');
+  // A cut-short launch keeps its namespace only for a bound claim; one without (its RoleBinding never made) is deleted.
+  const { live } = await namespaces(admin, prefix);
+  const withClaim = await workspaceNamespaces(admin, prefix);
+  t.deepEqual(live.filter((n) => !withClaim.includes(n)), [], 'every namespace left holds a workspace');
+  t.true(students.slice(1).some((s) => !live.includes(namespaceFor(prefix, s))), 'the launch killed before its RoleBinding left nothing');
   await call(hub.publicUrl, token, '/hub/api/clusters', 'DELETE');
-  await noNamespacesLeft(admin, prefix);
+  await noClustersLeft(admin, prefix);
 });
 
 test.serial('stop-all racing the route repair (every second, and passes back to back) brings no cluster back', async (t) => {
@@ -211,7 +224,8 @@ test.serial('stop-all racing the route repair (every second, and passes back to 
     racing = false;
     await passes;
     t.deepEqual(ghosts, [], `round ${round}: clusters or routes that came back after stop-all`);
-    await noNamespacesLeft(admin, prefix);
+    await noClustersLeft(admin, prefix);
+    t.is((await workspaceNamespaces(admin, prefix)).length, students.length, `round ${round}: every workspace kept for the next round`);
   }
 });
 
@@ -239,22 +253,25 @@ test.serial('kill -9 of the hub during 20 launches: the next hub keeps what ran,
     const now = await phases(hub.publicUrl, token);
     const running = students.filter((s) => now[s] === 'running');
     if (students.some((s) => now[s] !== 'running' && now[s] !== 'stopped')) return false;
-    const live = (await namespaces(admin, prefix)).live;
+    const withWorkloads = await clusterNamespaces(admin, prefix);
     const routes = await userRoutes(hub.config);
     const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
-    return same(routes, running) && same(live, running.map((s) => namespaceFor(prefix, s)).sort()) && running;
+    return same(routes, running) && same(withWorkloads, running.map((s) => namespaceFor(prefix, s)).sort()) && running;
   }, { timeoutMs: 120_000, intervalMs: 100 });
   const agreeMs = performance.now() - started;
   const removed = students.filter((s) => hub.store.listEvents({ user: s, kind: 'launch-failed' }).length > 0);
   t.deepEqual(agreed, wasRunning, 'every cluster that was running is kept, and only those');
   t.deepEqual(removed, wasStarting, 'every launch cut short is removed');
+  const kept = await workspaceNamespaces(admin, prefix);
+  t.true(wasRunning.every((s) => kept.includes(namespaceFor(prefix, s))), 'every running cluster has its workspace');
+  t.deepEqual((await namespaces(admin, prefix)).live.filter((n) => !kept.includes(n)), [], 'a namespace left without a cluster holds a workspace');
   // It notices its hub is gone when its stdin closes.
   await waitUntil('the killed hub\'s proxy to exit', () => !alive(proxyPid!), { timeoutMs: 15_000 });
 
   await call(hub.publicUrl, token, '/hub/api/clusters', 'DELETE');
-  await noNamespacesLeft(admin, prefix);
+  await noClustersLeft(admin, prefix);
   const proxyOfSecond = hub.supervisor!.pid!;
   await hub.close();
   t.false(alive(proxyOfSecond), 'no process left');
-  t.log(`kill -9 during 20 launches: ${wasRunning.length} running kept, ${wasStarting.length} half-started removed; hub up ${(upMs / 1000).toFixed(2)} s, routes/API/namespaces agree ${(agreeMs / 1000).toFixed(2)} s after the restart began; no namespace, no process left`);
+  t.log(`kill -9 during 20 launches: ${wasRunning.length} running kept, ${wasStarting.length} half-started removed; hub up ${(upMs / 1000).toFixed(2)} s, routes/API/namespaces agree ${(agreeMs / 1000).toFixed(2)} s after the restart began; no workload, no process left; ${kept.length} workspaces kept`);
 });

@@ -4,8 +4,7 @@
  *
  *   node bench/side-by-side/instant-hub.ts CONFIG.yaml   (BENCH_TARGET_URL: the shared target)
  */
-import { loadConfig } from '../../config/load.ts';
-import { startHub } from '../../hub/main.ts';
+import { saveCompileCache, setUpNodeRuntime } from '../../hub/node-runtime.ts';
 import type { Backend, ClusterListing, ClusterStatus, ProgressEvent, StartOptions } from '../../spawner/types.ts';
 
 /** Every cluster is the one shared HTTP target; state lives in memory only. */
@@ -42,7 +41,11 @@ if (!file || !target) {
   process.stderr.write('usage: BENCH_TARGET_URL=http://127.0.0.1:PORT node bench/side-by-side/instant-hub.ts CONFIG.yaml\n');
   process.exit(2);
 }
+// As hub/cli.ts starts: the Node set-up first, then the hub's modules.
+setUpNodeRuntime();
+const [{ loadConfig }, { startHub }] = await Promise.all([import('../../config/load.ts'), import('../../hub/main.ts')]);
 const hub = await startHub(loadConfig({ file }), { backend: new InstantBackend(target) });
+saveCompileCache();
 const stop = () => hub.close().then(() => process.exit(0), () => process.exit(1));
 process.once('SIGINT', stop);
 process.once('SIGTERM', stop);

@@ -13,6 +13,7 @@ import { loadavg } from 'node:os';
 import { ensurePlane } from '../../test/kube/plane.ts';
 import { watchUntil } from '../../test/kube/watch.ts';
 import { applyRbac, backendKubeConfig } from '../../test/helpers/kube-rbac.ts';
+import { startTestProvisioner, type TestProvisioner } from '../../test/helpers/kube-volumes.ts';
 import { startHttpTarget } from '../../test/helpers/net.ts';
 import { apiRequests } from './apiserver.ts';
 import { api } from './http.ts';
@@ -138,10 +139,13 @@ export async function kubeBench(options: KubeBenchOptions): Promise<string> {
   const ours: Sample[] = [];
   const notes: string[] = [];
   const created: Record<string, string> = {};
+  let provisioner: TestProvisioner | undefined;
   try {
     const admin = new KubeConfig();
     admin.loadFromFile(plane.kubeconfigPath);
     await applyRbac(admin);
+    // kwok has no storage provisioner: the test one binds each workspace claim.
+    provisioner = await startTestProvisioner(admin);
     const saConfig = join(seeded.clusterhubState, 'sa-kubeconfig');
     writeFileSync(saConfig, (await backendKubeConfig(admin, 6 * 3600)).exportConfig(), { mode: 0o600 });
     for (let r = 1; r <= options.rounds; r++) {
@@ -179,6 +183,7 @@ export async function kubeBench(options: KubeBenchOptions): Promise<string> {
   } finally {
     await target.close();
     seeded.cleanup();
+    await provisioner?.stop();
     await plane.stop();
   }
   const n = options.users;

@@ -13,6 +13,8 @@ export interface HomeModel {
   links: Record<string, string>;
   /** The last thing that happened to this user's cluster that they should know about. */
   notice?: EventRow;
+  /** Where the student's files live and whether workers read them. */
+  filesNote: string;
 }
 
 const NOTICE_KINDS = new Set(['launch-failed', 'culled', 'lost', 'stop', 'reset']);
@@ -52,6 +54,7 @@ ${notice ? `<p class="error" id="notice">${e(notice)}</p>` : ''}
 ${running ? `<p><a class="button" id="open" href="/hub/open/${e(m.login)}">Open JupyterLab</a></p><p>Dashboards: ${links}</p>${stopForm}` : ''}
 ${pending ? stopForm : ''}
 ${!running && !pending ? launchForm : ''}
+<p id="files"><small>${e(m.filesNote)}</small></p>
 </div>
 <script>${HOME_SCRIPT}</script>`;
 }

@@ -62,6 +62,7 @@ export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: b
       login: user.login, view, csrf: csrfToken(ctx), notice,
       defaultWorkers: config.spawn.defaultWorkers, maxWorkers: config.spawn.maxWorkers,
       links: view.phase === 'running' ? await links(user.login) : {},
+      filesNote: filesNote(config),
     }));
   });
 
@@ -117,4 +118,12 @@ export function pageRoutes(router: Router, deps: HubDeps, options: { devLogin: b
   });
 
   consoleRoutes(router, deps, { page, viewer, seeOther, formWorkers });
+}
+
+/** Where a student's files live and whether the engines' workers can read them (the home page says it). */
+export function filesNote(config: HubDeps['config']): string {
+  const kept = 'Your files are kept when the cluster stops or is culled; only an instructor\'s reset removes them.';
+  if (config.spawn.backend !== 'kubernetes') return `${kept} Workers run beside JupyterLab and read the same files.`;
+  if (config.kubernetes.workspace.accessMode === 'ReadWriteMany') return `${kept} Every worker mounts the same workspace at /workspace.`;
+  return `${kept} Workers do not see them: give Dask and Spark tasks data from shared storage (an object store or a URL), or send it from the notebook (client.scatter).`;
 }

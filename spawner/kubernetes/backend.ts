@@ -1,6 +1,7 @@
 /**
- * The Kubernetes backend: one namespace per user holding a scheduler Deployment, a worker
- * Deployment and their fences (quota, limits, network policy, PodSecurity `restricted`).
+ * The Kubernetes backend: one namespace per user holding the student's workspace claim, a
+ * scheduler Deployment, a worker Deployment and their fences (quota, limits, network
+ * policy, PodSecurity `restricted`). Stop removes the workloads; reset, the namespace.
  * Waits by watching shared informers; every API call goes through one bounded gate.
  */
 import type { KubeConfig, RbacV1Subject, V1Namespace } from '@kubernetes/client-node';
@@ -10,7 +11,8 @@ import { ClusterError, type Backend, type ClusterListing, type ClusterStatus, ty
 import { checkWorkerCount } from '../worker-count.ts';
 import { apiFailure } from './api.ts';
 import { clusterRef, clusterUrl, createContext, isOurs, loginOf, orUndefined, readNamespace, type BackendContext } from './context.ts';
-import { deleteNamespace, launchCluster } from './namespace-launch.ts';
+import { launchCluster } from './namespace-launch.ts';
+import { deleteNamespace, removeCluster } from './teardown.ts';
 import { instanceSelector, NAMES, TOKEN_KEY } from './labels.ts';
 import { clusterStateOf } from './progress.ts';
 
@@ -60,13 +62,18 @@ export class KubernetesBackend implements Backend {
     }
   }
 
-  /** Deletes the namespace and returns at once; a relaunch waits for it to be gone. */
-  async stop(user: string, _options?: StopOptions): Promise<void> {
-    const { namespace } = clusterRef(this.#ctx.kube, user);
-    const ns = await readNamespace(this.#ctx, namespace);
-    // The workspace is an emptyDir inside the namespace: a reset needs nothing more.
+  /**
+   * Stop (and cull) removes the cluster's workloads and keeps the namespace with the
+   * workspace claim (teardown.ts says why it lives there, and when a namespace without work
+   * goes whole); a reset (`removeWorkspace`) deletes the namespace, and so the claim, and
+   * returns at once (a relaunch waits for it to be gone).
+   */
+  async stop(user: string, options: StopOptions = {}): Promise<void> {
+    const ref = clusterRef(this.#ctx.kube, user);
+    const ns = await readNamespace(this.#ctx, ref.namespace);
     if (!ns || !isOurs(this.#ctx.kube, ns) || ns.metadata?.deletionTimestamp) return;
-    await deleteNamespace(this.#ctx, namespace, ns.metadata?.uid);
+    if (options.removeWorkspace) await deleteNamespace(this.#ctx, ref.namespace, ns.metadata?.uid);
+    else await removeCluster(this.#ctx, ref, ns.metadata?.uid);
   }
 
   async status(user: string): Promise<ClusterStatus> {
@@ -91,13 +98,17 @@ export class KubernetesBackend implements Backend {
     }
   }
 
-  /** Every namespace of this instance but those already terminating, with what can be read from it. */
+  /**
+   * Every cluster of this instance: namespaces not terminating, with what can be read from
+   * them. A namespace that holds only a workspace (a stopped cluster) is no cluster, so
+   * reconcile never forgets a student's work and the orphan sweep never removes it.
+   */
   async list(): Promise<ClusterListing[]> {
     const { clients, gate, kube } = this.#ctx;
     const all = await gate.run('list namespaces', () => clients.core.listNamespace({ labelSelector: instanceSelector(kube) }));
     const live = all.items.filter((ns) => !ns.metadata?.deletionTimestamp && isOurs(kube, ns));
     const listings = await Promise.all(live.map((ns) => this.#describe(ns)));
-    return listings.filter((l): l is ClusterListing => l.user !== '');
+    return listings.filter((l): l is ClusterListing => l.user !== '' && l.state !== 'stopped');
   }
 
   async close(): Promise<void> {
@@ -139,6 +150,8 @@ export class KubernetesBackend implements Backend {
     };
     const observed = clusterStateOf(watch.pods(namespace));
     if (this.#launching.has(user)) return { ...base, readyWorkers: observed.readyWorkers };
+    // Stopped: the namespace keeps only the workspace (and its fences).
+    if (!scheduler && !workers && !secret) return { user, state: 'stopped', ...(created ? { createdAt: new Date(created).toISOString() } : {}) };
     const missing = [!scheduler && 'scheduler Deployment', !workers && 'worker Deployment', !secret && 'token Secret'].filter(Boolean);
     if (missing.length) {
       return { ...base, state: 'failed', reason: `the launch did not finish (no ${missing.join(', no ')})`, readyWorkers: observed.readyWorkers };

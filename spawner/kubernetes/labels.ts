@@ -25,6 +25,7 @@ export const NAMES = {
   roleBinding: 'clusterhub-backend',
   scheduler: 'scheduler',
   workers: 'workers',
+  workspaceClaim: 'workspace',
 } as const;
 
 /** Key of the Jupyter token in the token Secret. */

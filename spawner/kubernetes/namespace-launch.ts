@@ -1,13 +1,16 @@
 /**
- * One launch on Kubernetes: wait out a previous namespace, create the objects, then follow
- * the shared informers until the scheduler and every worker are Ready. Any failure deletes
- * the namespace, so nothing is left behind and the student can press Launch again.
+ * One launch on Kubernetes: wait out a namespace being reset, reuse one that holds the
+ * student's workspace, create the objects, then follow the shared informers until the
+ * scheduler and every worker are Ready. A failure removes what the launch made but a bound
+ * workspace claim, so nothing runs on and the student can press Launch again.
  */
 import { randomBytes } from 'node:crypto';
 import { ClusterError, type ProgressEvent, type StartOptions } from '../types.ts';
 import { checkWorkerCount } from '../worker-count.ts';
 import { apiFailure, isAlreadyExists, isRbacDenial, isRetryable, isUnreachable, unreachableDetail } from './api.ts';
 import { clusterRef, clusterUrl, isOurs, readNamespace, type BackendContext } from './context.ts';
+import { removeCluster } from './teardown.ts';
+import { renderWorkspaceClaim } from './workspace.ts';
 import type { ClusterRef, LaunchSpec } from './types.ts';
 import {
   renderLimitRange, renderNamespace, renderNetworkPolicy, renderQuota, renderRoleBinding, renderSchedulerDeployment,
@@ -27,21 +30,31 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
   const changes = new Changes();
   const unsubscribe = ctx.watch.subscribe(ref.namespace, changes.bump);
   let created = false;
+  let reused = false;
   try {
     await ctx.gate.run('start informers', () => ctx.watch.start(), { signal });
     let since: Date | undefined;
-    for (let first = true; !since; first = false) {
+    let waited = false;
+    while (!since) {
       const previous = await readNamespace(ctx, ref.namespace, signal);
       if (previous && !isOurs(kube, previous)) {
         throw new ClusterError(`namespace ${ref.namespace} exists and is not managed by this clusterhub`, 409);
       }
+      if (previous && !previous.metadata?.deletionTimestamp) {
+        // A stopped cluster's namespace: launch into it when it holds the workspace, else it is
+        // replaced. The hub only starts what it believes stopped, so workloads found here are
+        // stale (their token is not the new one) and go either way.
+        if (await removeCluster(ctx, ref, previous.metadata?.uid) === 'namespace') continue;
+        reused = true;
+        yield { progress: 10, message: 'Your workspace is kept: starting in it' };
+        if (ctx.watch.pods(ref.namespace).length) yield { progress: 12, message: 'Waiting for the previous cluster\'s pods to stop' };
+        await podsGone(ctx, ref.namespace, changes, signal);
+        since = new Date();
+        break;
+      }
       if (previous) {
-        if (!previous.metadata?.deletionTimestamp) {
-          // The hub only starts what it believes stopped: a live leftover is stale (its token is not the new one).
-          ctx.log.warn({ user: login, namespace: ref.namespace }, 'replacing a leftover cluster');
-          await deleteNamespace(ctx, ref.namespace, previous.metadata?.uid);
-        }
-        if (first) yield { progress: 2, message: 'Waiting for the previous cluster to finish terminating' };
+        if (!waited) yield { progress: 2, message: 'Waiting for the previous cluster to finish terminating' };
+        waited = true;
         await namespaceGone(ctx, ref.namespace, changes, signal);
         continue;
       }
@@ -54,7 +67,7 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
       }
     }
     created = true;
-    yield { progress: 10, message: `Namespace ${ref.namespace} created` };
+    if (!reused) yield { progress: 10, message: `Namespace ${ref.namespace} created` };
 
     await createObjects(ctx, ref, options.jupyterToken, signal);
     yield { progress: 20, message: 'Quota, limits, network policy, identity and token created' };
@@ -88,9 +101,8 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
     }
     yield { progress: 100, message: 'Cluster ready', ready: true, url: await clusterUrl(ctx, ref.namespace, signal) };
   } catch (err) {
-    if (created) {
-      await deleteNamespace(ctx, ref.namespace).catch((e) => ctx.log.error({ user: login, err: e }, 'cleanup after a failed launch failed'));
-    }
+    // Nothing runs on; a bound workspace claim stays (see removeCluster), so a failure never costs the student their work.
+    if (created) await removeCluster(ctx, ref).catch((e) => ctx.log.error({ user: login, err: e }, 'cleanup after a failed launch failed'));
     // Cut short while the informers could not reach the API server: that is the reason to give.
     const trouble = signal?.aborted && !(err instanceof ClusterError && err !== signal.reason) ? ctx.watch.failure() : undefined;
     throw asClusterError(trouble !== undefined && isUnreachable(trouble) ? trouble : err, signal);
@@ -99,24 +111,23 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
   }
 }
 
-/** Deletes a namespace (and so everything in it); a missing one is fine. */
-export async function deleteNamespace(ctx: BackendContext, name: string, uid?: string): Promise<void> {
-  try {
-    await ctx.gate.run('delete namespace', () => ctx.clients.core.deleteNamespace({
-      name, propagationPolicy: 'Background', ...(uid ? { body: { preconditions: { uid } } } : {}),
-    }));
-  } catch (err) {
-    const f = apiFailure(err);
-    if (f.code === 404 || f.code === 409) return;
-    throw err;
-  }
-}
-
 /** Resolves when the namespace no longer exists, by watching (the informer cache, confirmed once by a read). */
 async function namespaceGone(ctx: BackendContext, name: string, changes: Changes, signal?: AbortSignal): Promise<void> {
   for (;;) {
     const version = changes.version;
     if (!ctx.watch.namespace(name) && !(await readNamespace(ctx, name, signal))) return;
+    await changes.after(version, signal);
+  }
+}
+
+/**
+ * Resolves when the namespace has no pods left, by watching: a previous cluster's pods still
+ * count against the quota and may still hold a ReadWriteOnce workspace on another node.
+ */
+async function podsGone(ctx: BackendContext, namespace: string, changes: Changes, signal?: AbortSignal): Promise<void> {
+  for (;;) {
+    const version = changes.version;
+    if (ctx.watch.pods(namespace).length === 0) return;
     await changes.after(version, signal);
   }
 }
@@ -137,6 +148,8 @@ async function createObjects(ctx: BackendContext, ref: ClusterRef, token: string
     create(ctx, 'networkpolicy', () => clients.networking.createNamespacedNetworkPolicy({ namespace, body: renderNetworkPolicy(kube, ref) }), signal),
     create(ctx, 'serviceaccount', () => clients.core.createNamespacedServiceAccount({ namespace, body: renderServiceAccount(kube, ref) }), signal),
     create(ctx, 'secret', () => clients.core.createNamespacedSecret({ namespace, body: renderTokenSecret(kube, ref, secrets) }), signal),
+    // Already there when the namespace was reused: the same claim, the same files.
+    create(ctx, 'workspace claim', () => clients.core.createNamespacedPersistentVolumeClaim({ namespace, body: renderWorkspaceClaim(kube, ref) }), signal),
   ]);
 }
 

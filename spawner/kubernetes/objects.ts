@@ -4,11 +4,13 @@
  */
 import type {
   V1Container, V1Deployment, V1EnvVar, V1LimitRange, V1Namespace, V1NetworkPolicy, V1PodSpec,
-  V1ResourceQuota, V1RoleBinding, V1Secret, V1SecurityContext, V1Service, V1ServiceAccount, RbacV1Subject,
+  V1ResourceQuota, V1RoleBinding, V1Secret, V1Service, V1ServiceAccount, RbacV1Subject,
 } from '@kubernetes/client-node';
 import { ANNOTATION_LOGIN, clusterLabels, LABEL_COMPONENT, LABEL_LAUNCH, LABEL_MANAGED_BY, MANAGED_BY, NAMES, TOKEN_KEY } from './labels.ts';
 import type { ClusterRef, KubernetesConfig, LaunchSpec } from './types.ts';
 import { podEnv, cpuThreads, PORTS } from './image-env.ts';
+import { requestsEqualLimits, restrictedContainer, WORKSPACE_PATH } from './pod-parts.ts';
+import { renderMaterialsInit } from './workspace.ts';
 
 /** The namespace, with PodSecurity `restricted` enforced on everything inside. */
 export function renderNamespace(kube: KubernetesConfig, ref: ClusterRef): V1Namespace {
@@ -179,7 +181,8 @@ export function renderSchedulerDeployment(kube: KubernetesConfig, spec: LaunchSp
     resources: requestsEqualLimits(kube.schedulerResources),
     securityContext: restrictedContainer(),
   };
-  return deployment(kube, spec, 'scheduler', 1, container, 'Recreate');
+  const init = renderMaterialsInit(kube);
+  return deployment(kube, spec, 'scheduler', 1, container, 'Recreate', { claim: true, initContainers: init ? [init] : [] });
 }
 
 /** N worker pods of the same image in `worker` mode, pointed at the scheduler Service. */
@@ -200,7 +203,10 @@ export function renderWorkerDeployment(kube: KubernetesConfig, spec: LaunchSpec)
     resources: requestsEqualLimits(kube.workerResources),
     securityContext: restrictedContainer(),
   };
-  return deployment(kube, spec, 'workers', spec.workers, container, 'RollingUpdate', [waitForScheduler(kube, spec.namespace)]);
+  // A ReadWriteMany claim can be mounted by every worker too; otherwise workers get scratch space.
+  return deployment(kube, spec, 'workers', spec.workers, container, 'RollingUpdate', {
+    claim: kube.workspace.accessMode === 'ReadWriteMany', initContainers: [waitForScheduler(kube, spec.namespace)],
+  });
 }
 
 /** Polls the scheduler's Dask port; exits once it accepts a connection. */
@@ -251,18 +257,6 @@ export function mergeDeep<T>(base: T, extra: unknown): T {
   return extra === undefined ? base : (extra as T);
 }
 
-/** The container securityContext PodSecurity `restricted` asks for. */
-export function restrictedContainer(): V1SecurityContext {
-  return {
-    runAsNonRoot: true,
-    runAsUser: 1000,
-    runAsGroup: 1000,
-    allowPrivilegeEscalation: false,
-    capabilities: { drop: ['ALL'] },
-    seccompProfile: { type: 'RuntimeDefault' },
-  };
-}
-
 type Component = 'scheduler' | 'workers';
 
 function ippKeyEnv(): V1EnvVar {
@@ -273,9 +267,10 @@ function podSelector(component: Component): Record<string, string> {
   return { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_COMPONENT]: component };
 }
 
-function deployment(
-  kube: KubernetesConfig, spec: LaunchSpec, component: Component, replicas: number, container: V1Container, strategy: string, initContainers: V1Container[] = [],
-): V1Deployment {
+/** Whether the pods mount the workspace claim (else an emptyDir), and what runs before them. */
+interface PodStorage { claim: boolean; initContainers: V1Container[] }
+
+function deployment(kube: KubernetesConfig, spec: LaunchSpec, component: Component, replicas: number, container: V1Container, strategy: string, storage: PodStorage): V1Deployment {
   const labels = { ...clusterLabels(kube, spec), [LABEL_COMPONENT]: component };
   const base: V1PodSpec = {
     serviceAccountName: NAMES.serviceAccount,
@@ -286,17 +281,23 @@ function deployment(
       runAsNonRoot: true,
       runAsUser: 1000,
       runAsGroup: 1000,
+      // The claim's files belong to group 1000 (the student); only a root that is not yet theirs is relabelled,
+      // so a relaunch on a large workspace does not walk every file.
       fsGroup: 1000,
+      fsGroupChangePolicy: 'OnRootMismatch',
       seccompProfile: { type: 'RuntimeDefault' },
     },
-    ...(initContainers.length > 0 ? { initContainers } : {}),
+    ...(storage.initContainers.length ? { initContainers: storage.initContainers } : {}),
     containers: [container],
-    // The root filesystem stays the image's; scratch space and the (ephemeral) workspace are emptyDirs.
-    volumes: [{ name: 'tmp', emptyDir: {} }, { name: 'workspace', emptyDir: {} }],
+    // The root filesystem stays the image's; scratch space is an emptyDir, the workspace the student's claim.
+    volumes: [
+      { name: 'tmp', emptyDir: {} },
+      storage.claim ? { name: 'workspace', persistentVolumeClaim: { claimName: NAMES.workspaceClaim } } : { name: 'workspace', emptyDir: {} },
+    ],
     nodeSelector: { ...kube.nodeSelector },
     tolerations: kube.tolerations.map((t) => ({ ...t })),
   };
-  container.volumeMounts = [{ name: 'tmp', mountPath: '/tmp' }, { name: 'workspace', mountPath: '/workspace' }];
+  container.volumeMounts = [{ name: 'tmp', mountPath: '/tmp' }, { name: 'workspace', mountPath: WORKSPACE_PATH }];
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -311,10 +312,6 @@ function deployment(
       },
     },
   };
-}
-
-function requestsEqualLimits(r: { cpu: string; memory: string }): V1Container['resources'] {
-  return { requests: { cpu: r.cpu, memory: r.memory }, limits: { cpu: r.cpu, memory: r.memory } };
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

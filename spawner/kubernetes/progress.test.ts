@@ -96,7 +96,16 @@ test('a PodSecurity refusal is a FailedCreate too', (t) => {
   t.regex(eventFailure(e)!.message, /violates PodSecurity/);
 });
 
-test('launch events keep this launch\'s pods and the ReplicaSet events since the namespace was created', (t) => {
+test('a workspace claim of a storage class that does not exist fails the launch; waiting for a volume does not', (t) => {
+  const missing = event('ProvisioningFailed', 'storageclass.storage.k8s.io "fast" not found', { kind: 'PersistentVolumeClaim' });
+  t.deepEqual(eventFailure(missing), { message: 'the workspace volume cannot be made (ProvisioningFailed): storageclass.storage.k8s.io "fast" not found', status: 503 });
+  t.is(eventFailure(event('ProvisioningFailed', 'failed to provision volume: rpc error: timeout', { kind: 'PersistentVolumeClaim' })), undefined, 'the provisioner retries');
+  t.is(eventFailure(event('ExternalProvisioning', 'Waiting for a volume to be created', { kind: 'PersistentVolumeClaim' })), undefined);
+  t.is(eventFailure(event('FailedScheduling', '0/4 nodes are available: pod has unbound immediate PersistentVolumeClaims.', { kind: 'Pod' })), undefined);
+  t.is(eventFailure(event('FailedScheduling', '0/2 nodes are available: persistentvolume "pvc-ca30" not found.', { kind: 'Pod' })), undefined, 'a volume the scheduler\'s cache has not seen yet');
+});
+
+test('launch events keep this launch\'s pods and the ReplicaSet and claim events since the namespace was created', (t) => {
   const mine = pod('scheduler');
   const events = [
     event('Scheduled', 'to n', { kind: 'Pod', uid: mine.metadata!.uid }),
@@ -104,9 +113,11 @@ test('launch events keep this launch\'s pods and the ReplicaSet events since the
     event('FailedCreate', 'old', { kind: 'ReplicaSet' }, '2026-11-28T11:59:59Z'),
     event('FailedCreate', 'new', { kind: 'ReplicaSet' }, '2026-11-28T12:00:00Z'),
     event('Whatever', 'node', { kind: 'Node' }),
+    event('ProvisioningFailed', 'old claim', { kind: 'PersistentVolumeClaim' }, '2026-11-28T11:59:59Z'),
+    event('ProvisioningFailed', 'claim', { kind: 'PersistentVolumeClaim' }, '2026-11-28T12:00:00Z'),
   ];
   const kept = launchEvents(events, [mine], new Date('2026-11-28T12:00:00Z'));
-  t.deepEqual(kept.map((e) => e.message), ['to n', 'new']);
+  t.deepEqual(kept.map((e) => e.message), ['to n', 'new', 'claim']);
 });
 
 test('cluster state: running once the scheduler is Ready, failed when it cannot start, else starting', (t) => {

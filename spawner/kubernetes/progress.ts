@@ -41,6 +41,13 @@ const FATAL_WAITING = new Set([
  */
 const TRANSIENT_CREATE = /status unknown for quota/;
 
+/**
+ * The scheduler waits for the workspace claim to be bound (a provisioner is making the
+ * volume), or for its cache to see a volume just made: it retries by itself, so this is not
+ * a failure; the launch timeout still applies.
+ */
+const TRANSIENT_SCHEDULING = /unbound immediate PersistentVolumeClaims|persistentvolume(?:claim)? "[^"]*" not found/i;
+
 /** `scheduler`, `workers` or undefined for a pod that is not ours. */
 export function componentOf(pod: V1Pod): string | undefined {
   return pod.metadata?.labels?.[LABEL_COMPONENT];
@@ -57,7 +64,7 @@ export function podFailure(pod: V1Pod): Failure | undefined {
   if (pod.metadata?.deletionTimestamp) return undefined;
   const who = componentOf(pod) === 'scheduler' ? 'the scheduler' : 'a worker';
   const unschedulable = pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable');
-  if (unschedulable) return { message: `${who} cannot be scheduled (Unschedulable): ${unschedulable.message ?? ''}`.trim(), status: 503 };
+  if (unschedulable && !TRANSIENT_SCHEDULING.test(unschedulable.message ?? '')) return { message: `${who} cannot be scheduled (Unschedulable): ${unschedulable.message ?? ''}`.trim(), status: 503 };
   for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
     const waiting = cs.state?.waiting;
     if (waiting?.reason && FATAL_WAITING.has(waiting.reason)) {
@@ -70,14 +77,18 @@ export function podFailure(pod: V1Pod): Failure | undefined {
   return undefined;
 }
 
-/** A failure announced by an event: FailedScheduling, FailedCreate (quota, limits, admission), image pulls. */
+/** A failure announced by an event: FailedScheduling, FailedCreate (quota, limits, admission), a missing storage class, image pulls. */
 export function eventFailure(event: CoreV1Event): Failure | undefined {
   const reason = event.reason ?? '';
   const message = event.message ?? '';
   const kind = event.involvedObject?.kind;
-  if (reason === 'FailedScheduling') return { message: `a pod cannot be scheduled (Unschedulable): ${message}`, status: 503 };
+  if (reason === 'FailedScheduling' && !TRANSIENT_SCHEDULING.test(message)) return { message: `a pod cannot be scheduled (Unschedulable): ${message}`, status: 503 };
   if (reason === 'FailedCreate' && (kind === 'ReplicaSet' || kind === 'Deployment') && !TRANSIENT_CREATE.test(message)) {
     return { message: `Kubernetes refused to create a pod (FailedCreate): ${message}`, status: 422 };
+  }
+  // A class that does not exist never provisions (other provisioning failures are retried by the provisioner).
+  if (kind === 'PersistentVolumeClaim' && reason === 'ProvisioningFailed' && /storageclass\S* "[^"]*" not found/i.test(message)) {
+    return { message: `the workspace volume cannot be made (ProvisioningFailed): ${message}`, status: 503 };
   }
   if (kind === 'Pod' && reason === 'Failed') return { message: `a pod cannot start: ${message}`, status: 503 };
   if (kind === 'Pod' && reason === 'BackOff' && /pulling image|restarting failed container/i.test(message)) {
@@ -88,7 +99,7 @@ export function eventFailure(event: CoreV1Event): Failure | undefined {
 
 /**
  * The events that concern one launch: those about its pods (by uid), and those about its
- * ReplicaSets and Deployments since the namespace was created (a previous namespace of the
+ * ReplicaSets, Deployments and workspace claim since the namespace was created (a previous namespace of the
  * same name may still have events in the cache).
  */
 export function launchEvents(events: readonly CoreV1Event[], pods: readonly V1Pod[], since: Date): CoreV1Event[] {
@@ -96,7 +107,7 @@ export function launchEvents(events: readonly CoreV1Event[], pods: readonly V1Po
   return events.filter((e) => {
     const kind = e.involvedObject?.kind;
     if (kind === 'Pod') return podUids.has(e.involvedObject.uid);
-    return (kind === 'ReplicaSet' || kind === 'Deployment') && eventTime(e) >= since.getTime();
+    return (kind === 'ReplicaSet' || kind === 'Deployment' || kind === 'PersistentVolumeClaim') && eventTime(e) >= since.getTime();
   });
 }
 

@@ -27,8 +27,8 @@ export interface ContractOptions {
   makeFailing(): Promise<BackendUnderTest>;
   failingUser: string;
   /**
-   * What the backend left of a user's cluster (process groups, namespaces…), as a list of
-   * descriptions; empty when nothing is left.
+   * What the backend left running of a user's cluster (process groups, pods, workloads…),
+   * as a list of descriptions; empty when nothing is left. The workspace is not a leftover.
    */
   leftovers(user: string): Promise<string[]>;
 }
@@ -90,7 +90,7 @@ export function backendContract(test: TestFn, make: () => Promise<BackendUnderTe
     t.regex(found?.url ?? '', /^https?:\/\//);
   });
 
-  test.serial(`${opts.name}: stop leaves nothing; status is stopped and list excludes it`, async (t) => {
+  test.serial(`${opts.name}: stop leaves nothing running (the workspace stays); status is stopped and list excludes it`, async (t) => {
     await backend().stop(user);
     t.is((await backend().status(user)).state, 'stopped');
     t.falsy((await backend().list()).some((c) => c.user === user));

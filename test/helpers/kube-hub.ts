@@ -3,14 +3,14 @@
  * an in-process hub share (same state directory, the hub's ServiceAccount), an admin token
  * seeded into the store, and what the API server, the proxy and the REST API say.
  */
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openStore } from '../../hub/store/sqlite.ts';
 import { ChpClient } from '../../proxy/client.ts';
 import { watchUntil } from '../kube/watch.ts';
 import { adjacentPorts } from './hub.ts';
-import { freePort } from './net.ts';
+import { freePort, waitUntil } from './net.ts';
 
 export const PROXY_TOKEN = 'recovery-test-proxy-token-0123456789';
 
@@ -129,4 +129,32 @@ export async function progressUntil(base: string, token: string, user: string, u
     }
   }
   throw new Error(`the progress of ${user} ended first: ${seen.join(' | ')}`);
+}
+
+/**
+ * Namespaces of `instance` that hold a cluster (a Deployment), sorted. A stopped student's
+ * namespace, with only the workspace claim and its fences, is not one.
+ */
+export async function clusterNamespaces(admin: KubeConfig, instance: string): Promise<string[]> {
+  const list = await admin.makeApiClient(AppsV1Api).listDeploymentForAllNamespaces({ labelSelector: `clusterhub.io/instance=${instance}` });
+  return [...new Set(list.items.map((d) => d.metadata!.namespace!))].sort();
+}
+
+/** Namespaces of `instance` holding a workspace claim (deleted ones included until they are gone), sorted. */
+export async function workspaceNamespaces(admin: KubeConfig, instance: string): Promise<string[]> {
+  const list = await admin.makeApiClient(CoreV1Api).listPersistentVolumeClaimForAllNamespaces({ labelSelector: `clusterhub.io/instance=${instance}` });
+  return list.items.filter((c) => !c.metadata?.deletionTimestamp).map((c) => c.metadata!.namespace!).sort();
+}
+
+/** Resolves once no Deployment, pod, Service or token Secret of `instance` is left (workspace claims may stay). */
+export async function noClustersLeft(admin: KubeConfig, instance: string, timeoutMs = 180_000): Promise<void> {
+  const labelSelector = `clusterhub.io/instance=${instance}`;
+  const core = admin.makeApiClient(CoreV1Api);
+  await waitUntil(`every cluster of ${instance} to be gone`, async () => {
+    const [deployments, pods, services, secrets] = await Promise.all([
+      admin.makeApiClient(AppsV1Api).listDeploymentForAllNamespaces({ labelSelector }), core.listPodForAllNamespaces({ labelSelector }),
+      core.listServiceForAllNamespaces({ labelSelector }), core.listSecretForAllNamespaces({ labelSelector }),
+    ]);
+    return deployments.items.length + pods.items.length + services.items.length + secrets.items.length === 0;
+  }, { timeoutMs, intervalMs: 250 });
 }

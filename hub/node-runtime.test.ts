@@ -1,0 +1,33 @@
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const runtime = new URL('./node-runtime.ts', import.meta.url).href;
+
+// A child process as hub/cli.ts sets itself up, then a burst of short-lived garbage.
+const script = `
+import { getHeapSpaceStatistics } from 'node:v8';
+const { setUpNodeRuntime, saveCompileCache } = await import(${JSON.stringify(runtime)});
+setUpNodeRuntime();
+await import(${JSON.stringify(new URL('./store/tokens.ts', import.meta.url).href)});
+saveCompileCache();
+let keep = [];
+for (let i = 0; i < 2e6; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > 20000) keep = []; }
+const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+console.log(JSON.stringify({ young, cache: process.env.NODE_COMPILE_CACHE }));
+`;
+
+test('the young generation stays small through a burst, and modules loaded after set-up are cached for the next start', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'clusterhub-compile-cache-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, NODE_COMPILE_CACHE: dir } });
+  const report = JSON.parse(stdout) as { young: number; cache: string };
+  t.true(report.young <= 4 * 1024 * 1024, `young generation ${report.young} bytes`);
+  t.is(report.cache, dir, "an operator's NODE_COMPILE_CACHE is kept, and children inherit it");
+  const entries = readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+  t.true(entries.length > 0, 'the compiled modules were written');
+});
