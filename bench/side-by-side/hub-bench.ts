@@ -43,6 +43,10 @@ async function round(hub: HubUnderTest, concurrent: number, loadSeconds: number)
   const one = await load(hub, `/users/user${concurrent + 1}`, loadSeconds);
   sample.userReqs = one.reqPerSec;
   sample.userP99 = one.p99Ms;
+  // One client polls the whole list back to back while 16 others read single users.
+  const [, during] = await Promise.all([load(hub, hub.listPath, loadSeconds, 1), load(hub, `/users/user${concurrent + 2}`, loadSeconds)]);
+  sample.userDuringListP99 = during.p99Ms;
+  sample.userDuringListMax = during.maxMs;
   sample.rssLoaded = rssMiB(hub.pid);
   sample.stopMany = await stopAll(hub, many);
   return sample;
@@ -92,6 +96,8 @@ export async function hubBench(options: HubBenchOptions): Promise<string> {
     row('… bytes per reply', 'listBytes', 'count'),
     row('GET /users/{name}, wrk -t2 -c16', 'userReqs', 'req/s', false),
     row('… its p99', 'userP99', 'ms'),
+    row('GET /users/{name} -c16 while a client lists users: p99', 'userDuringListP99', 'ms'),
+    row('… its slowest request', 'userDuringListMax', 'ms'),
     row(`hub RSS, ${options.users} users idle`, 'rssIdle', 'MiB'),
     row(`hub RSS, ${options.users} users, ${n} running, after load`, 'rssLoaded', 'MiB'),
   ];

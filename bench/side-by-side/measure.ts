@@ -14,8 +14,8 @@ export function rssMiB(pid: number): number {
   return Number(line.split(/\s+/)[1]) / 1024;
 }
 
-/** Resolves when `done(routes)` holds, reading the proxy's table back to back. */
-async function untilRoutes(hub: HubUnderTest, done: (table: Record<string, unknown>) => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+/** Resolves when `done(routes)` holds, reading the proxy's table back to back (a loaded machine takes minutes). */
+async function untilRoutes(hub: HubUnderTest, done: (table: Record<string, unknown>) => boolean, what: string, timeoutMs = 300_000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
     if (done(await routes(hub.proxyApiUrl, hub.proxyToken))) return;
@@ -62,12 +62,12 @@ function ms(text: string): number {
   return Number(m[1]) * scale;
 }
 
-/** `wrk -t2 -c16 --latency` against one API path for `seconds`. */
-export async function load(hub: HubUnderTest, path: string, seconds = 10): Promise<LoadResult> {
+/** `wrk -t2 -c16 --latency` (or `connections`) against one API path for `seconds`. */
+export async function load(hub: HubUnderTest, path: string, seconds = 10, connections = 16): Promise<LoadResult> {
   const url = `${hub.apiUrl}${path}`;
   const probe = await api(hub.apiUrl, hub.token, 'GET', path);
   if (probe.status !== 200) throw new Error(`${hub.name}: GET ${path} → ${probe.status} ${probe.text.slice(0, 200)}`);
-  const { stdout } = await run('wrk', ['-t2', '-c16', `-d${seconds}s`, '--timeout', '2s', '--latency', '-H', `Authorization: token ${hub.token}`, url], { maxBuffer: 1 << 20 });
+  const { stdout } = await run('wrk', [`-t${Math.min(2, connections)}`, `-c${connections}`, `-d${seconds}s`, '--timeout', '2s', '--latency', '-H', `Authorization: token ${hub.token}`, url], { maxBuffer: 1 << 20 });
   const pick = (re: RegExp) => re.exec(stdout)?.[1];
   const errorsLine = /Non-2xx or 3xx responses: (\d+)/.exec(stdout);
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);

@@ -71,3 +71,14 @@ test('culls and the last event ride on the same row; events page and prune by ag
   t.is(store.pruneEvents(new Date('2025-06-01T00:00:00.000Z')), 1);
   t.is(store.userListing('s000')!.culls, 1);
 });
+
+test('one user read by login is the same row a page shows', (t) => {
+  const store = classOf(3);
+  store.putCluster(cluster('s001', 'running'));
+  store.addEvent({ actor: 'culler', user: 's001', kind: 'culled' });
+  store.addEvent({ actor: 'prof', user: 's001', kind: 'scale', detail: { from: 1, to: 2 } });
+  store.recordActivity('s001', new Date('2025-01-01T12:00:00.000Z'));
+  const page = store.userPage({ offset: 0, limit: 10 }).rows;
+  for (const row of page) t.deepEqual(store.userListing(row.login), row);
+  t.is(store.userListing('nobody'), undefined);
+});

@@ -43,16 +43,23 @@ function userSelect(where: string, order: string): string {
   return `WITH page AS (
       SELECT u.rowid AS rid FROM users u LEFT JOIN clusters c ON c.user = u.login
       WHERE ${where} ${order} LIMIT :limit OFFSET :offset)
-    SELECT u.*, ${ACTIVITY} AS activity, ${CULLS} AS culls,
+    SELECT ${LISTING_COLUMNS},
+      (SELECT count(*) FROM users u LEFT JOIN clusters c ON c.user = u.login WHERE ${where}) AS total
+    FROM page JOIN users u ON u.rowid = page.rid ${LISTING_JOINS}
+    ${order}`;
+}
+
+/** What a listing row is made of, and the joins that bring it. */
+const LISTING_COLUMNS = `u.*, ${ACTIVITY} AS activity, ${CULLS} AS culls,
       le.time AS le_time, le.kind AS le_kind, le.actor AS le_actor, le.detail AS le_detail,
       c.user AS c_user, c.backend AS c_backend, c.phase AS c_phase, c.workers AS c_workers,
       c.jupyter_token AS c_jupyter_token, c.url AS c_url, c.created_at AS c_created_at,
-      c.ready_at AS c_ready_at, c.last_activity AS c_last_activity,
-      (SELECT count(*) FROM users u LEFT JOIN clusters c ON c.user = u.login WHERE ${where}) AS total
-    FROM page JOIN users u ON u.rowid = page.rid LEFT JOIN clusters c ON c.user = u.login
-      LEFT JOIN events le ON le.id = (SELECT max(e.id) FROM events e WHERE e.user = u.login)
-    ${order}`;
-}
+      c.ready_at AS c_ready_at, c.last_activity AS c_last_activity`;
+const LISTING_JOINS = `LEFT JOIN clusters c ON c.user = u.login
+      LEFT JOIN events le ON le.id = (SELECT max(e.id) FROM events e WHERE e.user = u.login)`;
+
+/** One user by login: a primary-key lookup (the paged form with its count is ten times slower). */
+const ONE_USER = `SELECT ${LISTING_COLUMNS} FROM users u ${LISTING_JOINS} WHERE u.login = :login`;
 
 function toListing(r: Raw): UserListing {
   const user = toUser(r);
@@ -81,7 +88,7 @@ export function listingQueries(db: DatabaseSync): Pick<Store, 'userPage' | 'user
     }
     return statement;
   };
-  const one = db.prepare(userSelect('u.login = :login', ''));
+  const one = db.prepare(ONE_USER);
   const events = db.prepare(`SELECT *, count(*) OVER () AS total FROM events
     WHERE (:user IS NULL OR user = :user) AND (:kind IS NULL OR kind = :kind)
     ORDER BY id DESC LIMIT :limit OFFSET :offset`);
@@ -116,7 +123,7 @@ export function listingQueries(db: DatabaseSync): Pick<Store, 'userPage' | 'user
       }
     },
     userListing(login: string) {
-      const row = one.get({ login, limit: 1, offset: 0 });
+      const row = one.get({ login });
       return row ? toListing(row) : undefined;
     },
     eventPage(query: EventQuery) {
