@@ -185,7 +185,7 @@ async function hubOnNode(t: { teardown(fn: () => unknown): void }, name: string,
   return { hub, prefix };
 }
 
-test.serial('through the hub, a launch with an image tag that does not exist fails with Kubernetes\' reason within the start timeout and leaves nothing running; its bound workspace claim stays', async (t) => {
+test.serial('through the hub, a launch with an image tag that does not exist fails with Kubernetes\' reason within the start timeout and leaves nothing running (the namespace stays only for a bound claim)', async (t) => {
   t.timeout(4 * 60_000);
   const image = `${node.images.cluster.ref.replace(/:[^:/]+$/, '')}:no-such-tag`;
   const { hub, prefix } = await hubOnNode(t, 'bad', image);
