@@ -128,4 +128,10 @@ test('service type, ingress with cert-manager annotations, PDB and the uninstall
   t.is(job.metadata?.annotations?.['helm.sh/hook'], 'pre-delete');
   t.is(job.spec?.template.spec?.serviceAccountName, 'clusterhub');
   t.deepEqual(job.spec?.template.spec?.containers[0]?.args, ['remove-namespaces']);
+  t.is(job.spec?.template.spec?.nodeSelector, undefined);
+  const placed = await renderChart(bin, ['--set', 'cluster.removeNamespacesOnUninstall=true', '--set', 'hub.nodeSelector.pool=hub',
+    '--set', 'hub.tolerations[0].key=pool', '--set', 'hub.tolerations[0].operator=Exists']);
+  const placedJob = find<V1Job>(placed, 'Job', 'remove-student-namespaces')!.spec!.template.spec!;
+  t.deepEqual(placedJob.nodeSelector, { pool: 'hub' }, 'the hook runs where the hub may run');
+  t.deepEqual(placedJob.tolerations, [{ key: 'pool', operator: 'Exists' }]);
 });

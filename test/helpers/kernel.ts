@@ -120,3 +120,73 @@ export async function startBusyKernel(baseUrl: string, token: string, code: stri
   });
   ws.close();
 }
+
+/** A kernel with one websocket kept open, as a JupyterLab tab keeps it. */
+export interface KernelSession {
+  /** Runs `code` on the open socket; resolves with its stream output and result text. */
+  run(code: string, timeoutMs?: number): Promise<string>;
+  /** Why the socket closed, once it has (undefined while open). */
+  closedWith(): string | undefined;
+  /** Closes the socket and shuts the kernel down. */
+  close(): Promise<void>;
+}
+
+/** Starts a kernel at `baseUrl` and opens its channels websocket, left open until `close()`. */
+export async function openKernel(baseUrl: string, token: string, headers: Record<string, string> = {}): Promise<KernelSession> {
+  const base = baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`;
+  const auth = { ...headers, Authorization: `token ${token}`, 'Content-Type': 'application/json' };
+  const created = await fetch(`${base}api/kernels`, { method: 'POST', headers: auth, body: JSON.stringify({ name: 'python3' }) });
+  if (!created.ok) throw new Error(`POST api/kernels: ${created.status} ${await created.text()}`);
+  const { id } = (await created.json()) as { id: string };
+  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}api/kernels/${id}/channels?token=${encodeURIComponent(token)}`);
+  let closed: string | undefined;
+  ws.addEventListener('close', (event) => (closed = `closed (${event.code})`));
+  await new Promise<void>((resolve, reject) => {
+    ws.addEventListener('open', () => resolve(), { once: true });
+    ws.addEventListener('error', () => reject(new Error(`websocket to the kernel at ${base} failed`)), { once: true });
+  });
+  const session = randomUUID();
+  return {
+    closedWith: () => closed,
+    run: (code, timeoutMs = 60_000) => new Promise<string>((resolve, reject) => {
+      if (closed) return reject(new Error(`the kernel's websocket is ${closed}`));
+      const msgId = randomUUID();
+      let output = '';
+      let replied = false;
+      let idle = false;
+      let error: Error | undefined;
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        ws.removeEventListener('message', onMessage);
+        ws.removeEventListener('close', onClose);
+        if (err) reject(err);
+        else resolve(output);
+      };
+      const timer = setTimeout(() => done(new Error(`no answer within ${timeoutMs / 1000}s; output so far: ${output}`)), timeoutMs);
+      const onClose = () => done(new Error(`the kernel's websocket ${closed ?? 'closed'} during the cell`));
+      const onMessage = (event: MessageEvent) => {
+        if (typeof event.data !== 'string') return;
+        const msg = JSON.parse(event.data) as KernelMessage;
+        if (msg.parent_header.msg_id !== msgId) return;
+        const c = msg.content;
+        if (msg.header.msg_type === 'stream') output += String(c.text);
+        if (msg.header.msg_type === 'execute_result') output += String((c.data as Record<string, string>)['text/plain'] ?? '');
+        if (msg.header.msg_type === 'error') error = new Error(`${String(c.ename)}: ${String(c.evalue)}`);
+        if (msg.header.msg_type === 'execute_reply') replied = true;
+        if (msg.header.msg_type === 'status' && c.execution_state === 'idle') idle = true;
+        if (replied && idle) done(error);
+      };
+      ws.addEventListener('message', onMessage);
+      ws.addEventListener('close', onClose);
+      ws.send(JSON.stringify({
+        channel: 'shell', buffers: [], parent_header: {}, metadata: {},
+        header: { msg_id: msgId, msg_type: 'execute_request', session, username: 'test', version: '5.3', date: new Date().toISOString() },
+        content: { code, silent: false, store_history: false, user_expressions: {}, allow_stdin: false, stop_on_error: true },
+      }));
+    }),
+    close: async () => {
+      ws.close();
+      await fetch(`${base}api/kernels/${id}`, { method: 'DELETE', headers: auth }).then((r) => r.body?.cancel(), () => {});
+    },
+  };
+}
