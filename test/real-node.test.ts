@@ -3,11 +3,12 @@
  * CoreDNS, kube-router's NetworkPolicy firewall, local-path volumes), with the images built
  * here (test/kube/images.sh) and the Kubernetes backend's own objects: its namespace
  * (PodSecurity restricted) and its NetworkPolicy, a launch through the whole hub that fails
- * on a missing image, the hub image itself. Pods are placed on the real node by its label
+ * on a missing image, a notebook on the student's workspace claim through a stop and a reset,
+ * the hub image itself. Pods are placed on the real node by its label
  * and toleration.
  */
 import test from 'ava';
-import { CoreV1Api, KubeConfig, NetworkingV1Api } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, KubeConfig, NetworkingV1Api } from '@kubernetes/client-node';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -158,26 +159,36 @@ test.serial('a PersistentVolumeClaim on the default StorageClass binds on the no
   t.is(second.message, 'kept');
 });
 
-test.serial('through the hub, a launch with an image tag that does not exist fails with Kubernetes\' reason within the start timeout and leaves no namespace', async (t) => {
-  t.timeout(4 * 60_000);
+/** A hub on the real node as the backend's ServiceAccount, with its own prefix; destroyed (and its namespaces deleted) after the test. */
+async function hubOnNode(t: { teardown(fn: () => unknown): void }, name: string, image: string, sizes: Record<string, unknown> = {}) {
   await applyRbac(admin);
   const dir = await mkdtemp(join(tmpdir(), 'clusterhub-real-node-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const kubeconfig = join(dir, 'kubeconfig.json');
   await writeFile(kubeconfig, (await backendKubeConfig(admin)).exportConfig(), { mode: 0o600 });
-  const prefix = plane.newPrefix('bad');
-  const image = `${node.images.cluster.ref.replace(/:[^:/]+$/, '')}:no-such-tag`;
+  const prefix = plane.newPrefix(name);
   const hub = await startTestHub({
     config: {
-      spawn: { backend: 'kubernetes', startTimeoutSeconds: 120 },
+      spawn: { backend: 'kubernetes', startTimeoutSeconds: sizes.schedulerResources ? 300 : 120 },
       kubernetes: {
         kubeconfig, namespacePrefix: prefix, instance: prefix, image, imagePullPolicy: 'IfNotPresent',
         nodeSelector: node.nodeSelector, tolerations: node.tolerations, routeTarget: 'http://{clusterIP}:8888',
-        schedulerResources: { cpu: '200m', memory: '256Mi' }, workerResources: { cpu: '100m', memory: '128Mi' },
+        schedulerResources: { cpu: '200m', memory: '256Mi' }, workerResources: { cpu: '100m', memory: '128Mi' }, ...sizes,
       },
     },
   });
-  t.teardown(() => hub.destroy());
+  t.teardown(async () => {
+    await hub.destroy();
+    const left = await core.listNamespace({ labelSelector: `clusterhub.io/instance=${prefix}` });
+    await Promise.all(left.items.map((n) => core.deleteNamespace({ name: n.metadata!.name! }).catch(() => {})));
+  });
+  return { hub, prefix };
+}
+
+test.serial('through the hub, a launch with an image tag that does not exist fails with Kubernetes\' reason within the start timeout and leaves nothing running (the namespace stays only for a bound claim)', async (t) => {
+  t.timeout(4 * 60_000);
+  const image = `${node.images.cluster.ref.replace(/:[^:/]+$/, '')}:no-such-tag`;
+  const { hub, prefix } = await hubOnNode(t, 'bad', image);
   const token = hub.token('carol');
   const started = performance.now();
   const res = await apiAs(hub, token, '/hub/api/users/carol/cluster', { method: 'POST', json: { workers: 1 } });
@@ -189,7 +200,56 @@ test.serial('through the hub, a launch with an image tag that does not exist fai
   t.is(last.failed, true);
   t.regex(String(last.message), /Failed to pull image "[^"]+:no-such-tag"|ErrImagePull|ImagePullBackOff/);
   t.true(seconds < 120, 'within the start timeout');
-  await namespaceGone(admin, namespaceFor(prefix, 'carol'));
+  // Nothing runs on. The namespace stays only for a bound workspace claim: a worker's pull can fail before the scheduler's claim binds.
+  const namespace = namespaceFor(prefix, 'carol');
+  await waitUntil('the failed launch\'s pods to go', async () => (await core.listNamespacedPod({ namespace })).items.length === 0, { timeoutMs: 120_000, intervalMs: 500 });
+  t.is((await admin.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace })).items.length, 0, 'no Deployment');
+  const kept = await core.readNamespace({ name: namespace }).then((n) => !n.metadata?.deletionTimestamp, () => false);
+  const claim = await core.readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace }).catch(() => undefined);
+  t.log(kept ? 'the claim was bound: the namespace keeps it' : `the claim was not bound (${claim?.status?.phase ?? 'gone'}): the namespace is deleted`);
+  if (kept) t.is(claim?.status?.phase, 'Bound');
+  else await namespaceGone(admin, namespace);
+});
+
+/** Jupyter's contents API through the hub's proxy with the cluster's token, as JupyterLab saves and opens files. */
+function contents(hub: Awaited<ReturnType<typeof hubOnNode>>['hub'], login: string, path: string, init: { method?: string; json?: unknown } = {}) {
+  const row = hub.store.getCluster(login);
+  if (!row) throw new Error(`${login} has no cluster`);
+  return fetch(`${hub.publicUrl}/user/${login}/api/contents/${path}`, {
+    method: init.method ?? 'GET', headers: { Authorization: `token ${row.jupyterToken}`, 'Content-Type': 'application/json' },
+    body: init.json === undefined ? undefined : JSON.stringify(init.json), signal: AbortSignal.timeout(30_000),
+  });
+}
+
+test.serial('through the hub on the node, a notebook saved in JupyterLab is on the workspace claim: a stop and relaunch keep it, a reset gives a fresh workspace', async (t) => {
+  t.timeout(12 * 60_000);
+  // Sizes a real Jupyter, Dask scheduler and Spark master fit in.
+  const { hub, prefix } = await hubOnNode(t, 'ws', node.images.cluster.ref, { schedulerResources: { cpu: '500m', memory: '2Gi' }, workerResources: { cpu: '400m', memory: '1536Mi' } });
+  const teacher = hub.token('teacher', { admin: true });
+  hub.token('dana');
+  const launch = async () => {
+    const started = performance.now();
+    const res = await apiAs(hub, teacher, '/hub/api/users/dana/cluster', { method: 'POST', json: { workers: 1 } });
+    if (res.status !== 202) throw new Error(`launch: ${res.status} ${await res.text()}`);
+    const last = (await readProgress(hub, teacher, 'dana')).at(-1)!;
+    if (!last.ready) throw new Error(`launch failed: ${String(last.message)}`);
+    return (performance.now() - started) / 1000;
+  };
+  const notebook = { cells: [], metadata: {}, nbformat: 4, nbformat_minor: 5 };
+  const fresh = await launch();
+  t.is((await contents(hub, 'dana', 'work.ipynb', { method: 'PUT', json: { type: 'notebook', content: notebook } })).status, 201);
+  const claim = await core.readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace: namespaceFor(prefix, 'dana') });
+
+  t.is((await apiAs(hub, teacher, '/hub/api/users/dana/cluster', { method: 'DELETE' })).status, 204);
+  const again = await launch();
+  t.is((await contents(hub, 'dana', 'work.ipynb')).status, 200, 'the notebook survived the stop');
+  t.is((await core.readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace: namespaceFor(prefix, 'dana') })).metadata?.uid, claim.metadata?.uid, 'the same claim');
+
+  t.true((await apiAs(hub, teacher, '/hub/api/users/dana/reset', { method: 'POST' })).status < 300);
+  const afterReset = await launch();
+  t.is((await contents(hub, 'dana', 'work.ipynb')).status, 404, 'a reset gives a fresh workspace');
+  t.not((await core.readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace: namespaceFor(prefix, 'dana') })).metadata?.uid, claim.metadata?.uid);
+  t.log(`real node, 1 worker: fresh workspace ${fresh.toFixed(1)} s, relaunch in the existing one ${again.toFixed(1)} s, after a reset ${afterReset.toFixed(1)} s`);
 });
 
 test.serial('the hub image built here runs on the node: its own Node and dependencies check the example configuration', async (t) => {

@@ -41,7 +41,20 @@ export async function stopAll(hub: HubUnderTest, users: string[]): Promise<numbe
   const started = performance.now();
   await Promise.all(users.map((u) => send(hub, 'DELETE', u)));
   await untilRoutes(hub, (t) => users.every((u) => !(`/user/${u}` in t) && !(`/user/${u}/` in t)), `${users.length} routes gone`);
-  return performance.now() - started;
+  const elapsed = performance.now() - started;
+  // Not timed: a stop answered 202 may still be finishing; the next round must not find it running.
+  await untilNoneActive(hub);
+  return elapsed;
+}
+
+async function untilNoneActive(hub: HubUnderTest, timeoutMs = 300_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    const res = await api(hub.apiUrl, hub.token, 'GET', '/users?state=active&limit=1');
+    if (res.status === 200 && (JSON.parse(res.text) as unknown[]).length === 0) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${hub.name}: servers still active ${timeoutMs / 1000}s after the stops`);
 }
 
 export interface LoadResult {
