@@ -4,13 +4,13 @@
  * image built here): launch with its real Kubernetes progress, JupyterLab through the proxy,
  * Dask, IPython Parallel and Spark across the worker pods, scaling during a computation, the
  * Dask dashboard behind JupyterLab only, and the culler deciding on Jupyter's own activity
- * until it stops the cluster and the node holds none of its containers.
+ * until it stops the cluster and the node holds none of its containers (the workspace claim stays).
  *
  * The tests are serial and build on one cluster (alice's). The isolation checks on single
  * pods (PodSecurity, seccomp, NetworkPolicy, a failing image) are in real-node.test.ts.
  */
 import test from 'ava';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +25,7 @@ import { startTestHub, type TestHub } from './helpers/hub.ts';
 import { apiAs, cullNow } from './helpers/hub-api.ts';
 import { runInKernel, startBusyKernel } from './helpers/kernel.ts';
 import { waitUntil } from './helpers/net.ts';
-import { logTails, namespaceGone, podsOf, probeFrom, readProgress, restarts } from './helpers/real-node.ts';
+import { logTails, podsOf, probeFrom, readProgress, restarts } from './helpers/real-node.ts';
 
 /** Seconds without proxy traffic or Jupyter activity after which the culler stops a cluster. */
 const IDLE = 15;
@@ -260,7 +260,11 @@ test.serial('the culler keeps the cluster while Jupyter has a busy kernel, stops
   t.like(culled, { action: 'cull', evidence: 'proxy+jupyter', stopped: true }, JSON.stringify(culled));
   t.regex(culled.reason, /^idle \d+ seconds$/);
   t.is(hub.store.getCluster('alice'), undefined);
-  await namespaceGone(admin, ns('alice'));
+  // A cull is a stop: the workloads go, the namespace stays only for alice's workspace claim.
+  await waitUntil('alice\'s pods to go', async () => (await core.listNamespacedPod({ namespace: ns('alice') })).items.length === 0,
+    { timeoutMs: 120_000, intervalMs: 500 });
+  t.is((await admin.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace: ns('alice') })).items.length, 0, 'no Deployment left');
+  t.is((await core.readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace: ns('alice') })).status?.phase, 'Bound', 'the workspace is kept');
   await waitUntil('alice\'s containers to leave containerd', async () => (await containers()).length === 0, { timeoutMs: 60_000, intervalMs: 500 });
   t.deepEqual(await containers(), []);
 });
