@@ -238,7 +238,7 @@ test.serial('through the hub on the node, the workspace claim keeps a notebook a
   const idleTimeoutSeconds = 45;
   const { hub, prefix } = await hubOnNode(t, 'ws', node.images.cluster.ref,
     { schedulerResources: { cpu: '500m', memory: '2Gi' }, workerResources: { cpu: '400m', memory: '1536Mi' }, materialsGitUrl: git.url, materialsGitRef: 'main' },
-    { culler: { schedule: '*/5 * * * * *', idleTimeoutSeconds } });
+    { culler: { enabled: true, schedule: '*/5 * * * * *', idleTimeoutSeconds } });
   const teacher = hub.token('teacher', { admin: true });
   hub.token('dana');
   const launch = async () => {
