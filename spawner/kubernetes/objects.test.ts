@@ -1,4 +1,7 @@
 import test from 'ava';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, type AddressInfo } from 'node:net';
 import type { V1Container, V1Deployment } from '@kubernetes/client-node';
 import { configSchema, type ConfigInput } from '../../config/schema.ts';
 import { clusterRef } from './context.ts';
@@ -92,6 +95,29 @@ test('workers run in worker mode, N replicas, pointed at the scheduler Service',
   t.is(e['CLUSTER_MEMORY'], '3Gi');
   t.is(e['CLUSTER_JUPYTER_TOKEN'], undefined);
   t.notDeepEqual(d.spec!.selector, renderSchedulerDeployment(kube, s).spec!.selector);
+});
+
+test('a worker pod starts its worker only once the scheduler\'s Dask port answers (an init container of the same image, restricted, same size)', async (t) => {
+  const kube = k8s({ workerResources: { cpu: '1500m', memory: '3Gi' } });
+  const d = renderWorkerDeployment(kube, spec('bob', 2));
+  const [init, ...more] = d.spec!.template.spec!.initContainers ?? [];
+  t.deepEqual(more, []);
+  t.is(init!.image, container(d).image);
+  t.deepEqual(init!.resources, container(d).resources);
+  t.deepEqual(init!.securityContext, container(d).securityContext);
+  t.deepEqual(init!.command!.slice(-2), ['scheduler.clusterhub-bob.svc', '8786']);
+  t.is(renderSchedulerDeployment(kube, spec('bob')).spec!.template.spec!.initContainers, undefined);
+
+  // The script itself, against a port that starts listening only after it has waited.
+  const port = await new Promise<number>((resolve) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as AddressInfo).port; s.close(() => resolve(p)); }); });
+  const child = spawn('python3', [...init!.command!.slice(1, -2), '127.0.0.1', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = once(child, 'exit');
+  await once(child.stdout, 'data');
+  t.is(child.exitCode, null, 'still waiting while nothing listens');
+  const server = createServer((socket) => socket.destroy()).listen(port, '127.0.0.1');
+  t.teardown(() => server.close());
+  const [code] = await exited;
+  t.is(code, 0);
 });
 
 test('the scheduler Service names Jupyter, Dask, Spark and IPython Parallel ports', (t) => {

@@ -204,7 +204,38 @@ export function renderWorkerDeployment(kube: KubernetesConfig, spec: LaunchSpec)
     securityContext: restrictedContainer(),
   };
   // A ReadWriteMany claim can be mounted by every worker too; otherwise workers get scratch space.
-  return deployment(kube, spec, 'workers', spec.workers, container, 'RollingUpdate', { claim: kube.workspace.accessMode === 'ReadWriteMany', initContainers: [] });
+  return deployment(kube, spec, 'workers', spec.workers, container, 'RollingUpdate', {
+    claim: kube.workspace.accessMode === 'ReadWriteMany', initContainers: [waitForScheduler(kube, spec.namespace)],
+  });
+}
+
+/** Polls the scheduler's Dask port; exits once it accepts a connection. */
+const WAIT_FOR_PORT = [
+  'import socket, sys, time',
+  'host, port = sys.argv[1], int(sys.argv[2])',
+  'while True:',
+  '    try:',
+  '        socket.create_connection((host, port), timeout=5).close()',
+  '        break',
+  '    except OSError as e:',
+  '        print(f"waiting for the scheduler at {host}:{port}: {e}", flush=True)',
+  '        time.sleep(1)',
+].join('\n');
+
+/**
+ * An init container that holds a worker back until the scheduler's Dask port answers: the
+ * scheduler starts at the same moment and may need minutes on a busy node, while a Dask
+ * worker gives up after its death timeout and the container would restart.
+ */
+function waitForScheduler(kube: KubernetesConfig, namespace: string): V1Container {
+  return {
+    name: 'wait-for-scheduler',
+    image: kube.image,
+    imagePullPolicy: kube.imagePullPolicy,
+    command: ['python3', '-c', WAIT_FOR_PORT, schedulerHost(namespace), String(PORTS.dask)],
+    resources: requestsEqualLimits(kube.workerResources),
+    securityContext: restrictedContainer(),
+  };
 }
 
 /** `scheduler.{namespace}.svc`: what workers dial. */
