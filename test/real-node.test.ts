@@ -3,7 +3,8 @@
  * CoreDNS, kube-router's NetworkPolicy firewall, local-path volumes), with the images built
  * here (test/kube/images.sh) and the Kubernetes backend's own objects: its namespace
  * (PodSecurity restricted) and its NetworkPolicy, a launch through the whole hub that fails
- * on a missing image, a notebook on the student's workspace claim through a stop and a reset,
+ * on a missing image, a notebook and course materials on the student's workspace claim
+ * through a stop, a cull and a reset,
  * the hub image itself. Pods are placed on the real node by its label
  * and toleration.
  */
@@ -12,7 +13,7 @@ import { AppsV1Api, CoreV1Api, KubeConfig, NetworkingV1Api } from '@kubernetes/c
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { configSchema } from '../config/schema.ts';
 import { clusterRef } from '../spawner/kubernetes/context.ts';
 import { renderNamespace, renderNetworkPolicy } from '../spawner/kubernetes/objects.ts';
@@ -22,6 +23,8 @@ import type { RealNode } from './kube/node/node.ts';
 import { watchUntil } from './kube/watch.ts';
 import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
 import { startTestHub } from './helpers/hub.ts';
+import { serveGitRepo } from './fixtures/git-http.ts';
+import { makeBareMaterialsRepo, MATERIALS_README } from './helpers/materials.ts';
 import { apiAs } from './helpers/hub-api.ts';
 import { waitUntil } from './helpers/net.ts';
 import { namespaceGone, probeFrom, readProgress, runToCompletion } from './helpers/real-node.ts';
@@ -160,7 +163,7 @@ test.serial('a PersistentVolumeClaim on the default StorageClass binds on the no
 });
 
 /** A hub on the real node as the backend's ServiceAccount, with its own prefix; destroyed (and its namespaces deleted) after the test. */
-async function hubOnNode(t: { teardown(fn: () => unknown): void }, name: string, image: string, sizes: Record<string, unknown> = {}) {
+async function hubOnNode(t: { teardown(fn: () => unknown): void }, name: string, image: string, sizes: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) {
   await applyRbac(admin);
   const dir = await mkdtemp(join(tmpdir(), 'clusterhub-real-node-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
@@ -175,6 +178,7 @@ async function hubOnNode(t: { teardown(fn: () => unknown): void }, name: string,
         nodeSelector: node.nodeSelector, tolerations: node.tolerations, routeTarget: 'http://{clusterIP}:8888',
         schedulerResources: { cpu: '200m', memory: '256Mi' }, workerResources: { cpu: '100m', memory: '128Mi' }, ...sizes,
       },
+      ...extra,
     },
   });
   t.teardown(async () => {
@@ -221,10 +225,20 @@ function contents(hub: Awaited<ReturnType<typeof hubOnNode>>['hub'], login: stri
   });
 }
 
-test.serial('through the hub on the node, a notebook saved in JupyterLab is on the workspace claim: a stop and relaunch keep it, a reset gives a fresh workspace', async (t) => {
-  t.timeout(12 * 60_000);
-  // Sizes a real Jupyter, Dask scheduler and Spark master fit in.
-  const { hub, prefix } = await hubOnNode(t, 'ws', node.images.cluster.ref, { schedulerResources: { cpu: '500m', memory: '2Gi' }, workerResources: { cpu: '400m', memory: '1536Mi' } });
+test.serial('through the hub on the node, the workspace claim keeps a notebook and edited materials through a stop and a cull; a reset gives a fresh workspace with the materials cloned again', async (t) => {
+  t.timeout(20 * 60_000);
+  // The course's materials on a git server the pods reach on the node's bridge.
+  const bare = await makeBareMaterialsRepo();
+  const git = await serveGitRepo(bare, node.address);
+  t.teardown(async () => {
+    await git.close();
+    await rm(dirname(bare), { recursive: true, force: true });
+  });
+  // Sizes a real Jupyter, Dask scheduler and Spark master fit in; a culler that sweeps every 5 s.
+  const idleTimeoutSeconds = 45;
+  const { hub, prefix } = await hubOnNode(t, 'ws', node.images.cluster.ref,
+    { schedulerResources: { cpu: '500m', memory: '2Gi' }, workerResources: { cpu: '400m', memory: '1536Mi' }, materialsGitUrl: git.url, materialsGitRef: 'main' },
+    { culler: { enabled: true, schedule: '*/5 * * * * *', idleTimeoutSeconds } });
   const teacher = hub.token('teacher', { admin: true });
   hub.token('dana');
   const launch = async () => {
@@ -235,21 +249,46 @@ test.serial('through the hub on the node, a notebook saved in JupyterLab is on t
     if (!last.ready) throw new Error(`launch failed: ${String(last.message)}`);
     return (performance.now() - started) / 1000;
   };
+  const readme = async () => {
+    const res = await contents(hub, 'dana', 'materials/README.md');
+    return res.status === 200 ? ((await res.json()) as { content: string }).content : `HTTP ${res.status}`;
+  };
+  const claimUid = async () => (await core.readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace: namespaceFor(prefix, 'dana') })).metadata?.uid;
   const notebook = { cells: [], metadata: {}, nbformat: 4, nbformat_minor: 5 };
+  const edited = `${MATERIALS_README}My notes on week 1.\n`;
+
   const fresh = await launch();
+  t.is(await readme(), MATERIALS_README, 'the materials are cloned into a new workspace');
+  t.is(git.clones(), 1);
   t.is((await contents(hub, 'dana', 'work.ipynb', { method: 'PUT', json: { type: 'notebook', content: notebook } })).status, 201);
-  const claim = await core.readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace: namespaceFor(prefix, 'dana') });
+  t.is((await contents(hub, 'dana', 'materials/README.md', { method: 'PUT', json: { type: 'file', format: 'text', content: edited } })).status, 200);
+  const claim = await claimUid();
 
   t.is((await apiAs(hub, teacher, '/hub/api/users/dana/cluster', { method: 'DELETE' })).status, 204);
   const again = await launch();
   t.is((await contents(hub, 'dana', 'work.ipynb')).status, 200, 'the notebook survived the stop');
-  t.is((await core.readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace: namespaceFor(prefix, 'dana') })).metadata?.uid, claim.metadata?.uid, 'the same claim');
+  t.is(await readme(), edited, 'the student\'s edit of the materials is not cloned over');
+  t.is(await claimUid(), claim, 'the same claim');
+
+  // Left alone, the cluster is culled by the idle timeout, and the next launch finds the work.
+  const idleSince = Date.now();
+  await waitUntil('the idle cluster to be culled', async () => hub.store.listEvents({ user: 'dana', kind: 'culled', limit: 1 }).length === 1,
+    { timeoutMs: (idleTimeoutSeconds + 180) * 1000, intervalMs: 1000 });
+  t.log(`culled ${((Date.now() - idleSince) / 1000).toFixed(0)} s after the last request (idle timeout ${idleTimeoutSeconds} s)`);
+  t.is(hub.manager.view('dana').phase, 'stopped');
+  const afterCull = await launch();
+  t.is((await contents(hub, 'dana', 'work.ipynb')).status, 200, 'the notebook survived the cull');
+  t.is(await readme(), edited);
+  t.is(await claimUid(), claim);
+  t.is(git.clones(), 1, 'relaunches never clone again');
 
   t.true((await apiAs(hub, teacher, '/hub/api/users/dana/reset', { method: 'POST' })).status < 300);
   const afterReset = await launch();
   t.is((await contents(hub, 'dana', 'work.ipynb')).status, 404, 'a reset gives a fresh workspace');
-  t.not((await core.readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace: namespaceFor(prefix, 'dana') })).metadata?.uid, claim.metadata?.uid);
-  t.log(`real node, 1 worker: fresh workspace ${fresh.toFixed(1)} s, relaunch in the existing one ${again.toFixed(1)} s, after a reset ${afterReset.toFixed(1)} s`);
+  t.is(await readme(), MATERIALS_README, 'with the materials cloned again');
+  t.is(git.clones(), 2);
+  t.not(await claimUid(), claim);
+  t.log(`real node, 1 worker: fresh workspace ${fresh.toFixed(1)} s, relaunch after a stop ${again.toFixed(1)} s, after a cull ${afterCull.toFixed(1)} s, after a reset ${afterReset.toFixed(1)} s`);
 });
 
 test.serial('the hub image built here runs on the node: its own Node and dependencies check the example configuration', async (t) => {

@@ -19,3 +19,12 @@ export async function makeMaterialsRepo(): Promise<string> {
   git('commit', '-q', '-m', 'materials');
   return dir;
 }
+
+/** A bare copy of the materials (`materials.git` in a new directory), as a git server holds them. */
+export async function makeBareMaterialsRepo(): Promise<string> {
+  const source = await makeMaterialsRepo();
+  const dir = await mkdtemp(join(tmpdir(), 'clusterhub-materials-server-'));
+  const bare = join(dir, 'materials.git');
+  execFileSync('git', ['clone', '-q', '--bare', source, bare], { stdio: 'ignore' });
+  return bare;
+}
