@@ -6,6 +6,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { claimHostRoutes, installedRoutes, planRoutes, readOwners, ROUTE_PROTO, type RouteOwner } from './host-routes.ts';
+import { NODE_NET } from './node/host.ts';
 import { startPlane, unservedRanges } from './plane.ts';
 import { waitForPods } from './watch.ts';
 
@@ -111,6 +112,11 @@ test.serial("a crashed owner's routes are swept by the next claim", async (t) =>
   t.false((await installedRoutes()).includes(next));
 });
 
+/** Whether `ip route get` answered with the real node's bridge (never the default gateway). */
+function onNodeBridge(lookup: string): boolean {
+  return new RegExp(`^\\S+ dev ${NODE_NET.bridge} src ${NODE_NET.gateway.replaceAll('.', '\\.')} `).test(lookup) && !lookup.includes(' via ');
+}
+
 test.serial("with the plane up, fake pod IPs and ClusterIPs are unreachable on the host; after stop the plane's routes are gone", async (t) => {
   t.timeout(5 * 60_000, 'starting the control plane');
   t.is(process.getuid?.(), 0, 'host routes need root');
@@ -137,6 +143,11 @@ test.serial("with the plane up, fake pod IPs and ClusterIPs are unreachable on t
       t.true(ranges.some((r) => inRange(address, r)), `${what} ${address} is in the plane's ranges`);
       // The lookup must answer from our route before anything is sent: never connect otherwise.
       const lookup = await routeLookup(address);
+      if (what === 'ClusterIP' && onNodeBridge(lookup)) {
+        // A real node beside this plane routes the Service range to its bridge, which stays on the machine.
+        t.log(`ip route get ${address}: ${lookup} (a real node runs beside this plane)`);
+        continue;
+      }
       t.is(lookup, 'RTNETLINK answers: No route to host', `ip route get ${address}`);
       if (lookup !== 'RTNETLINK answers: No route to host') continue;
       const { code, ms } = await tcpConnect(address, port);
