@@ -18,14 +18,14 @@ import { configSchema } from '../config/schema.ts';
 import { clusterRef } from '../spawner/kubernetes/context.ts';
 import { renderNamespace } from '../spawner/kubernetes/objects.ts';
 import { namespaceFor } from '../spawner/names.ts';
-import { startPlane, type Plane } from './kube/plane.ts';
+import type { Plane } from './kube/plane.ts';
 import type { RealNode } from './kube/node/node.ts';
 import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
 import { apiAs, cullNow } from './helpers/hub-api.ts';
 import { runInKernel, startBusyKernel } from './helpers/kernel.ts';
 import { waitUntil } from './helpers/net.ts';
-import { logTails, podsOf, probeFrom, readProgress, restarts } from './helpers/real-node.ts';
+import { logTails, podsOf, probeFrom, readProgress, restarts, startRealNodePlane } from './helpers/real-node.ts';
 
 /** Seconds without proxy traffic or Jupyter activity after which the culler stops a cluster. */
 const IDLE = 15;
@@ -44,11 +44,7 @@ const tokens: Record<string, string> = {};
 test.before(async (t) => {
   // Importing the cluster image into the node's containerd takes minutes on a busy machine.
   t.timeout(15 * 60_000);
-  plane = await startPlane({ nodes: 1, realNode: true });
-  node = plane.realNode!;
-  admin = new KubeConfig();
-  admin.loadFromFile(plane.kubeconfigPath);
-  core = admin.makeApiClient(CoreV1Api);
+  ({ plane, node, admin, core } = await startRealNodePlane());
   await applyRbac(admin);
   dir = await mkdtemp(join(tmpdir(), 'clusterhub-real-cluster-'));
   const kubeconfig = join(dir, 'kubeconfig.json');

@@ -18,7 +18,7 @@ import { configSchema } from '../config/schema.ts';
 import { clusterRef } from '../spawner/kubernetes/context.ts';
 import { renderNamespace, renderNetworkPolicy } from '../spawner/kubernetes/objects.ts';
 import { namespaceFor } from '../spawner/names.ts';
-import { startPlane, type Plane } from './kube/plane.ts';
+import type { Plane } from './kube/plane.ts';
 import type { RealNode } from './kube/node/node.ts';
 import { watchUntil } from './kube/watch.ts';
 import { applyRbac, backendKubeConfig } from './helpers/kube-rbac.ts';
@@ -27,7 +27,7 @@ import { serveGitRepo } from './fixtures/git-http.ts';
 import { makeBareMaterialsRepo, MATERIALS_README } from './helpers/materials.ts';
 import { apiAs } from './helpers/hub-api.ts';
 import { waitUntil } from './helpers/net.ts';
-import { namespaceGone, probeFrom, readProgress, runToCompletion } from './helpers/real-node.ts';
+import { namespaceGone, probeFrom, readProgress, runToCompletion, startRealNodePlane } from './helpers/real-node.ts';
 
 let plane: Plane;
 let node: RealNode;
@@ -37,11 +37,7 @@ let core: CoreV1Api;
 test.before(async (t) => {
   // Importing the cluster image into the node's containerd takes minutes on a busy machine.
   t.timeout(15 * 60_000);
-  plane = await startPlane({ nodes: 1, realNode: true });
-  node = plane.realNode!;
-  admin = new KubeConfig();
-  admin.loadFromFile(plane.kubeconfigPath);
-  core = admin.makeApiClient(CoreV1Api);
+  ({ plane, node, admin, core } = await startRealNodePlane());
 });
 
 test.after.always(async () => {

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { api, routes } from './http.ts';
 import type { HubUnderTest } from './hubs.ts';
+import { waitUntil } from '../../test/helpers/net.ts';
 
 const run = promisify(execFile);
 
@@ -48,13 +49,10 @@ export async function stopAll(hub: HubUnderTest, users: string[]): Promise<numbe
 }
 
 async function untilNoneActive(hub: HubUnderTest, timeoutMs = 300_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
+  await waitUntil(`${hub.name}: no server active after the stops`, async () => {
     const res = await api(hub.apiUrl, hub.token, 'GET', '/users?state=active&limit=1');
-    if (res.status === 200 && (JSON.parse(res.text) as unknown[]).length === 0) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${hub.name}: servers still active ${timeoutMs / 1000}s after the stops`);
+    return res.status === 200 && (JSON.parse(res.text) as unknown[]).length === 0;
+  }, { timeoutMs, intervalMs: 200 });
 }
 
 export interface LoadResult {

@@ -1,7 +1,17 @@
 /** Helpers of the real-node end-to-end tests: progress streams, pods, probes from inside a namespace. */
-import { CoreV1Api, type KubeConfig, type V1Pod, type V1Volume, type V1VolumeMount } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, type V1Pod, type V1Volume, type V1VolumeMount } from '@kubernetes/client-node';
+import type { RealNode } from '../kube/node/node.ts';
+import { startPlane, type Plane } from '../kube/plane.ts';
 import { watchUntil } from '../kube/watch.ts';
 import type { TestHub } from './hub.ts';
+
+/** A plane with one kwok node and the real node, and admin clients for it. */
+export async function startRealNodePlane(): Promise<{ plane: Plane; node: RealNode; admin: KubeConfig; core: CoreV1Api }> {
+  const plane = await startPlane({ nodes: 1, realNode: true });
+  const admin = new KubeConfig();
+  admin.loadFromFile(plane.kubeconfigPath);
+  return { plane, node: plane.realNode!, admin, core: admin.makeApiClient(CoreV1Api) };
+}
 
 /** The launch's progress stream, read to its end (ready or failed), as the home page reads it. */
 export async function readProgress(hub: TestHub, token: string, login: string): Promise<Array<Record<string, unknown>>> {
