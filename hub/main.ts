@@ -114,7 +114,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     const routes = routeScheme(config);
     const proxyApiUrl = config.proxy.apiUrl ?? `http://127.0.0.1:${config.hub.port + 1}`;
     const proxy = new ChpClient({ apiUrl: proxyApiUrl, authToken: secrets.proxyAuthToken });
-    const backend = options.backend ?? await step(createBackend(config, { log, onSetup: options.onSetup }));
+    const backend = options.backend ?? await step(createBackend(config, { log, onSetup: options.onSetup, onKubernetesRequest: (what) => metrics.kubernetesRequest(what) }));
     cleanups.push(() => backend.close?.());
     const manager = new SpawnManager({
       backend, proxy, records: store, log, metrics,

@@ -35,8 +35,21 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
     await ctx.gate.run('start informers', () => ctx.watch.start(), { signal });
     let since: Date | undefined;
     let waited = false;
+    // A first launch is the common case: create straight away, and read what is there only
+    // when the create says the namespace exists (a stopped cluster's, one terminating, another's).
+    let exists = ctx.watch.namespace(ref.namespace) !== undefined;
     while (!since) {
+      if (!exists) {
+        try {
+          const ns = await ctx.gate.run('create namespace', () => ctx.clients.core.createNamespace({ body: renderNamespace(kube, ref) }), { signal });
+          since = ns.metadata?.creationTimestamp ? new Date(ns.metadata.creationTimestamp) : new Date();
+          break;
+        } catch (err) {
+          if (!isAlreadyExists(err)) throw err;
+        }
+      }
       const previous = await readNamespace(ctx, ref.namespace, signal);
+      exists = previous !== undefined;
       if (previous && !isOurs(kube, previous)) {
         throw new ClusterError(`namespace ${ref.namespace} exists and is not managed by this clusterhub`, 409);
       }
@@ -56,15 +69,9 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
         if (!waited) yield { progress: 2, message: 'Waiting for the previous cluster to finish terminating' };
         waited = true;
         await namespaceGone(ctx, ref.namespace, changes, signal);
-        continue;
+        exists = false;
       }
-      try {
-        const ns = await ctx.gate.run('create namespace', () => ctx.clients.core.createNamespace({ body: renderNamespace(kube, ref) }), { signal });
-        since = ns.metadata?.creationTimestamp ? new Date(ns.metadata.creationTimestamp) : new Date();
-      } catch (err) {
-        if (!isAlreadyExists(err)) throw err;
-        // Someone (a lagging cache, a second hub) got there first: look again.
-      }
+      // Gone between the create and the read: create again.
     }
     created = true;
     if (!reused) yield { progress: 10, message: `Namespace ${ref.namespace} created` };
