@@ -36,6 +36,8 @@ async function startProxy(extra: Partial<ChpSupervisorOptions> = {}) {
     defaultTarget: hub.url,
     authToken: TOKEN,
     logLevel: 'warn',
+    // A dozen proxies of this file boot at once; on a loaded 2-core machine that outlasts the default 15 s.
+    startTimeoutMs: 60_000,
     ...extra,
   });
   await supervisor.start();
@@ -118,7 +120,8 @@ test('a wrong token gives an error naming the call and the status', async (t) =>
 });
 
 test('a proxy that is not there gives an error saying it cannot be reached', async (t) => {
-  const client = new ChpClient({ apiUrl: `http://127.0.0.1:${await freePort()}`, authToken: TOKEN, timeoutMs: 2000 });
+  // Refused at once on loopback; the long timeout only covers this process being slow to notice under load.
+  const client = new ChpClient({ apiUrl: `http://127.0.0.1:${await freePort()}`, authToken: TOKEN, timeoutMs: 20_000 });
   const err = await t.throwsAsync(client.deleteRoute('/user/x'), { instanceOf: ProxyApiError });
   t.is(err?.status, 0);
   t.regex(err?.message ?? '', /DELETE \/api\/routes\/user\/x failed: cannot reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
@@ -299,13 +302,14 @@ test('the proxy goes away when the hub process dies without stopping it', async 
   const [port, apiPort] = [await freePort(), await freePort()];
   const script = `
     import { ChpSupervisor } from ${JSON.stringify(new URL('../proxy/supervisor.ts', import.meta.url).href)};
-    const s = new ChpSupervisor({ port: ${port}, apiPort: ${apiPort}, defaultTarget: 'http://127.0.0.1:1', authToken: 'x' });
+    const s = new ChpSupervisor({ port: ${port}, apiPort: ${apiPort}, defaultTarget: 'http://127.0.0.1:1', authToken: 'x', startTimeoutMs: 60_000 });
     await s.start();
     console.log(s.pid);
     setInterval(() => {}, 1000);`;
   const hub = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   cleanup.push(async () => void hub.kill('SIGKILL'));
-  const [chunk] = (await once(hub.stdout!, 'data', { signal: AbortSignal.timeout(20_000) })) as [Buffer];
+  // Node booting twice (the hub, then its proxy) on a loaded machine: allow for it.
+  const [chunk] = (await once(hub.stdout!, 'data', { signal: AbortSignal.timeout(90_000) })) as [Buffer];
   const proxyPid = Number(String(chunk).trim());
   t.true(alive(proxyPid));
   hub.kill('SIGKILL');
