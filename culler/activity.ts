@@ -5,12 +5,12 @@
  * the proxy, and with `no_track_activity` (Jupyter Server's flag for exactly this).
  * Never throws: a Jupyter that cannot be asked is `{unreachable: why}`.
  */
+import { request } from '../shared/http.ts';
 import type { CullCandidate, JupyterActivity } from './types.ts';
 
 export interface ActivityOptions {
   /** Give up on each request after this long (default 5 s). */
   timeoutMs?: number;
-  fetch?: typeof fetch;
 }
 
 /** Jupyter's last activity, kernels, busy kernels and open connections, or why it could not be asked. */
@@ -47,19 +47,14 @@ export function jupyterApiUrl(url: string, baseUrl: string, path: string): strin
 
 async function getJson(url: string, token: string, options: ActivityOptions): Promise<{ url: string; body: unknown } | { unreachable: string }> {
   const timeoutMs = options.timeoutMs ?? 5_000;
-  const doFetch = options.fetch ?? fetch;
   try {
-    const res = await doFetch(url, {
-      headers: { Authorization: `token ${token}`, Accept: 'application/json' },
-      signal: AbortSignal.timeout(timeoutMs),
-      redirect: 'manual',
-    });
+    // Redirects are not followed: Jupyter answers its API itself.
+    const res = await request(url, { headers: { Authorization: `token ${token}`, Accept: 'application/json' }, timeoutMs });
     if (res.status !== 200) {
-      await res.body?.cancel().catch(() => {});
       const hint = res.status === 403 || res.status === 401 ? ' (the Jupyter token was refused)' : '';
       return { unreachable: `${url} answered ${res.status}${hint}` };
     }
-    return { url, body: await res.json() };
+    return { url, body: JSON.parse(res.text) as unknown };
   } catch (err) {
     return { unreachable: describe(err, url, timeoutMs) };
   }
@@ -71,8 +66,8 @@ function count(value: unknown): number {
 }
 
 function describe(err: unknown, url: string, timeoutMs: number): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  const e = err as { name?: string; message?: string; code?: string };
   if (e.name === 'TimeoutError') return `no answer from ${url} within ${timeoutMs} ms`;
   if (e.name === 'SyntaxError') return `${url} did not answer JSON`;
-  return `cannot reach ${url}: ${e.cause?.code ?? e.cause?.message ?? e.message ?? String(err)}`;
+  return `cannot reach ${url}: ${e.code ?? e.message ?? String(err)}`;
 }

@@ -170,7 +170,7 @@ export class Culler {
     const route = routeEvidence(c.routePath, routes);
     const base = { cluster: c, route, now, config: this.#config };
     const jupyter = needsJupyter(base)
-      ? await fetchActivity(c, { fetch: this.#deps.fetch, timeoutMs: this.#deps.activityTimeoutMs })
+      ? await fetchActivity(c, { timeoutMs: this.#deps.activityTimeoutMs })
       : null;
     const decision = decide({ ...base, jupyter });
     const seen = latestActivity(route, jupyter, now);

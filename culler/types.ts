@@ -53,8 +53,6 @@ export interface CullerDeps {
   log: Logger;
   /** The clock (tests move it). */
   now?: () => Date;
-  /** Used for Jupyter's API (tests may pass their own). */
-  fetch?: typeof fetch;
   /** Give up on one Jupyter request after this long (default 5 s). */
   activityTimeoutMs?: number;
 }

@@ -31,3 +31,19 @@ test('the young generation stays small through a burst, and modules loaded after
   const entries = readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
   t.true(entries.length > 0, 'the compiled modules were written');
 });
+
+// What the process loaded, printed as it exits: Node's type stripper is `amaro`.
+const loadedAtExit = `data:text/javascript,process.on('exit', () => process.stderr.write(JSON.stringify({ stripper: process.moduleLoadList.some((m) => m.includes('amaro')) }) + '\\n'))`;
+const launcher = new URL('../bin/clusterhub.mjs', import.meta.url).pathname;
+
+test('started through bin/clusterhub.mjs, the command runs from the compile cache of the last start, without loading the type stripper', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'clusterhub-compile-cache-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const once = async () => {
+    const { stdout, stderr } = await run(process.execPath, ['--import', loadedAtExit, launcher, '--version'], { env: { ...process.env, NODE_COMPILE_CACHE: dir } });
+    t.regex(stdout, /^clusterhub \d+\.\d+\.\d+\n$/);
+    return JSON.parse(stderr.trim().split('\n').at(-1)!) as { stripper: boolean };
+  };
+  t.deepEqual(await once(), { stripper: true }, 'the first start strips the types (and fills the cache)');
+  t.deepEqual(await once(), { stripper: false }, 'the next one takes every module from the cache');
+});

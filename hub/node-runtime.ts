@@ -19,6 +19,8 @@ import { setFlagsFromString } from 'node:v8';
  * Turns the cache on for modules loaded from now on (so entry points import the rest
  * dynamically after this) and for child processes (the proxy) through NODE_COMPILE_CACHE.
  * An operator's own NODE_COMPILE_CACHE wins; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+ * Started through bin/clusterhub.mjs (npm start, the image) the cache is on already, before
+ * the first `.ts` file, so Node's type stripper is not even loaded.
  */
 export function setUpNodeRuntime(): void {
   process.env.NODE_COMPILE_CACHE ??= join(tmpdir(), 'node-compile-cache');

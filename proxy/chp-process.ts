@@ -1,6 +1,11 @@
 /**
  * One configurable-http-proxy child process, as the supervisor starts it: its command line,
  * its log lines forwarded at their own level, and the wait until its REST API answers.
+ *
+ * An answer on the API port proves nothing by itself: another process (another proxy with the
+ * same token, say) may hold that port, and the child then fails to bind it. So the child
+ * writes one line once it holds both ports (proxy/front.ts), and the API counts as the
+ * child's only after that line, while the child still runs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -14,10 +19,11 @@ import type { Logger, LogLevel } from '../shared/log.ts';
 export interface ChpProcessOptions {
   /** Public address (default `127.0.0.1`). */
   ip?: string;
-  /** Public port: students' traffic. */
+  /** Public port: students' traffic. 0: a free one, picked by the system when the child binds. */
   port: number;
   /** Address of the REST API (default `127.0.0.1`; keep it off the network). */
   apiIp?: string;
+  /** 0: a free one, picked by the system when the child binds. */
   apiPort: number;
   /** Where unrouted requests go: the hub, e.g. `http://127.0.0.1:8081`. */
   defaultTarget: string;
@@ -31,7 +37,10 @@ export interface ChpProcessOptions {
   exitWithHub?: boolean;
   /** More CHP command-line flags. */
   extraArgs?: string[];
-  /** The proxy's script (default: `front.ts`, CHP behind a front that refuses malformed URLs). */
+  /**
+   * The proxy's script (default: `front.ts`, CHP behind a front that refuses malformed URLs).
+   * It must write front.ts's `clusterhub-proxy listening: …` line once it holds both ports.
+   */
   bin?: string;
 }
 
@@ -46,11 +55,21 @@ export interface ChpRun {
   exited: Promise<void>;
   /** A line saying it cannot listen: CHP logs listen errors instead of exiting, and would sit there serving nothing. */
   fatal?: string;
+  /** The ports it holds, from its own line saying so; until then, whatever answers on the API port is not this child. */
+  bound?: BoundPorts;
   /** Its last log lines, for errors. */
   tail: string[];
 }
 
+/** The ports one child holds. */
+export interface BoundPorts {
+  port: number;
+  apiPort: number;
+}
+
 const PROBE_INTERVAL_MS = 50;
+/** What front.ts writes once both servers listen (on stdout, whatever the log level). */
+const BOUND_LINE = /^clusterhub-proxy listening: public port (\d+), API port (\d+)$/;
 
 /** CHP through its library API, behind the hub's own front (proxy/front.ts). */
 const FRONT_SCRIPT = fileURLToPath(new URL('./front.ts', import.meta.url));
@@ -97,6 +116,12 @@ function forwardLines(run: ChpRun, log: Logger): void {
   const onLine = (raw: string): void => {
     const line = raw.replace(/\x1b\[[0-9;]*m/g, '').trimEnd();
     if (!line) return;
+    const bound = BOUND_LINE.exec(line);
+    if (bound) {
+      run.bound ??= { port: Number(bound[1]), apiPort: Number(bound[2]) };
+      log.debug({ component: 'proxy', pid: run.pid, ...run.bound }, 'configurable-http-proxy holds its ports');
+      return;
+    }
     run.tail.push(line);
     if (run.tail.length > 20) run.tail.shift();
     if (!run.ready && /EADDRINUSE|EADDRNOTAVAIL|EACCES/.test(line)) run.fatal ??= line;
@@ -109,25 +134,41 @@ function forwardLines(run: ChpRun, log: Logger): void {
   }
 }
 
-/** Resolves once the child's API answers; rejects when it ends, cannot listen, is cancelled or `timeoutMs` passes. */
-export async function waitForApi(run: ChpRun, api: { url: string; authToken: string; timeoutMs: number; cancelled: () => boolean }): Promise<void> {
+/**
+ * Resolves with the ports the child holds once its own API answers: after the child said it
+ * holds both ports, and while it still runs. Rejects when it ends, cannot listen, is
+ * cancelled or `timeoutMs` passes.
+ */
+export async function waitForApi(run: ChpRun, api: { ip: string; authToken: string; timeoutMs: number; cancelled: () => boolean }): Promise<BoundPorts> {
   const deadline = Date.now() + api.timeoutMs;
-  const client = new ChpClient({ apiUrl: api.url, authToken: api.authToken, timeoutMs: 2000 });
+  let client: ChpClient | undefined;
   for (;;) {
     if (api.cancelled()) throw new Error('configurable-http-proxy start cancelled: the supervisor was stopped');
     if (run.ended) throw new Error(`configurable-http-proxy ended (${run.ended}) before its API answered${lastOutput(run)}`);
     if (run.fatal) throw new Error(`configurable-http-proxy could not listen: ${run.fatal}`);
-    try {
-      await client.getRoutes();
-      return;
-    } catch (err) {
-      if (!(err instanceof ProxyApiError) || err.status !== 0) throw err;
+    // Not asked before the child holds the port: until then an answer there is another process's.
+    if (run.bound) {
+      client ??= new ChpClient({ apiUrl: urlOf(api.ip, run.bound.apiPort), authToken: api.authToken, timeoutMs: 2000 });
+      try {
+        await client.getRoutes();
+        // It held the port when it said so; it must still be there for the answer to be its.
+        if (run.ended) throw new Error(`configurable-http-proxy ended (${run.ended}) as its API answered${lastOutput(run)}`);
+        return run.bound;
+      } catch (err) {
+        if (!(err instanceof ProxyApiError) || err.status !== 0) throw err;
+      }
     }
     if (Date.now() >= deadline) {
-      throw new Error(`configurable-http-proxy API at ${api.url} did not answer within ${api.timeoutMs} ms${lastOutput(run)}`);
+      const what = run.bound ? `API at ${client!.apiUrl} did not answer` : 'did not say it holds its ports';
+      throw new Error(`configurable-http-proxy ${what} within ${api.timeoutMs} ms${lastOutput(run)}`);
     }
     await Promise.race([delay(PROBE_INTERVAL_MS), run.exited]);
   }
+}
+
+/** `http://127.0.0.1:8001`, `http://[::1]:8001`: a URL of one of the proxy's ports. */
+export function urlOf(ip: string, port: number): string {
+  return `http://${ip.includes(':') ? `[${ip}]` : ip}:${port}`;
 }
 
 function lastOutput(run: ChpRun): string {

@@ -2,6 +2,7 @@
  * The hub's client of configurable-http-proxy's REST API (the `Proxy` contract).
  * Running a managed proxy is `supervisor.ts`; repairing routes is `route-sync.ts`.
  */
+import { request } from '../shared/http.ts';
 import type { Proxy, RouteInfo } from './types.ts';
 
 export interface ChpClientOptions {
@@ -67,19 +68,13 @@ export class ChpClient implements Proxy {
   async #request(method: string, path: string, ok: number[], body?: unknown): Promise<string> {
     const headers: Record<string, string> = { Authorization: `token ${this.#authToken}` };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    let res: Response;
-    let text: string;
+    let res: Awaited<ReturnType<typeof request>>;
     try {
-      res = await fetch(this.apiUrl + path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(this.#timeoutMs),
-      });
-      text = await res.text();
+      res = await request(this.apiUrl + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), timeoutMs: this.#timeoutMs });
     } catch (err) {
       throw new ProxyApiError(method, path, 0, unreachable(err, this.apiUrl, this.#timeoutMs));
     }
+    const text = res.text;
     if (ok.includes(res.status)) return text;
     const hint = res.status === 403 ? ' (the auth token does not match CONFIGPROXY_AUTH_TOKEN)' : '';
     const said = text.trim().slice(0, 200);
@@ -93,10 +88,9 @@ function routesPath(path: string): string {
   return '/api/routes' + path.split('/').map(encodeURIComponent).join('/');
 }
 
-/** Words for a request that got no answer: timeout, refused, or whatever fetch said. */
+/** Words for a request that got no answer: timeout, refused, or whatever Node said. */
 function unreachable(err: unknown, apiUrl: string, timeoutMs: number): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  const e = err as { name?: string; message?: string; code?: string };
   if (e.name === 'TimeoutError') return `no answer from ${apiUrl} within ${timeoutMs} ms`;
-  const cause = e.cause?.code ?? e.cause?.message;
-  return `cannot reach ${apiUrl}: ${cause ?? e.message ?? String(err)}`;
+  return `cannot reach ${apiUrl}: ${e.code ?? e.message ?? String(err)}`;
 }

@@ -4,7 +4,9 @@
  * before it routes. Takes the CHP flags the supervisor passes; CONFIGPROXY_AUTH_TOKEN from
  * the environment, as CHP's own command does. Logs in CHP's format, which the supervisor reads.
  */
+import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { parseArgs } from 'node:util';
 import ConfigurableProxy from 'configurable-http-proxy';
@@ -69,11 +71,18 @@ server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
 });
 
 // One line naming the port (the supervisor reads it), not a stack.
-for (const [what, listener, port, ip] of [['public', server, args.port, args.ip], ['API', proxy.apiServer, args['api-port'], args['api-ip']]] as const) {
+const listeners = [['public', server, args.port, args.ip], ['API', proxy.apiServer, args['api-port'], args['api-ip']]] as const;
+for (const [what, listener, port, ip] of listeners) {
   listener.on('error', (err: NodeJS.ErrnoException) => {
     log.error('%s port %s:%s: %s', what, ip, port, err.code ?? err.message);
     process.exit(1);
   });
+  // Port 0: the system picks one, and the line below tells the supervisor which.
   listener.listen(Number(port), ip);
 }
-log.info('Proxying http://%s:%s to %s', args.ip, args.port, args['default-target'] ?? '(no default)');
+// Both bound: this process, and no other, holds both ports now. The supervisor counts an
+// answer on the API port as its child's only after this line (written whatever the log level).
+await Promise.all(listeners.map(([, listener]) => listener.listening ? undefined : once(listener, 'listening')));
+const boundPort = (listener: (typeof listeners)[number][1]): number => (listener.address() as AddressInfo).port;
+process.stdout.write(`clusterhub-proxy listening: public port ${boundPort(server)}, API port ${boundPort(proxy.apiServer)}\n`);
+log.info('Proxying http://%s:%s to %s', args.ip, boundPort(server), args['default-target'] ?? '(no default)');

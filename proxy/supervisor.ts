@@ -4,9 +4,14 @@
  * (its `state` tells an outside process manager when it keeps failing). CHP keeps routes
  * in memory, so every restart is announced with a `restart` event once the API answers
  * again: the hub then puts every route back.
+ *
+ * The API that answers must be the child's own (chp-process.ts): a port taken by another
+ * process fails that start. A configured port is waited for (each attempt logs why it
+ * failed); a port left to the supervisor (0) is the one the child got last time while it is
+ * free, else a fresh one.
  */
 import { EventEmitter } from 'node:events';
-import { assertPortFree, spawnChp, waitForApi, type ChpProcessOptions, type ChpRun } from './chp-process.ts';
+import { urlOf, assertPortFree, spawnChp, waitForApi, type BoundPorts, type ChpProcessOptions, type ChpRun } from './chp-process.ts';
 import { silentLogger, type Logger } from '../shared/log.ts';
 
 export interface ChpSupervisorOptions extends ChpProcessOptions {
@@ -28,10 +33,17 @@ export interface ChpRestartInfo {
   restarts: number;
   /** Why the previous child ended, e.g. `signal SIGKILL`. */
   reason: string;
+  /** Where the new child's API and public port are (they move only when left to the supervisor and taken). */
+  apiUrl: string;
+  publicUrl: string;
 }
 
-/** Events: `restart` (the API answers again; re-add every route), `exit` (a child ended). */
+/**
+ * Events: `spawn` (a child was started; its API is not checked yet), `restart` (the API answers
+ * again; re-add every route), `exit` (a child ended).
+ */
 export type ChpSupervisorEvents = {
+  spawn: [{ pid: number }];
   restart: [ChpRestartInfo];
   exit: [{ pid: number; code: number | null; signal: NodeJS.Signals | null; expected: boolean }];
 };
@@ -55,11 +67,9 @@ const STOP_GRACE_MS = 5000;
 
 /** Starts, watches and restarts one configurable-http-proxy child process. */
 export class ChpSupervisor extends EventEmitter<ChpSupervisorEvents> {
-  /** REST API base URL, for `ChpClient`. */
-  readonly apiUrl: string;
-  /** Where the proxy listens for students. */
-  readonly publicUrl: string;
   readonly #options: ChpSupervisorOptions;
+  /** The ports the last child held (port 0 before a child picked one). */
+  #ports: BoundPorts;
   readonly #log: Logger;
   #run: ChpRun | undefined;
   #stopping = false;
@@ -72,8 +82,17 @@ export class ChpSupervisor extends EventEmitter<ChpSupervisorEvents> {
     super();
     this.#options = options;
     this.#log = options.logger ?? silentLogger();
-    this.apiUrl = `http://${hostForUrl(options.apiIp ?? '127.0.0.1')}:${options.apiPort}`;
-    this.publicUrl = `http://${hostForUrl(options.ip ?? '127.0.0.1')}:${options.port}`;
+    this.#ports = { port: options.port, apiPort: options.apiPort };
+  }
+
+  /** REST API base URL, for `ChpClient` (with `apiPort: 0`, known once started; it moves if the port was taken). */
+  get apiUrl(): string {
+    return urlOf(this.#options.apiIp ?? '127.0.0.1', this.#ports.apiPort);
+  }
+
+  /** Where the proxy listens for students (with `port: 0`, known once started). */
+  get publicUrl(): string {
+    return urlOf(this.#options.ip ?? '127.0.0.1', this.#ports.port);
   }
 
   /** Pid of the running child, if any. */
@@ -125,18 +144,50 @@ export class ChpSupervisor extends EventEmitter<ChpSupervisorEvents> {
     if (this.#run === run) this.#run = undefined;
   }
 
+  /**
+   * The ports for the next child. A configured one must be free (else this start fails, saying
+   * so); one left to the supervisor is the last child's while free, else 0: a fresh one.
+   */
+  async #choosePorts(): Promise<BoundPorts> {
+    const options = this.#options;
+    const choose = async (what: 'public' | 'API', ip: string, configured: number, last: number): Promise<number> => {
+      if (configured !== 0) {
+        await assertPortFree(ip, configured, what).catch((err: Error) => {
+          throw new Error(`${err.message}; it is the configured port, so the proxy keeps trying it until it is free`);
+        });
+        return configured;
+      }
+      if (last === 0) return 0;
+      try {
+        await assertPortFree(ip, last, what);
+        return last;
+      } catch (err) {
+        this.#log.warn({ err }, `the proxy's ${what} port ${last} was taken by another process while it was down; moving to a fresh port`);
+        return 0;
+      }
+    };
+    return {
+      port: await choose('public', options.ip ?? '127.0.0.1', options.port, this.#ports.port),
+      apiPort: await choose('API', options.apiIp ?? '127.0.0.1', options.apiPort, this.#ports.apiPort),
+    };
+  }
+
   async #launch(): Promise<void> {
     const options = this.#options;
-    await assertPortFree(options.ip ?? '127.0.0.1', options.port, 'public');
-    await assertPortFree(options.apiIp ?? '127.0.0.1', options.apiPort, 'API');
+    const ports = await this.#choosePorts();
     if (this.#stopping) throw new Error('configurable-http-proxy start cancelled: the supervisor was stopped');
-    const run = spawnChp(options, this.#log, (ended, code, signal) => {
+    const run = spawnChp({ ...options, ...ports }, this.#log, (ended, code, signal) => {
       this.emit('exit', { pid: ended.pid, code, signal, expected: this.#stopping || !ended.ready });
       if (ended.ready && this.#run === ended && !this.#stopping) this.#onUnexpectedExit(ended);
     });
     this.#run = run;
+    this.emit('spawn', { pid: run.pid });
     try {
-      await waitForApi(run, { url: this.apiUrl, authToken: options.authToken, timeoutMs: options.startTimeoutMs ?? 15_000, cancelled: () => this.#stopping });
+      const bound = await waitForApi(run, { ip: options.apiIp ?? '127.0.0.1', authToken: options.authToken, timeoutMs: options.startTimeoutMs ?? 15_000, cancelled: () => this.#stopping });
+      for (const key of ['port', 'apiPort'] as const) {
+        if (ports[key] !== 0 && bound[key] !== ports[key]) throw new Error(`configurable-http-proxy holds port ${bound[key]}, not the ${ports[key]} it was given`);
+      }
+      this.#ports = bound;
       run.ready = true;
       this.#enter('running', { failures: 0 });
       this.#log.info({ pid: run.pid, api: this.apiUrl, public: this.publicUrl }, 'configurable-http-proxy is up');
@@ -179,10 +230,6 @@ export class ChpSupervisor extends EventEmitter<ChpSupervisorEvents> {
       return;
     }
     this.#restarts++;
-    this.emit('restart', { pid: this.#run?.pid ?? -1, restarts: this.#restarts, reason });
+    this.emit('restart', { pid: this.#run?.pid ?? -1, restarts: this.#restarts, reason, apiUrl: this.apiUrl, publicUrl: this.publicUrl });
   }
-}
-
-function hostForUrl(ip: string): string {
-  return ip.includes(':') ? `[${ip}]` : ip;
 }

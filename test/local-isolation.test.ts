@@ -10,7 +10,7 @@ import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { chown, copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chown, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { accountName, lookupAccount } from '../spawner/local/accounts.ts';
@@ -157,6 +157,100 @@ test.serial('from ben\'s kernel, amy\'s processes cannot be signalled', async (t
     t.is(seen[`kill ${pid}`], 'PermissionError');
     t.is(seen[`kill group ${pid}`], 'PermissionError');
   }
+  t.is((await hub!.backend.status('amy')).state, 'running');
+});
+
+/** What ben's kernel sees of one process under /proc: its command line (or why not), and the outcome of each probe. */
+interface SeenProcess {
+  uid: number;
+  cmdline: string[] | string;
+  environ: string; cwd: string; fd: string; root: string; maps: string; signal: string;
+}
+
+test.serial('from ben\'s kernel, amy\'s processes are listed with command lines that hold no secret; their environment, working directory and open files stay closed, and signals fail', async (t) => {
+  t.timeout(6 * 60_000);
+  const r = await record('amy');
+  const amy = r.account!;
+  const runtime = clusterPaths(stateDir, 'amy').runtimeDir;
+  const hubSecrets = JSON.parse(await readFile(join(stateDir, 'secrets.json'), 'utf8')) as Record<string, string>;
+  const ippKey = (JSON.parse(await readFile(join(runtime, 'ipython/profile_default/security/ipcontroller-client.json'), 'utf8')) as { key: string }).key;
+  const tlsKeyLine = (await readFile(tlsPaths(runtime).key, 'utf8')).split('\n').find((l) => l.length >= 40 && !l.startsWith('-----'))!;
+  const secrets: Record<string, string> = {
+    'amy\'s Jupyter token': r.jupyterToken, 'amy\'s Spark secret': r.sparkSecret!, 'amy\'s IPython Parallel key': ippKey,
+    'amy\'s Dask TLS key': tlsKeyLine, 'the proxy\'s token': hubSecrets.proxyAuthToken!, 'the cookie secret': hubSecrets.cookieSecret!,
+  };
+  for (const [name, value] of Object.entries(secrets)) t.true(typeof value === 'string' && value.length >= 16, name);
+
+  // amy's notebook keeps a Spark application open (its driver, an executor on each worker)
+  // until the test writes to a FIFO only she can read: so every kind of her processes runs.
+  const dir = await mkdtemp(join(tmpdir(), 'clusterhub-hold-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const fifo = join(dir, 'release');
+  execFileSync('mkfifo', ['-m', '0600', fifo]);
+  await chown(fifo, amy.uid, amy.gid);
+  await chown(dir, amy.uid, amy.gid);
+  let sparkUp!: () => void;
+  const up = new Promise<void>((resolve) => { sparkUp = resolve; });
+  const holding = runInKernel(`${hub!.publicUrl}/user/amy/`, hub!.store.getCluster('amy')!.jupyterToken, [
+    'from pyspark.sql import SparkSession',
+    'spark = SparkSession.builder.getOrCreate()',
+    'print("> spark:", spark.sparkContext.parallelize(range(100), 2).sum(), flush=True)',
+    `open(${JSON.stringify(fifo)}).read()`,
+    'spark.stop()',
+  ].join('\n'), { timeoutMs: 300_000, onOutput: (text) => { if (text.includes('> spark:')) sparkUp(); } });
+  await Promise.race([up, holding.then((out) => { throw new Error(`amy's Spark application ended early:\n${out}`); })]);
+
+  const proxyPid = hub!.supervisor!.pid!;
+  const out = await kernel('ben', [
+    'import json, os, signal',
+    `uid, proxy_pid = ${amy.uid}, ${proxyPid}`,
+    'found = {}',
+    'for name in filter(str.isdigit, os.listdir("/proc")):',
+    '    pid = int(name)',
+    '    try: status = open(f"/proc/{pid}/status").read()',
+    '    except OSError: continue',
+    '    # A zombie (ended, not reaped yet) has no memory, files or environment left to read.',
+    '    if "\\nState:\\tZ" in status: continue',
+    '    owner = int(next(l for l in status.splitlines() if l.startswith("Uid:")).split()[1])',
+    '    if owner != uid and pid != proxy_pid: continue',
+    '    seen = {"uid": owner}',
+    '    try: seen["cmdline"] = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace").split("\\0")',
+    '    except OSError as err: seen["cmdline"] = type(err).__name__',
+    '    probes = {',
+    '        "environ": lambda: open(f"/proc/{pid}/environ", "rb").read(),',
+    '        "cwd": lambda: os.listdir(f"/proc/{pid}/cwd"),',
+    '        "fd": lambda: os.listdir(f"/proc/{pid}/fd"),',
+    '        "root": lambda: os.listdir(f"/proc/{pid}/root"),',
+    '        "maps": lambda: open(f"/proc/{pid}/maps").read(),',
+    '        "signal": lambda: os.kill(pid, signal.SIGKILL),',
+    '    }',
+    '    for what, probe in probes.items():',
+    '        try: probe(); seen[what] = "OPEN"',
+    '        except OSError as err: seen[what] = type(err).__name__',
+    '    # A process that ended during the scan says nothing.',
+    '    if not {"FileNotFoundError", "ProcessLookupError"} & set(map(str, seen.values())): found[pid] = seen',
+    'print("> scan:", json.dumps(found))',
+  ].join('\n'));
+  const release = writeFile(fifo, 'done\n');
+  const scan = JSON.parse(outcomes(out).scan!) as Record<string, SeenProcess>;
+  const amys = Object.entries(scan).filter(([, p]) => p.uid === amy.uid);
+  const commandLines = amys.map(([, p]) => (Array.isArray(p.cmdline) ? p.cmdline.join(' ') : ''));
+  t.log(`${amys.length} of amy's processes listed`);
+  // The list itself is visible (no hidepid on /proc): names and arguments, as `ps` shows them.
+  t.true(amys.every(([, p]) => Array.isArray(p.cmdline)), 'command lines are readable across accounts');
+  for (const part of ['jupyter', 'dask scheduler', 'dask worker', 'ipcontroller', 'ipengine', 'ipykernel_launcher', 'org.apache.spark.deploy.worker.Worker', 'CoarseGrainedExecutorBackend']) {
+    t.true(commandLines.some((c) => c.includes(part)), `ben's scan covered amy's ${part}`);
+  }
+  const leaks = Object.entries(scan).flatMap(([pid, p]) => Object.entries(secrets)
+    .filter(([, value]) => Array.isArray(p.cmdline) && p.cmdline.join(' ').includes(value)).map(([name]) => `${name} in the command line of ${pid}`));
+  t.deepEqual(leaks, [], 'no command line carries a secret');
+  t.true(String(scan[proxyPid]?.cmdline).includes('front.ts'), 'the hub\'s proxy was scanned too');
+  for (const [pid, p] of Object.entries(scan)) {
+    t.like(p, { environ: 'PermissionError', cwd: 'PermissionError', fd: 'PermissionError', root: 'PermissionError', maps: 'PermissionError', signal: 'PermissionError' }, `process ${pid} (${String(p.cmdline).slice(0, 80)})`);
+  }
+
+  await release;
+  t.regex(await holding, /> spark: 4950/);
   t.is((await hub!.backend.status('amy')).state, 'running');
 });
 

@@ -23,15 +23,21 @@ async function target(name: string): Promise<HttpTarget> {
   return t;
 }
 
-/** A supervised CHP on free ports, its hub stub as default target, and an API client. */
+/**
+ * A supervised CHP, its hub stub as default target, and an API client. Its ports are left to
+ * the supervisor unless given: tests run concurrently, and a port from freePort() can be
+ * taken by another test's proxy or server before this one binds it.
+ */
 async function startProxy(extra: Partial<ChpSupervisorOptions> = {}) {
   const hub = await target('hub');
   const supervisor = new ChpSupervisor({
-    port: await freePort(),
-    apiPort: await freePort(),
+    port: 0,
+    apiPort: 0,
     defaultTarget: hub.url,
     authToken: TOKEN,
     logLevel: 'warn',
+    // A dozen proxies of this file boot at once; on a loaded 2-core machine that outlasts the default 15 s.
+    startTimeoutMs: 60_000,
     ...extra,
   });
   await supervisor.start();
@@ -114,7 +120,8 @@ test('a wrong token gives an error naming the call and the status', async (t) =>
 });
 
 test('a proxy that is not there gives an error saying it cannot be reached', async (t) => {
-  const client = new ChpClient({ apiUrl: `http://127.0.0.1:${await freePort()}`, authToken: TOKEN, timeoutMs: 2000 });
+  // Refused at once on loopback; the long timeout only covers this process being slow to notice under load.
+  const client = new ChpClient({ apiUrl: `http://127.0.0.1:${await freePort()}`, authToken: TOKEN, timeoutMs: 20_000 });
   const err = await t.throwsAsync(client.deleteRoute('/user/x'), { instanceOf: ProxyApiError });
   t.is(err?.status, 0);
   t.regex(err?.message ?? '', /DELETE \/api\/routes\/user\/x failed: cannot reach http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
@@ -167,21 +174,32 @@ test('a killed proxy is restarted, and after a resync its routes and traffic are
   t.not(info.pid, firstPid);
   t.is(info.reason, 'signal SIGKILL');
   t.is(supervisor.restarts, 1);
-  t.false('/user/carol' in (await client.getRoutes()), 'a new proxy starts with an empty table');
+  // Its API is where it was unless another process took the port meanwhile: ask where it is.
+  const again = new ChpClient({ apiUrl: info.apiUrl, authToken: TOKEN });
+  t.false('/user/carol' in (await again.getRoutes()), 'a new proxy starts with an empty table');
 
-  t.like(await syncRoutes(client, wanted), { added: 1, removed: 0 });
+  t.like(await syncRoutes(again, wanted), { added: 1, removed: 0 });
   t.is((await getJson(`${supervisor.publicUrl}/user/carol/`)).body.name, 'carol');
 });
 
-test('the supervisor never gives up: killed again and again, or kept off its port, the proxy comes back', async (t) => {
+test('the supervisor never gives up: killed again and again, the proxy comes back', async (t) => {
   const { supervisor } = await startProxy({ restartBackoffMs: 50, maxBackoffMs: 100 });
   for (let kill = 1; kill <= 7; kill++) {
     const restarted = once(supervisor, 'restart', { signal: AbortSignal.timeout(60_000) });
-    process.kill(supervisor.pid!, 'SIGKILL');
-    await restarted;
+    const pid = supervisor.pid!;
+    process.kill(pid, 'SIGKILL');
+    const [info] = await restarted;
+    t.true(info.pid !== pid && alive(info.pid), `a live new child after kill ${kill}`);
     t.is((await getJson(`${supervisor.publicUrl}/hub/`)).body.name, 'hub', `the public port answers after kill ${kill}`);
   }
   t.like(supervisor.state, { state: 'running', restarts: 7, failures: 0 });
+});
+
+test('the supervisor never gives up: kept off its configured public port, the proxy comes back on it', async (t) => {
+  const { supervisor } = await startProxy({ port: await freePort(), restartBackoffMs: 50, maxBackoffMs: 100 });
+  const restartedOnce = once(supervisor, 'restart', { signal: AbortSignal.timeout(60_000) });
+  process.kill(supervisor.pid!, 'SIGKILL');
+  await restartedOnce;
 
   // Something takes the public port while the proxy is down: every attempt fails, none is the last.
   const port = Number(new URL(supervisor.publicUrl).port);
@@ -196,6 +214,7 @@ test('the supervisor never gives up: killed again and again, or kept off its por
   await new Promise<void>((resolve) => squatter.close(() => resolve()));
   await restarted;
   t.like(supervisor.state, { state: 'running', failures: 0 });
+  t.is(new URL(supervisor.publicUrl).port, String(port), 'on its configured port');
   t.is((await getJson(`${supervisor.publicUrl}/hub/`)).body.name, 'hub');
 });
 
@@ -283,16 +302,76 @@ test('the proxy goes away when the hub process dies without stopping it', async 
   const [port, apiPort] = [await freePort(), await freePort()];
   const script = `
     import { ChpSupervisor } from ${JSON.stringify(new URL('../proxy/supervisor.ts', import.meta.url).href)};
-    const s = new ChpSupervisor({ port: ${port}, apiPort: ${apiPort}, defaultTarget: 'http://127.0.0.1:1', authToken: 'x' });
+    const s = new ChpSupervisor({ port: ${port}, apiPort: ${apiPort}, defaultTarget: 'http://127.0.0.1:1', authToken: 'x', startTimeoutMs: 60_000 });
     await s.start();
     console.log(s.pid);
     setInterval(() => {}, 1000);`;
   const hub = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
   cleanup.push(async () => void hub.kill('SIGKILL'));
-  const [chunk] = (await once(hub.stdout!, 'data', { signal: AbortSignal.timeout(20_000) })) as [Buffer];
+  // Node booting twice (the hub, then its proxy) on a loaded machine: allow for it.
+  const [chunk] = (await once(hub.stdout!, 'data', { signal: AbortSignal.timeout(90_000) })) as [Buffer];
   const proxyPid = Number(String(chunk).trim());
   t.true(alive(proxyPid));
   hub.kill('SIGKILL');
   await waitUntil('the orphaned proxy to exit', () => !alive(proxyPid), { timeoutMs: 10_000 });
   t.pass();
+});
+
+/** Another process's proxy API on `port` (same token), as a concurrent test's proxy would be: it answers like CHP's. */
+async function foreignApi(port: number) {
+  const seen: string[] = [];
+  const server = createHttpServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end('{}');
+  });
+  server.listen({ host: '127.0.0.1', port, exclusive: true });
+  await once(server, 'listening');
+  const close = () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); });
+  cleanup.push(close);
+  return { seen, close };
+}
+
+test('another process answering on the configured API port during a restart is not taken for the proxy: the supervisor says so and waits for the port', async (t) => {
+  const { supervisor, client } = await startProxy({ port: await freePort(), apiPort: await freePort(), restartBackoffMs: 50, maxBackoffMs: 100 });
+  const apiPort = Number(new URL(supervisor.apiUrl).port);
+  const announced: number[] = [];
+  supervisor.on('restart', (info) => announced.push(info.pid));
+  // It takes the port just after the new child is spawned, before that child binds it (the race of freePort()).
+  const foreign = new Promise<Awaited<ReturnType<typeof foreignApi>>>((resolve, reject) => supervisor.once('spawn', () => foreignApi(apiPort).then(resolve, reject)));
+  process.kill(supervisor.pid!, 'SIGKILL');
+  const other = await foreign;
+  const down = await waitUntil('three failures in a row', () => supervisor.state.failures >= 3 && supervisor.state, { timeoutMs: 60_000 });
+  t.deepEqual(announced, [], 'no restart is announced while another process holds the API port');
+  t.is(down.state, 'restarting');
+  t.is(down.pid, undefined);
+  t.regex(down.lastError ?? '', /API port 127\.0\.0\.1:\d+ is not available \(EADDRINUSE\)/);
+  t.deepEqual(other.seen, [], 'the supervisor never took the other process\'s answers for its own');
+
+  const restarted = once(supervisor, 'restart', { signal: AbortSignal.timeout(60_000) });
+  await other.close();
+  const [info] = await restarted;
+  t.true(alive(info.pid), 'the announced pid is a live process');
+  t.is(supervisor.pid, info.pid);
+  t.true('/' in (await client.getRoutes()), 'the API that answers is a real CHP\'s (its default route)');
+  t.is((await getJson(`${supervisor.publicUrl}/hub/`)).body.name, 'hub');
+});
+
+test('with its ports left to it, a supervisor whose API port was taken while the proxy was down moves to a fresh one', async (t) => {
+  const { supervisor } = await startProxy({ restartBackoffMs: 50, maxBackoffMs: 100 });
+  const before = { api: supervisor.apiUrl, public: supervisor.publicUrl };
+  t.notRegex(before.api, /:0$/, 'the port the child got is known once started');
+  const taken = new Promise<Awaited<ReturnType<typeof foreignApi>>>((resolve, reject) => {
+    supervisor.once('exit', () => foreignApi(Number(new URL(before.api).port)).then(resolve, reject));
+  });
+  const restarted = once(supervisor, 'restart', { signal: AbortSignal.timeout(60_000) });
+  process.kill(supervisor.pid!, 'SIGKILL');
+  const [info] = await restarted;
+  const other = await taken;
+  t.not(info.apiUrl, before.api, 'a fresh API port');
+  t.is(supervisor.apiUrl, info.apiUrl);
+  t.is(supervisor.publicUrl, before.public, 'the public port, still free, is kept');
+  t.true('/' in (await new ChpClient({ apiUrl: info.apiUrl, authToken: TOKEN }).getRoutes()), 'its own CHP answers there');
+  t.deepEqual(other.seen, [], 'the process on the old port was never asked');
+  t.like(supervisor.state, { state: 'running', failures: 0, restarts: 1 });
 });

@@ -139,7 +139,7 @@ export async function startJupyterHub(setup: HubSetup, seeded: Seeded, venvBin: 
 export interface ClusterhubRun {
   /** Extra YAML lines (top-level sections the base config does not have). */
   config?: string[];
-  /** `instant`: bench/side-by-side/instant-hub.ts; `cli`: hub/cli.ts start, as `npm start` runs it. */
+  /** `instant`: bench/side-by-side/instant-hub.ts; `cli`: bin/clusterhub.mjs start, as `npm start` runs it. */
   entry?: 'instant' | 'cli';
 }
 
@@ -157,7 +157,10 @@ export async function startClusterhub(setup: HubSetup, seeded: Seeded, run: Clus
   ].join('\n'));
   const started = performance.now();
   const logFile = join(seeded.clusterhubState, 'clusterhub.log');
-  const argv = run.entry === 'cli' ? [join(root, 'hub', 'cli.ts'), 'start', '--config', configFile] : [join(root, 'bench', 'side-by-side', 'instant-hub.ts'), configFile];
+  // As `npm start` and the hub image start it: Node's compile cache on before any .ts loads.
+  const argv = run.entry === 'cli'
+    ? [join(root, 'bin', 'clusterhub.mjs'), 'start', '--config', configFile]
+    : ['--import', join(root, 'bin', 'compile-cache.mjs'), join(root, 'bench', 'side-by-side', 'instant-hub.ts'), configFile];
   const child = launchProcess(process.execPath, argv, { BENCH_TARGET_URL: setup.targetUrl }, logFile);
   const publicUrl = `http://127.0.0.1:${port}`;
   const apiUrl = `${publicUrl}/hub/api`;

@@ -36,9 +36,9 @@ export interface PodEnvOptions {
   baseUrl: string;
   /** `scheduler.{namespace}.svc` */
   schedulerHost: string;
-  /** Dask threads per worker (from the worker's CPU). */
+  /** Dask threads per worker (from the worker's CPU); the scheduler gets it too, for Spark's executors. */
   threads?: number;
-  /** Memory limit for Dask/Spark on a worker, e.g. `4Gi`. */
+  /** A worker container's memory (its limit), e.g. `4Gi`; the scheduler gets it too, for Spark's executors. */
   memory?: string;
 }
 

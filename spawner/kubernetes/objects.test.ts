@@ -95,6 +95,11 @@ test('workers run in worker mode, N replicas, pointed at the scheduler Service',
   t.is(e['CLUSTER_MEMORY'], '3Gi');
   t.is(e['CLUSTER_JUPYTER_TOKEN'], undefined);
   t.notDeepEqual(d.spec!.selector, renderSchedulerDeployment(kube, s).spec!.selector);
+  t.like(container(d).resources, { limits: { cpu: '1500m', memory: '3Gi' }, requests: { memory: '3Gi' } });
+  // The driver runs on the scheduler and sizes Spark's executors: it is told the workers' size, not its own.
+  const scheduler = env(container(renderSchedulerDeployment(kube, s)));
+  t.is(scheduler['CLUSTER_THREADS'], '2');
+  t.is(scheduler['CLUSTER_MEMORY'], '3Gi');
 });
 
 test('a worker pod starts its worker only once the scheduler\'s Dask port answers (an init container of the same image, restricted, same size)', async (t) => {

@@ -166,7 +166,8 @@ export function renderSchedulerDeployment(kube: KubernetesConfig, spec: LaunchSp
     imagePullPolicy: kube.imagePullPolicy,
     args: ['scheduler'],
     env: [
-      ...podEnv({ mode: 'scheduler', baseUrl: spec.baseUrl, schedulerHost: schedulerHost(spec.namespace) }),
+      // The workers' size too: the driver's spark-defaults.conf sizes each executor to fit a worker pod.
+      ...podEnv({ mode: 'scheduler', baseUrl: spec.baseUrl, schedulerHost: schedulerHost(spec.namespace), ...workerSize(kube) }),
       { name: 'CLUSTER_JUPYTER_TOKEN', valueFrom: { secretKeyRef: { name: NAMES.tokenSecret, key: TOKEN_KEY } } },
       ippKeyEnv(),
     ],
@@ -185,6 +186,11 @@ export function renderSchedulerDeployment(kube: KubernetesConfig, spec: LaunchSp
   return deployment(kube, spec, 'scheduler', 1, container, 'Recreate', { claim: true, initContainers: init ? [init] : [] });
 }
 
+/** What one worker container is given (requests = limits): its Dask threads and Spark cores, and its memory. */
+function workerSize(kube: KubernetesConfig): { threads: number; memory: string } {
+  return { threads: cpuThreads(kube.workerResources.cpu), memory: kube.workerResources.memory };
+}
+
 /** N worker pods of the same image in `worker` mode, pointed at the scheduler Service. */
 export function renderWorkerDeployment(kube: KubernetesConfig, spec: LaunchSpec): V1Deployment {
   const container: V1Container = {
@@ -193,10 +199,7 @@ export function renderWorkerDeployment(kube: KubernetesConfig, spec: LaunchSpec)
     imagePullPolicy: kube.imagePullPolicy,
     args: ['worker'],
     env: [
-      ...podEnv({
-        mode: 'worker', baseUrl: spec.baseUrl, schedulerHost: schedulerHost(spec.namespace),
-        threads: cpuThreads(kube.workerResources.cpu), memory: kube.workerResources.memory,
-      }),
+      ...podEnv({ mode: 'worker', baseUrl: spec.baseUrl, schedulerHost: schedulerHost(spec.namespace), ...workerSize(kube) }),
       // With the key, the fixed CLUSTER_IPP_PORTS and CLUSTER_SCHEDULER_HOST, engines need no file from the scheduler.
       ippKeyEnv(),
     ],

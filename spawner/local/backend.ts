@@ -7,6 +7,7 @@ import { readFile, readdir, rm } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { LOGIN_PATTERN, type Config } from '../../config/schema.ts';
 import type { Logger } from '../../shared/log.ts';
+import { request } from '../../shared/http.ts';
 import { ClusterError } from '../types.ts';
 import { checkWorkerCount } from '../worker-count.ts';
 import type { Backend, ClusterListing, ClusterStatus, ProgressEvent, StartOptions, StopOptions } from '../types.ts';
@@ -261,12 +262,11 @@ export class LocalBackend implements Backend {
   /** Jupyter answers its status API with the cluster's token. */
   async #answers(record: ClusterRecord): Promise<boolean> {
     try {
-      const response = await fetch(`http://127.0.0.1:${record.ports.jupyter}${record.baseUrl}api/status`, {
+      const response = await request(`http://127.0.0.1:${record.ports.jupyter}${record.baseUrl}api/status`, {
         headers: { Authorization: `token ${record.jupyterToken}` },
-        signal: AbortSignal.timeout(5000),
+        timeoutMs: 5000,
       });
-      await response.body?.cancel();
-      return response.ok;
+      return response.status >= 200 && response.status < 300;
     } catch {
       return false;
     }

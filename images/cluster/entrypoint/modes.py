@@ -85,7 +85,9 @@ def worker_commands(s: Settings) -> list[tuple[str, list[str]]]:
             _spark_class(), 'org.apache.spark.deploy.worker.Worker',
             f'spark://{s.scheduler_host}:{s.spark_port}',
             '--host', advertise_host(s),
-            '--cores', str(s.threads), '--memory', f'{s.memory_mb}M',
+            # It offers what its one executor takes (spark.executor.memory, from the same
+            # CLUSTER_MEMORY), not the whole worker: the rest is Python's and the JVMs' headroom.
+            '--cores', str(s.threads), '--memory', f'{s.spark_executor_mb}M',
             '--webui-port', '0', '--work-dir', os.path.join(p['worker_dir'], 'spark'),
         ]))
     return commands

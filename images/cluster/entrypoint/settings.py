@@ -54,6 +54,29 @@ class Settings:
     def dask_address(self) -> str:
         return f'{self.dask_scheme}://{self.scheduler_host}:{self.dask_port}'
 
+    @property
+    def spark_executor_mb(self) -> int:
+        """Heap of the Spark executor on a worker of CLUSTER_MEMORY (see `spark_executor_mb`)."""
+        return spark_executor_mb(self.memory_mb)
+
+
+# One worker runs one executor (its cores are the worker's). The executor's heap is what is
+# left of the worker's memory after pyspark's Python workers, which run beside the JVM
+# (a quarter), and the JVM's memory beyond its heap (metaspace, threads, direct buffers:
+# Spark's own rule for that overhead, 10 % of the heap and at least 384 MiB). Spark refuses
+# a heap under 450 MiB, so a smaller worker still gets 512 MiB.
+SPARK_PYTHON_SHARE = 0.25
+SPARK_JVM_OVERHEAD_SHARE = 0.10
+SPARK_JVM_OVERHEAD_MIN_MB = 384
+SPARK_EXECUTOR_MIN_MB = 512
+
+
+def spark_executor_mb(worker_mb: int) -> int:
+    """`spark.executor.memory` (MiB) for a worker given `worker_mb` MiB in all."""
+    jvm = worker_mb * (1 - SPARK_PYTHON_SHARE)
+    heap = min(jvm - SPARK_JVM_OVERHEAD_MIN_MB, jvm / (1 + SPARK_JVM_OVERHEAD_SHARE))
+    return max(SPARK_EXECUTOR_MIN_MB, int(heap))
+
 
 _UNITS = {'': 1, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30, 't': 1 << 40}
 

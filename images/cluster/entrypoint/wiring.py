@@ -160,7 +160,9 @@ def write_scheduler_files(s: Settings) -> None:
         f'spark.master spark://{s.scheduler_host}:{s.spark_port}',
         f'spark.driver.host {driver_host}',
         f'spark.driver.bindAddress {s.bind}',
-        f'spark.executor.memory {s.memory_mb}m',
+        # CLUSTER_MEMORY and CLUSTER_THREADS are a worker's: its one executor gets its cores and a
+        # heap that leaves room for Python and the JVM's overhead (settings.spark_executor_mb).
+        f'spark.executor.memory {s.spark_executor_mb}m',
         f'spark.executor.cores {s.threads}',
         'spark.ui.showConsoleProgress false',
         # The master's REST submission server would listen on a fixed port (6066) with no auth.

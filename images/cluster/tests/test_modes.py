@@ -88,7 +88,8 @@ def test_spark_joins_both_modes_when_on():
     w = dataclasses.replace(settings(CLUSTER_SCHEDULER_HOST='scheduler.ns.svc', CLUSTER_THREADS='2', CLUSTER_MEMORY='1536MiB'), spark='on')
     worker = by_name(worker_commands(w))['spark-worker']
     assert worker[2] == 'spark://scheduler.ns.svc:7077'
-    assert (flag(worker, '--cores'), flag(worker, '--memory')) == ('2', '1536M')
+    # It offers its one executor's heap: 1536 MiB less a quarter for Python and 384 MiB of JVM overhead.
+    assert (flag(worker, '--cores'), flag(worker, '--memory')) == ('2', '768M')
     assert flag(worker, '--work-dir') == '/run/c/workers/worker-3/spark'
 
 
