@@ -22,15 +22,15 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
 }
 
 /**
- * Gives every request an id (echoed as `X-Request-Id`) and a child logger, and logs one
- * line when it ends. The query string is left out: it may carry tokens.
+ * Gives every request an id (`ctx.state.reqId`, echoed as `X-Request-Id`) and logs one line
+ * when it ends. The query string is left out: it may carry tokens. No child logger per
+ * request: lines that belong to a request carry `reqId` themselves (the error handler's do).
  */
 export function requestLogger(log: Logger) {
   return async function logRequest(ctx: Context, next: Next): Promise<void> {
     const reqId = randomUUID();
     const started = performance.now();
     ctx.state.reqId = reqId;
-    ctx.state.log = log.child ? log.child({ reqId }) : log;
     ctx.set('X-Request-Id', reqId);
     try {
       await next();

@@ -164,7 +164,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       await repairRoutes().catch((err) => (failure ??= err));
       await remove(removals);
       noteRepair(failure);
-      metrics.activeClusters(store.listClusters().filter((c) => c.phase === 'running').length);
+      metrics.activeClusters(store.countClusters('running'));
       if (failure !== undefined) throw failure;
     };
 
@@ -178,7 +178,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     const culler = createCuller({ config, store, manager, proxy, backend, log, metrics });
     const app = createApp({ config, store, manager, proxy, log, metrics, secrets, health, warnings, culler: culler ?? undefined, links: (user) => backend.links?.(user) });
     const hubHost = managed ? '127.0.0.1' : config.hub.bind;
-    const server = await step(listen(app.callback(), config.hub.hubPort, hubHost));
+    const server = await step(listen(app.callback(), config.hub.hubPort, hubHost, managed));
     cleanups.push(() => new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
@@ -213,7 +213,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       await remove(decided);
     })();
     cleanups.push(() => startupRemovals);
-    metrics.activeClusters(store.listClusters().filter((c) => c.phase === 'running').length);
+    metrics.activeClusters(store.countClusters('running'));
     culler?.start();
     // Cleanups run in reverse: the culler stops (and its sweep finishes) before the proxy goes.
     cleanups.push(() => culler?.stop());
@@ -249,9 +249,17 @@ function unrefDelay(ms: number): Promise<undefined> {
   return new Promise((resolve) => setTimeout(resolve, ms, undefined).unref());
 }
 
-function listen(handler: Parameters<typeof import('node:http').createServer>[1], port: number, host: string): Promise<Server> {
+/**
+ * The hub's HTTP server. Behind the managed proxy (its only client, on loopback) idle
+ * connections are never closed by the hub: CHP keeps them to reuse, and a hub that closed
+ * one on its keep-alive timer raced the proxy reusing it. When the hub's event loop was busy
+ * past the timer (a class launching at once on a loaded machine), the timer fired before the
+ * request already sent on that connection was read, and the proxy answered it 503 (reset).
+ */
+function listen(handler: Parameters<typeof import('node:http').createServer>[1], port: number, host: string, behindManagedProxy: boolean): Promise<Server> {
   return import('node:http').then(({ createServer }) => new Promise<Server>((resolve, reject) => {
     const server = createServer(handler);
+    if (behindManagedProxy) server.keepAliveTimeout = 0;
     server.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? new Error(`hub.hubPort ${port} on ${host} is in use`) : err));
     server.listen(port, host, () => resolve(server));
   }));

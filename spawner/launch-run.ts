@@ -77,9 +77,11 @@ export async function runLaunch(context: LaunchRunContext, launch: Launch): Prom
     launch.push({ progress: 99, message: 'Adding the route to your cluster' });
     await context.proxy.addRoute(context.routes.path(user), target, { user, cluster: context.backend.kind });
     const readyAt = new Date().toISOString();
-    context.records.updateCluster(user, { phase: 'running', url: target, readyAt, lastActivity: readyAt });
     const seconds = (performance.now() - started) / 1000;
-    context.records.addEvent({ actor: 'hub', user, kind: 'ready', detail: { seconds: Math.round(seconds * 10) / 10 } });
+    context.records.atomically(() => {
+      context.records.updateCluster(user, { phase: 'running', url: target, readyAt, lastActivity: readyAt });
+      context.records.addEvent({ actor: 'hub', user, kind: 'ready', detail: { seconds: Math.round(seconds * 10) / 10 } });
+    });
     context.metrics.launchSucceeded(seconds);
     context.metrics.activeClusters(runningCount(context.records));
     log.info({ seconds }, 'cluster ready');

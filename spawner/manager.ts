@@ -126,12 +126,14 @@ export class SpawnManager {
     const launch = new Launch(user, workers);
     this.#launches.set(user, launch);
     this.#lastFailure.delete(user);
-    this.#records.putCluster({
-      user, backend: this.backend.kind, phase: 'starting', workers,
-      jupyterToken: randomBytes(24).toString('base64url'), url: null,
-      createdAt: launch.startedAt.toISOString(), readyAt: null, lastActivity: null,
+    this.#records.atomically(() => {
+      this.#records.putCluster({
+        user, backend: this.backend.kind, phase: 'starting', workers,
+        jupyterToken: randomBytes(24).toString('base64url'), url: null,
+        createdAt: launch.startedAt.toISOString(), readyAt: null, lastActivity: null,
+      });
+      this.#records.addEvent({ actor, user, kind: 'launch', detail: { workers } });
     });
-    this.#records.addEvent({ actor, user, kind: 'launch', detail: { workers } });
     this.#metrics.launchStarted();
     void runLaunch(this.#launchContext, launch);
     return launch;
@@ -180,8 +182,10 @@ export class SpawnManager {
       if (this.#records.getCluster(user)) this.#records.updateCluster(user, { phase: 'stopping' });
       await this.#proxy.deleteRoute(this.routes.path(user));
       await this.backend.stop(user, { removeWorkspace: options.removeWorkspace });
-      this.#records.deleteCluster(user);
-      this.#records.addEvent({ actor: options.actor, user, kind: options.kind ?? (options.removeWorkspace ? 'reset' : 'stop'), detail: options.reason ? { reason: options.reason } : {} });
+      this.#records.atomically(() => {
+        this.#records.deleteCluster(user);
+        this.#records.addEvent({ actor: options.actor, user, kind: options.kind ?? (options.removeWorkspace ? 'reset' : 'stop'), detail: options.reason ? { reason: options.reason } : {} });
+      });
       this.#metrics.activeClusters(runningCount(this.#records));
     })();
     this.#stopping.set(user, run);

@@ -22,6 +22,10 @@ export interface ClusterRecords {
   putCluster(row: ClusterRow): void;
   updateCluster(user: string, patch: Partial<Omit<ClusterRow, 'user'>>): void;
   listClusters(): ClusterRow[];
+  /** How many clusters are in `phase`: a count, not a listing (the active-clusters gauge reads it after every launch and stop). */
+  countClusters(phase: ClusterRow['phase']): number;
   deleteCluster(user: string): void;
+  /** Runs `fn`'s writes as one commit (a launch's record and its event land together); nested calls join the outer one. */
+  atomically<T>(fn: () => T): T;
   addEvent(event: { actor: string; user: string; kind: string; detail?: Record<string, unknown> }): unknown;
 }

@@ -362,6 +362,25 @@ test('API tokens: token and Bearer schemes work, bad tokens are 401, admin needs
   t.false((await me(api, { Authorization: `token ${bobs}` })).json<AuthUser>().admin, 'a stored flag alone gives no admin rights');
 });
 
+test('a request with a token is decided by the token alone: the browser\'s session is not read, and no session cookie is set', async (t) => {
+  const hub = await startHub(t);
+  const browser = hub.browser();
+  await devSignIn(browser, 'alice');
+  hub.store.upsertUser({ login: 'bob', admin: false });
+  const { token } = hub.store.createToken('bob', { scopes: ['all'] });
+
+  const byToken = await me(browser, { Authorization: `token ${token}` });
+  t.like(byToken.json(), { login: 'bob', via: 'token' }, 'alice\'s cookie went along, the token decided');
+  t.deepEqual(byToken.setCookies, []);
+  // A page asked for with a token makes no session either.
+  const page = await hub.browser().get('/hub/home', { headers: { Authorization: `token ${token}` } });
+  t.is(page.status, 200);
+  t.deepEqual(page.setCookies, []);
+  // A bad token never falls back to the cookie, and the cookie still signs alice in on its own.
+  t.is((await me(browser, { Authorization: 'token not-a-real-token' })).status, 401);
+  t.like((await me(browser)).json(), { login: 'alice', via: 'session' });
+});
+
 test('the session of a user deleted from the store ends', async (t) => {
   const hub = await startHub(t);
   const browser = hub.browser();

@@ -3,6 +3,8 @@
  * backend (each cluster a small real HTTP server): routes, progress, restart and repair.
  */
 import test from 'ava';
+import { Agent, request } from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
 import { EchoBackend } from './helpers/echo-backend.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
 import { waitUntil } from './helpers/net.ts';
@@ -155,4 +157,28 @@ test('with an external proxy (as on Kubernetes) the hub uses its REST API and st
   t.is(res.status, 200);
   t.is(((await res.json()) as { name: string }).name, 'cluster of ext');
   t.is((await fetch(`${proxy.publicUrl}/hub/health`)).status, 200, 'the proxy sends /hub/ to the hub');
+});
+
+test('the hub keeps the managed proxy\'s connections open while they are idle, so a reused one is never reset', async (t) => {
+  const hub = await startTestHub({ backend: new EchoBackend() });
+  t.teardown(() => hub.destroy());
+  const token = hub.token('teacher');
+  // As the proxy talks to the hub: a keep-alive agent (CHP's), straight to the hub's port.
+  const agent = new Agent({ keepAlive: true });
+  t.teardown(() => agent.destroy());
+  const get = () => new Promise<{ status: number; reused: boolean; keepAlive: string | undefined }>((resolve, reject) => {
+    const req = request(`${hub.hubUrl}/hub/api/user`, { headers: { Authorization: `token ${token}` }, agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket, keepAlive: res.headers['keep-alive'] as string | undefined }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  const first = await get();
+  t.like(first, { status: 200, reused: false });
+  t.is(first.keepAlive, undefined, 'no idle limit announced: the proxy need not guess when the hub closes');
+  // Past Node's idle limit (5 s, and 1 s more before a server closes): a hub that closed idle
+  // connections raced a busy proxy that reused one, and the request on it was reset (503).
+  await delay(6_500);
+  t.like(await get(), { status: 200, reused: true });
 });

@@ -44,3 +44,28 @@ test('an error is logged under err with its type, message and stack; the respons
   t.is(line.err.oauthError, '[redacted]');
   t.false(text.includes('gho_leaked'));
 });
+
+test('a client that lists users without paging is told the list was cut, once a minute at most; one that pages is not told', async (t) => {
+  let text = '';
+  const sink = new Writable({ write(chunk, _enc, done) { text += chunk.toString(); done(); } });
+  const hub = await startTestHub({ backend: new EchoBackend(), log: createLogger('info', sink) });
+  t.teardown(() => hub.destroy());
+  const token = hub.token('teacher');
+  for (let i = 0; i < 210; i++) hub.store.upsertUser({ login: `s${i}`, admin: false });
+  const list = async (query: string) => {
+    const res = await fetch(`${hub.publicUrl}/hub/api/users${query}`, { headers: { Authorization: `token ${token}` } });
+    t.is(res.status, 200);
+    t.is(((await res.json()) as unknown[]).length, 200);
+  };
+  const warnings = () => text.trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string; total?: number })
+    .filter((l) => l.msg.startsWith('GET /hub/api/users without pagination'));
+
+  await list('?limit=200');
+  await list('?offset=0');
+  t.is(warnings().length, 0, 'offset or limit: the client pages on purpose');
+  await list('');
+  await list('');
+  await list('');
+  t.is(warnings().length, 1, 'a client polling the unpaged list is warned once, not per request');
+  t.like(warnings()[0], { level: 40, total: 211 });
+});

@@ -30,6 +30,8 @@ const STATES = ['active', 'inactive', 'ready'] as const;
 /** Distinct list queries and single users whose replies are kept (a class polls a few pages and its own users). */
 const KEPT_LISTS = 16;
 const KEPT_USERS = 2048;
+/** A client polling the unpaged list is warned about the cut once per this long, not per request. */
+const TRUNCATION_WARNING_MS = 60_000;
 
 /** `sort=name`, `sort=-last_activity`: JupyterHub's sort parameter (and the console's keys). */
 export function readSort(raw: string | undefined): { sort: UserSort; descending: boolean } {
@@ -58,6 +60,7 @@ export function jupyterHubRoutes(router: Router, deps: HubDeps): void {
     return listing;
   };
   const modelOf = (name: string, includeStopped = false) => listingModel(knownListing(name), context(includeStopped));
+  let lastTruncationWarning = -Infinity;
   const lists = new ReplyCache<{ total: number; returned: number }>(store, manager, KEPT_LISTS);
   const users = new ReplyCache(store, manager, KEPT_USERS);
   const sendJson = (ctx: Context, bytes: Buffer) => {
@@ -108,7 +111,10 @@ export function jupyterHubRoutes(router: Router, deps: HubDeps): void {
       return { body: pages ? paginated(ctx, models, page, total) : models, note: { total, returned: rows.length } };
     });
     const { total, returned } = reply.note;
-    if (!pages && page.offset === 0 && total > returned) {
+    // A client that names offset or limit pages on purpose; one that does not is told, once a minute at most.
+    const paging = pages || query.offset !== undefined || query.limit !== undefined;
+    if (!paging && total > returned && Date.now() - lastTruncationWarning >= TRUNCATION_WARNING_MS) {
+      lastTruncationWarning = Date.now();
       deps.log.warn({ total, returned }, 'GET /hub/api/users without pagination returned the first page only (send Accept: application/jupyterhub-pagination+json, or offset/limit)');
     }
     sendJson(ctx, reply.bytes);

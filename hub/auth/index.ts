@@ -17,7 +17,7 @@ import { githubStrategy } from './github.ts';
 import { devBanner } from './pages.ts';
 import { addSignInRoutes } from './routes.ts';
 import { devLoginEnabled, isHttpsPublic } from './settings.ts';
-import { resolveUser, type AuthUser } from './user.ts';
+import { authorizationDecides, resolveUser, type AuthUser } from './user.ts';
 import { databaseSessionStore } from './session-store.ts';
 import { hasAdminRights } from './admins.ts';
 
@@ -42,8 +42,9 @@ export interface AuthDeps {
 /** What the app gets from `createAuth`. */
 export interface Auth {
   /**
-   * Sets app.keys, installs koa-session, passport and `ctx.state.user` resolution on the app,
-   * and the sign-in routes on the router (full `/hub/...` paths: the router has no prefix).
+   * Sets app.keys, installs koa-session (for requests without `Authorization`) and
+   * `ctx.state.user` resolution on the app, and the sign-in routes, which run passport, on
+   * the router (full `/hub/...` paths: the router has no prefix).
    * Install it after the error handler and before the router's routes.
    */
   install(app: Koa, router: Router): void;
@@ -79,7 +80,7 @@ export function createAuth(deps: AuthDeps): Auth {
           return next();
         });
       }
-      app.use(session({
+      const sessions = session({
         key: SESSION_COOKIE,
         maxAge: SESSION_MAX_AGE_MS,
         httpOnly: true,
@@ -88,13 +89,17 @@ export function createAuth(deps: AuthDeps): Auth {
         signed: true,
         renew: true,
         store: databaseSessionStore(store, SESSION_MAX_AGE_MS),
-      }, app));
-      // Without GitHub, ctx.login still comes from a passport instance of its own.
+      }, app);
+      // A request with `Authorization` is decided by that header alone (resolveUser): its
+      // cookie is never consulted, so its session is neither loaded nor saved, and it never
+      // gets a session cookie. Such a request that asks for `ctx.session` gets an empty one.
+      app.use((ctx, next) => (authorizationDecides(ctx) ? next() : sessions(ctx, next)));
+      // Without GitHub, ctx.login still comes from a passport instance of its own. Only the
+      // sign-in routes use passport (ctx.login, the GitHub strategy), so only they run it.
       const instance = passport ?? new koaPassport.KoaPassport();
       if (!passport) instance.serializeUser((user, done) => done(null, user));
-      app.use(instance.initialize());
       app.use(resolveUser(store, log, (user) => hasAdminRights(user, config)));
-      addSignInRoutes(router, { config, store, log, passport, devLogin });
+      addSignInRoutes(router, { config, store, log, passport, devLogin, initialize: instance.initialize() });
       if (devLogin) log.warn('development sign-in is on: anyone can sign in as anyone (loopback only)');
     },
 

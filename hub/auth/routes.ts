@@ -2,7 +2,7 @@
  * The sign-in routes under /hub/: login page, GitHub OAuth start and callback, the
  * development sign-in, and sign-out. Each route's rule is next to it.
  */
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type Router from '@koa/router';
 import type { KoaPassportInstance } from 'koa-passport';
 import type { Config } from '../../config/schema.ts';
@@ -25,6 +25,8 @@ export interface SignInDeps {
   /** Present only when auth.github is configured. */
   passport: KoaPassportInstance | undefined;
   devLogin: boolean;
+  /** passport's per-request set-up (`ctx.login`): the routes that sign in run it first. */
+  initialize: Middleware;
 }
 
 /** What the GitHub strategy reported on the callback. */
@@ -97,7 +99,7 @@ const direct = (ctx: Context): boolean => isDirectLoopbackRequest(ctx.req.socket
 
 /** Add the sign-in routes (full paths, so the router must have no prefix). */
 export function addSignInRoutes(router: Router, deps: SignInDeps): void {
-  const { config, devLogin, passport } = deps;
+  const { config, devLogin, passport, initialize } = deps;
   const github = config.auth.github !== undefined && passport !== undefined;
 
   // Anyone: the sign-in page; a signed-in user goes straight on.
@@ -110,7 +112,7 @@ export function addSignInRoutes(router: Router, deps: SignInDeps): void {
   if (github) {
     const start = passport.authenticate('github');
     // Anyone: remember where to go afterwards, then off to GitHub with a state nonce in the session.
-    router.get('/hub/oauth_login', async (ctx, next) => {
+    router.get('/hub/oauth_login', initialize, async (ctx, next) => {
       const session = sessionOf(ctx);
       const target = safeNext(ctx.query.next);
       if (session) {
@@ -121,7 +123,7 @@ export function addSignInRoutes(router: Router, deps: SignInDeps): void {
     });
 
     // Anyone coming back from GitHub: the state must match the session's nonce.
-    router.get('/hub/oauth_callback', async (ctx) => {
+    router.get('/hub/oauth_callback', initialize, async (ctx) => {
       if (ctx.query.code === undefined && ctx.query.error === undefined) {
         // Without a code passport would start a new authorization instead of failing.
         return html(ctx, 400, signInFailedPage({ devLogin, title: 'Sign-in failed', message: 'sign-in failed: GitHub sent no authorization code.' }));
@@ -137,7 +139,7 @@ export function addSignInRoutes(router: Router, deps: SignInDeps): void {
 
   if (devLogin) {
     // Anyone, on loopback only, with the page's CSRF token: sign in as the login typed.
-    router.post('/hub/dev-login', csrfProtect(), async (ctx) => {
+    router.post('/hub/dev-login', csrfProtect(), initialize, async (ctx) => {
       if (!direct(ctx)) {
         deps.log.warn({ ip: ctx.req.socket.remoteAddress }, 'refused a forwarded development sign-in');
         return html(ctx, 403, signInFailedPage({ devLogin, title: 'Sign-in refused', message: 'The development sign-in answers only requests made on this machine, not relayed by a proxy.' }));

@@ -28,6 +28,14 @@ export function tokenFromHeader(header: string | undefined): string | undefined 
   return match?.[1];
 }
 
+/**
+ * True when the request carries an `Authorization` header: then it alone says who calls (a
+ * bad token never falls back to the cookie), and the session cookie is not read at all.
+ */
+export function authorizationDecides(ctx: Context): boolean {
+  return ctx.get('Authorization') !== '';
+}
+
 /** A token's rights: admin only while the owner is still an admin and the token allows it. */
 export function tokenUser(owner: { login: string; admin: boolean }, scopes: string[], expiresAt: string | null = null): AuthUser {
   const adminScope = scopes.includes('admin') || scopes.includes('all');
@@ -49,9 +57,8 @@ export function resolveUser(store: Store, log: Logger, isAdmin: (user: UserRow) 
   };
 
   return async function resolve(ctx: Context, next: Next): Promise<void> {
-    const authorization = ctx.get('Authorization');
-    if (authorization) {
-      const secret = tokenFromHeader(authorization);
+    if (authorizationDecides(ctx)) {
+      const secret = tokenFromHeader(ctx.get('Authorization'));
       const row = secret === undefined ? undefined : store.findToken(secret);
       const owner = row === undefined ? undefined : store.getUser(row.owner);
       if (row && owner) {

@@ -64,6 +64,48 @@ test('a cluster row is put, patched field by field, listed and deleted', (t) => 
   store.close();
 });
 
+test('clusters are counted by phase', (t) => {
+  const store = openStore(':memory:');
+  t.is(store.countClusters('running'), 0);
+  store.putCluster(cluster('alice', { phase: 'running' }));
+  store.putCluster(cluster('bob', { phase: 'running' }));
+  store.putCluster(cluster('carol'));
+  t.is(store.countClusters('running'), 2);
+  t.is(store.countClusters('starting'), 1);
+  store.updateCluster('bob', { phase: 'stopping' });
+  t.is(store.countClusters('running'), 1);
+  t.is(store.countClusters('stopping'), 1);
+  store.close();
+});
+
+test('writes made atomically land together, or not at all when one throws; a nested call joins the outer one', (t) => {
+  const path = tempDb(t);
+  const store = openStore(path);
+  const reader = openStore(path);
+  t.teardown(() => {
+    store.close();
+    reader.close();
+  });
+  store.atomically(() => {
+    store.putCluster(cluster('alice'));
+    t.is(reader.getCluster('alice'), undefined, 'another connection sees nothing before the commit');
+    store.atomically(() => store.addEvent({ actor: 'alice', user: 'alice', kind: 'launch' }));
+    store.addEvent({ actor: 'hub', user: 'alice', kind: 'ready' });
+  });
+  t.like(reader.getCluster('alice'), { phase: 'starting' });
+  t.deepEqual(reader.listEvents({ user: 'alice' }).map((e) => e.kind), ['ready', 'launch']);
+
+  t.throws(() => store.atomically(() => {
+    store.deleteCluster('alice');
+    store.addEvent({ actor: 'hub', user: 'alice', kind: 'stop' });
+    throw new Error('the backend refused');
+  }), { message: 'the backend refused' });
+  t.like(store.getCluster('alice'), { phase: 'starting' }, 'the delete was rolled back');
+  t.is(store.listEvents({ user: 'alice' }).length, 2);
+  t.notThrows(() => store.atomically(() => store.deleteCluster('alice')), 'the store is usable after a rollback');
+  t.is(reader.getCluster('alice'), undefined);
+});
+
 test('a token secret is shown once, found by its secret, listed and deleted', (t) => {
   const store = openStore(':memory:');
   const { token, row } = store.createToken('alice', { scopes: ['read:cluster', 'admin'], note: 'ci' });

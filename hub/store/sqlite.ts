@@ -4,7 +4,7 @@
  */
 import { chmodSync, closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { listingQueries } from './listing.ts';
 import { migrate } from './migrations.ts';
 import { clusterColumns, toCluster, toEvent, toToken, toUser } from './rows.ts';
@@ -44,6 +44,8 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
 
   const iso = (d: Date = now()): string => d.toISOString();
   let lastSessionSweep = 0;
+  /** updateCluster's statements, one per set of columns changed (a handful in all). */
+  const clusterUpdates = new Map<string, StatementSync>();
   const q = {
     upsertUser: db.prepare(`
       INSERT INTO users (login, github_id, admin, instructor, added_by, created_at) VALUES (:login, :github_id, :admin, :instructor, :added_by, :now)
@@ -81,14 +83,19 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
     deleteExpiredSessions: db.prepare('DELETE FROM sessions WHERE expires_at <= ?'),
     addEvent: db.prepare('INSERT INTO events (time, actor, user, kind, detail) VALUES (?, ?, ?, ?, ?) RETURNING *'),
     // total_changes: rows this connection changed; data_version: commits by other connections.
-    version: db.prepare('SELECT total_changes() AS own, (SELECT data_version FROM pragma_data_version) AS other'),
+    // (Two statements: the pragma's table-valued form costs twice the pair.)
+    ownChanges: db.prepare('SELECT total_changes() AS own'),
+    otherCommits: db.prepare('PRAGMA data_version'),
+    countClusters: db.prepare('SELECT count(*) AS n FROM clusters WHERE phase = ?'),
     listEvents: db.prepare(`
       SELECT * FROM events
       WHERE (:user IS NULL OR user = :user) AND (:kind IS NULL OR kind = :kind)
       ORDER BY id DESC LIMIT :limit`),
   };
 
+  /** `fn`'s writes as one commit; inside another transaction it joins that one. */
   const transaction = <T>(fn: () => T): T => {
+    if (db.isTransaction) return fn();
     db.exec('BEGIN IMMEDIATE');
     try {
       const result = fn();
@@ -156,13 +163,18 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
         values.push(value);
       }
       if (sets.length === 0) return;
-      db.prepare(`UPDATE clusters SET ${sets.join(', ')} WHERE user = ?`).run(...values, user);
+      const sql = `UPDATE clusters SET ${sets.join(', ')} WHERE user = ?`;
+      let statement = clusterUpdates.get(sql);
+      if (!statement) clusterUpdates.set(sql, statement = db.prepare(sql));
+      statement.run(...values, user);
     },
     getCluster(user) {
       const row = q.getCluster.get(user);
       return row ? toCluster(row) : undefined;
     },
     listClusters: () => q.listClusters.all().map(toCluster),
+    countClusters: (phase) => Number(q.countClusters.get(phase)!.n),
+    atomically: transaction,
     deleteCluster(user) {
       q.deleteCluster.run(user);
     },
@@ -240,8 +252,7 @@ export function openStore(path: string, options: StoreOptions = {}): Store {
       q.userActivity.run(at, user);
     },
     version() {
-      const row = q.version.get()!;
-      return `${row.own}:${row.other}`;
+      return `${q.ownChanges.get()!.own}:${q.otherCommits.get()!.data_version}`;
     },
     close() {
       if (db.isOpen) db.close();

@@ -86,7 +86,11 @@ export interface Store {
   updateCluster(user: string, patch: Partial<Omit<ClusterRow, 'user'>>): void;
   getCluster(user: string): ClusterRow | undefined;
   listClusters(): ClusterRow[];
+  /** How many clusters are in `phase` (an indexed count). */
+  countClusters(phase: ClusterRow['phase']): number;
   deleteCluster(user: string): void;
+  /** Runs `fn`'s writes as one commit; a call inside another joins it. A throw rolls all of them back. */
+  atomically<T>(fn: () => T): T;
 
   /** Create a token; the secret is returned once and only its hash is kept. */
   createToken(owner: string, options: { scopes: string[]; note?: string; expiresAt?: Date | null }): { token: string; row: TokenRow };
