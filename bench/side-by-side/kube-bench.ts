@@ -111,14 +111,21 @@ async function objectsOf(kc: KubeConfig, namespace: string): Promise<string> {
   return `namespace + ${parts.join(', ')}`;
 }
 
-/** The hub's own Kubernetes requests so far (its /hub/metrics counter, every request kind). */
-async function hubRequests(hub: HubUnderTest): Promise<number> {
+/** The hub's own Kubernetes requests so far (its /hub/metrics counter, every request kind), and by kind. */
+async function hubRequestsByKind(hub: HubUnderTest): Promise<Map<string, number>> {
   const res = await fetch(`${hub.publicUrl}/hub/metrics`, { headers: { Authorization: `token ${hub.token}` } });
   if (res.status !== 200) throw new Error(`clusterhub /hub/metrics: ${res.status}`);
-  let total = 0;
+  const kinds = new Map<string, number>();
   for (const line of (await res.text()).split('\n')) {
-    if (line.startsWith('clusterhub_kubernetes_api_requests_total{')) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    const m = /^clusterhub_kubernetes_api_requests_total\{request="([^"]*)"\} (\S+)$/.exec(line);
+    if (m) kinds.set(m[1]!, Number(m[2]));
   }
+  return kinds;
+}
+
+async function hubRequests(hub: HubUnderTest): Promise<number> {
+  let total = 0;
+  for (const n of (await hubRequestsByKind(hub)).values()) total += n;
   return total;
 }
 
@@ -136,7 +143,7 @@ async function scaleRound(hub: HubUnderTest, admin: KubeConfig, backend: Kuberne
   const started = performance.now();
   const res = await api(hub.apiUrl, hub.token, 'PATCH', `/users/${user}/cluster`, { workers });
   if (res.status !== 200) throw new Error(`clusterhub: scale ${user} to ${workers}: ${res.status} ${res.text.slice(0, 200)}`);
-  const running = await waitForPods(admin, namespace, `${LABEL_COMPONENT}=worker`, (pods) => pods.filter((p) => p.status?.phase === 'Running').length >= workers, {
+  const running = await waitForPods(admin, namespace, `${LABEL_COMPONENT}=workers`, (pods) => pods.filter((p) => p.status?.phase === 'Running').length >= workers, {
     what: `${workers} Running workers in ${namespace}`, timeoutMs: 300_000,
   }).then(() => performance.now() - started);
   const requests = (await apiRequests(admin)) - before;
@@ -197,6 +204,7 @@ async function launchRound(hub: HubUnderTest, admin: KubeConfig, users: string[]
     sample.ready = await ready;
     sample.deepestQueue = deepest;
     sample.hubRequests = (await hubRequests(hub)) - hubBefore;
+    process.stderr.write(`[bench] clusterhub's requests by kind: ${JSON.stringify(Object.fromEntries(await hubRequestsByKind(hub)))}\n`);
   }
   sample.failed = failed;
   sample.requests = (await apiRequests(admin)) - before;
