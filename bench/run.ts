@@ -2,7 +2,7 @@
  * Side-by-side benchmarks against the peers, installed from PyPI into a cached venv.
  *
  *   npm run bench -- hub  [--rounds 3] [--users 1000] [--concurrent 100] [--load-seconds 10]
- *   npm run bench -- kube [--rounds 3] [--users 100]
+ *   npm run bench -- kube [--rounds 3] [--users 100] [--spawn-concurrency N] [--api-concurrency N]
  *
  * Prints one table of medians and ratios, and the machine's load average for each round.
  * Not a test: numbers depend on the machine; nothing here passes or fails.
@@ -20,6 +20,8 @@ const { values, positionals } = parseArgs({
     users: { type: 'string' },
     concurrent: { type: 'string', default: '100' },
     'load-seconds': { type: 'string', default: '10' },
+    'spawn-concurrency': { type: 'string' },
+    'api-concurrency': { type: 'string' },
   },
 });
 const which = positionals[0];
@@ -42,5 +44,9 @@ if (which === 'hub') {
   process.stdout.write(`${table}\n`);
 } else {
   const { kubeBench } = await import('./side-by-side/kube-bench.ts');
-  process.stdout.write(`${await kubeBench({ rounds: Number(values.rounds), users: Number(values.users ?? 100), venvBin: venv.bin, log })}\n`);
+  const optional = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  process.stdout.write(`${await kubeBench({
+    rounds: Number(values.rounds), users: Number(values.users ?? 100), venvBin: venv.bin, log,
+    spawnConcurrency: optional(values['spawn-concurrency']), apiConcurrency: optional(values['api-concurrency']),
+  })}\n`);
 }

@@ -64,14 +64,24 @@ const auth = z.strictObject({
   adminAccess: z.boolean().default(false).describe('Instructors may open a student\'s JupyterLab (they then act as the student, after a warning).'),
 });
 
+/** Launches at once on the local backend: each one starts Python processes on this machine. */
+export const LOCAL_LAUNCH_CONCURRENCY = 4;
+/**
+ * Launches at once on Kubernetes: a whole class. A launch there is a dozen API requests and
+ * then a wait on the shared watch; the API gate (kubernetes.apiConcurrency), not this line,
+ * keeps the API server from being flooded (bench/side-by-side/kube-bench.ts measures it).
+ */
+export const KUBERNETES_LAUNCH_CONCURRENCY = 100;
+
 const spawn = z.strictObject({
   backend: z.enum(['local', 'kubernetes']).default('local').describe('Where clusters run.'),
   startTimeoutSeconds: seconds.default(300).describe('A launch not ready this long after the backend began it is stopped and reported failed.'),
   queueTimeoutSeconds: seconds.default(600).describe('A launch still waiting in line (see concurrency) after this long fails and says so.'),
-  concurrency: z.number().int().min(1).max(100).default(4).describe('Launches in flight against the backend at once; the rest queue.'),
+  concurrency: z.number().int().min(1).max(500).optional()
+    .describe(`Launches in flight against the backend at once; the rest queue (each sees its place in line). Default ${LOCAL_LAUNCH_CONCURRENCY} on the local backend (every launch starts processes on this machine), ${KUBERNETES_LAUNCH_CONCURRENCY} on Kubernetes (a launch there mostly waits on the API server's watch; kubernetes.apiConcurrency bounds the requests in flight).`),
   defaultWorkers: z.number().int().min(0).default(2).describe('Workers of a launch that does not say.'),
   maxWorkers: z.number().int().min(0).default(8).describe('Most workers a student may ask for.'),
-});
+}).transform((s) => ({ ...s, concurrency: s.concurrency ?? (s.backend === 'kubernetes' ? KUBERNETES_LAUNCH_CONCURRENCY : LOCAL_LAUNCH_CONCURRENCY) }));
 
 const local = z.strictObject({
   venv: z.string().optional().describe('Python virtualenv with images/cluster/requirements.txt. Default ~/.cache/clusterhub/venv-{hash of requirements}; as root /var/lib/clusterhub/venv-{hash}, which students\' accounts can run.'),

@@ -14,10 +14,13 @@ export async function kubeConfigOf(config: Config): Promise<import('@kubernetes/
 }
 
 /** Builds the configured backend: the local process backend or the Kubernetes one. */
-export async function createBackend(config: Config, options: { log: Logger; onSetup?: (line: string) => void }): Promise<Backend> {
+export async function createBackend(
+  config: Config,
+  options: { log: Logger; onSetup?: (line: string) => void; onKubernetesRequest?: (what: string) => void },
+): Promise<Backend> {
   if (config.spawn.backend === 'kubernetes') {
     const { KubernetesBackend } = await import('../spawner/kubernetes/backend.ts');
-    return new KubernetesBackend({ config, kubeConfig: await kubeConfigOf(config), log: options.log });
+    return new KubernetesBackend({ config, kubeConfig: await kubeConfigOf(config), log: options.log, onRequest: options.onKubernetesRequest });
   }
   const [{ ensureVenv, REQUIREMENTS_FILE }, { LocalBackend }] = await Promise.all([import('../spawner/local/venv.ts'), import('../spawner/local/backend.ts')]);
   const venv = await ensureVenv({

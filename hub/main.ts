@@ -2,6 +2,7 @@
  * Starts a whole hub: store, proxy (managed or external), backend, spawn manager, the koa
  * app, route repair on a timer and after proxy restarts, and the culler.
  */
+import { once } from 'node:events';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
@@ -105,6 +106,9 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     }
     const proxyStarting = supervisor?.start() ?? Promise.resolve();
     proxyStarting.catch(() => {}); // awaited below, where the hub needs it
+    // The proxy's port checks take a few event-loop turns: loading the app meanwhile would
+    // hold its spawn back until the app is loaded (~0.4 s later, measured), serialising the two.
+    if (supervisor) await step(Promise.race([once(supervisor, 'spawn'), proxyStarting]));
     const [{ createApp }, { createCuller }, { createMetrics }] = await step(Promise.all([import('./app.ts'), import('./culler-wiring.ts'), import('./metrics.ts')]));
     const metrics = createMetrics({ process: true });
     // Admins are auth.admins (as configured now) plus the console's instructors (hub/roster.ts).
@@ -114,7 +118,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     const routes = routeScheme(config);
     const proxyApiUrl = config.proxy.apiUrl ?? `http://127.0.0.1:${config.hub.port + 1}`;
     const proxy = new ChpClient({ apiUrl: proxyApiUrl, authToken: secrets.proxyAuthToken });
-    const backend = options.backend ?? await step(createBackend(config, { log, onSetup: options.onSetup }));
+    const backend = options.backend ?? await step(createBackend(config, { log, onSetup: options.onSetup, onKubernetesRequest: (what) => metrics.kubernetesRequest(what) }));
     cleanups.push(() => backend.close?.());
     const manager = new SpawnManager({
       backend, proxy, records: store, log, metrics,

@@ -6,6 +6,8 @@ export interface HubMetrics extends ManagerMetrics {
   readonly registry: Registry;
   routeRepairs(kind: 'added' | 'fixed' | 'removed', count: number): void;
   culled(count: number): void;
+  /** One request the Kubernetes backend sent to the API server (retries included), by what it was. */
+  kubernetesRequest(what: string): void;
 }
 
 /** Creates the hub's metrics; `process: true` adds Node's process metrics. */
@@ -22,6 +24,10 @@ export function createMetrics(options: { process?: boolean } = {}): HubMetrics {
   const active = new Gauge({ name: 'clusterhub_active_clusters', help: 'Running clusters', registers: [registry] });
   const repairs = new Counter({ name: 'clusterhub_proxy_route_repairs_total', help: 'Routes put back, corrected or removed by route sync', labelNames: ['kind'], registers: [registry] });
   const culls = new Counter({ name: 'clusterhub_culled_total', help: 'Clusters stopped by the idle culler', registers: [registry] });
+  const kubeRequests = new Counter({
+    name: 'clusterhub_kubernetes_api_requests_total', help: 'Requests the Kubernetes backend sent to the API server, retries included, by request (`create namespace`…)',
+    labelNames: ['request'], registers: [registry],
+  });
   return {
     registry,
     launchStarted: () => started.inc(),
@@ -38,5 +44,6 @@ export function createMetrics(options: { process?: boolean } = {}): HubMetrics {
       if (count > 0) repairs.inc({ kind }, count);
     },
     culled: (count) => culls.inc(count),
+    kubernetesRequest: (what) => kubeRequests.inc({ request: what }),
   };
 }

@@ -10,11 +10,16 @@ import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
+import { setTimeout as delay } from 'node:timers/promises';
 import { ensurePlane } from '../../test/kube/plane.ts';
-import { watchUntil } from '../../test/kube/watch.ts';
 import { applyRbac, backendKubeConfig } from '../../test/helpers/kube-rbac.ts';
 import { startTestProvisioner, type TestProvisioner } from '../../test/helpers/kube-volumes.ts';
-import { startHttpTarget } from '../../test/helpers/net.ts';
+import { startHttpTarget, waitUntil } from '../../test/helpers/net.ts';
+import { waitForPods, watchUntil } from '../../test/kube/watch.ts';
+import { configSchema } from '../../config/schema.ts';
+import { silentLogger } from '../../shared/log.ts';
+import { KubernetesBackend } from '../../spawner/kubernetes/backend.ts';
+import { LABEL_COMPONENT } from '../../spawner/kubernetes/labels.ts';
 import { apiRequests } from './apiserver.ts';
 import { api } from './http.ts';
 import { seed, startClusterhub, startJupyterHub, type HubSetup, type HubUnderTest } from './hubs.ts';
@@ -25,15 +30,21 @@ export interface KubeBenchOptions {
   users: number;
   venvBin: string;
   log: (line: string) => void;
+  /** clusterhub's spawn.concurrency (default: its own default for Kubernetes). */
+  spawnConcurrency?: number;
+  /** clusterhub's kubernetes.apiConcurrency (default: its own default). */
+  apiConcurrency?: number;
+  /** Workers of the one cluster scaled after each clusterhub round (default 100). */
+  scaleTo?: number;
 }
 
 type Sample = Record<string, number>;
 
 /**
- * Resolves when `expected()` namespaces starting with `prefix` each have all their pods
- * Running (at least one); `expected` drops as launches fail.
+ * Resolves when `expected()` namespaces starting with `prefix` each have `podsPerUser` pods
+ * Running; `expected` drops as launches fail.
  */
-function allRunning(kc: KubeConfig, prefix: string, expected: () => number, timeoutMs: number): Promise<number> {
+function allRunning(kc: KubeConfig, prefix: string, expected: () => number, podsPerUser: number, timeoutMs: number): Promise<number> {
   const started = performance.now();
   const pods = new Map<string, string>();
   return watchUntil(kc, '/api/v1/pods', {}, (phase, pod) => {
@@ -42,12 +53,12 @@ function allRunning(kc: KubeConfig, prefix: string, expected: () => number, time
     const key = `${ns}/${pod.metadata.name}`;
     if (phase === 'DELETED') pods.delete(key);
     else pods.set(key, pod.status?.phase ?? 'Pending');
-    const byNs = new Map<string, boolean>();
+    const running = new Map<string, number>();
     for (const [k, p] of pods) {
       const n = k.slice(0, k.indexOf('/'));
-      byNs.set(n, (byNs.get(n) ?? true) && p === 'Running');
+      running.set(n, (running.get(n) ?? 0) + (p === 'Running' ? 1 : 0));
     }
-    const done = byNs.size >= expected() && [...byNs.values()].every(Boolean);
+    const done = [...running.values()].filter((r) => r >= podsPerUser).length >= expected();
     return done ? performance.now() - started : undefined;
   }, { what: `pods of every launched user Running`, timeoutMs });
 }
@@ -100,31 +111,94 @@ async function objectsOf(kc: KubeConfig, namespace: string): Promise<string> {
   return `namespace + ${parts.join(', ')}`;
 }
 
+/** The hub's own Kubernetes requests so far (its /hub/metrics counter, every request kind). */
+async function hubRequests(hub: HubUnderTest): Promise<number> {
+  const res = await fetch(`${hub.publicUrl}/hub/metrics`, { headers: { Authorization: `token ${hub.token}` } });
+  if (res.status !== 200) throw new Error(`clusterhub /hub/metrics: ${res.status}`);
+  let total = 0;
+  for (const line of (await res.text()).split('\n')) {
+    if (line.startsWith('clusterhub_kubernetes_api_requests_total{')) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return total;
+}
+
+/**
+ * Scales one running cluster through the hub's API (PATCH) and times it until every worker
+ * pod is Running and the backend's own status (what the hub reads) says that many are ready.
+ */
+async function scaleRound(hub: HubUnderTest, admin: KubeConfig, backend: KubernetesBackend, user: string, namespace: string, workers: number): Promise<Sample> {
+  // From 2 workers, as a launch with the default count has (not timed); the backend's informers list meanwhile.
+  const two = await api(hub.apiUrl, hub.token, 'PATCH', `/users/${user}/cluster`, { workers: 2 });
+  if (two.status !== 200) throw new Error(`clusterhub: scale ${user} to 2: ${two.status} ${two.text.slice(0, 200)}`);
+  await waitUntil(`${user}'s cluster to run 2 ready workers`, async () => (await backend.status(user)).readyWorkers === 2, { timeoutMs: 120_000, intervalMs: 50 });
+  const before = await apiRequests(admin);
+  const hubBefore = await hubRequests(hub);
+  const started = performance.now();
+  const res = await api(hub.apiUrl, hub.token, 'PATCH', `/users/${user}/cluster`, { workers });
+  if (res.status !== 200) throw new Error(`clusterhub: scale ${user} to ${workers}: ${res.status} ${res.text.slice(0, 200)}`);
+  const running = await waitForPods(admin, namespace, `${LABEL_COMPONENT}=worker`, (pods) => pods.filter((p) => p.status?.phase === 'Running').length >= workers, {
+    what: `${workers} Running workers in ${namespace}`, timeoutMs: 300_000,
+  }).then(() => performance.now() - started);
+  const requests = (await apiRequests(admin)) - before;
+  const hubOwn = (await hubRequests(hub)) - hubBefore;
+  await waitUntil(`the backend to report ${workers} ready workers`, async () => (await backend.status(user)).readyWorkers === workers, { timeoutMs: 60_000, intervalMs: 20 });
+  return { scaleRunning: running, scaleReported: performance.now() - started, scaleRequests: requests, scaleHubRequests: hubOwn };
+}
+
+/** Every user's cluster stopped at once through the hub's API (DELETE answers 204 once nothing is left). */
+async function stopRound(hub: HubUnderTest, admin: KubeConfig, users: string[]): Promise<Sample> {
+  const before = await apiRequests(admin);
+  const hubBefore = await hubRequests(hub);
+  const started = performance.now();
+  const replies = await Promise.all(users.map((u) => api(hub.apiUrl, hub.token, 'DELETE', hub.serverPath(u))));
+  const elapsed = performance.now() - started;
+  const bad = replies.filter((r) => r.status !== 204);
+  if (bad.length) process.stderr.write(`[bench] clusterhub: ${bad.length} stops failed, e.g. ${bad[0]!.status} ${bad[0]!.text.slice(0, 200)}\n`);
+  return { stopped: elapsed, stopRequests: (await apiRequests(admin)) - before, stopHubRequests: (await hubRequests(hub)) - hubBefore };
+}
+
 async function launchRound(hub: HubUnderTest, admin: KubeConfig, users: string[], nsPrefix: string): Promise<Sample> {
   const before = await apiRequests(admin);
+  const hubBefore = hub.name === 'clusterhub' ? await hubRequests(hub) : 0;
   let failed = 0;
-  const running = allRunning(admin, nsPrefix, () => users.length - failed, 600_000);
+  const refused = new Set<string>();
+  // clusterhub: the scheduler and one worker; KubeSpawner: the single-user server.
+  const running = allRunning(admin, nsPrefix, () => users.length - failed, hub.name === 'clusterhub' ? 2 : 1, 600_000);
   const started = performance.now();
   await Promise.all(users.map(async (u) => {
     const res = await api(hub.apiUrl, hub.token, 'POST', hub.serverPath(u), hub.launchBody).catch((err: Error) => ({ status: 599, text: err.message }));
     if (res.status >= 300) {
       failed++;
+      refused.add(u);
       process.stderr.write(`[bench] ${hub.name}: launch ${u} failed: ${res.status} ${res.text.slice(0, 200)}\n`);
     }
   }));
-  const sample: Sample = { running: await running, failed };
-  if (hub.name === 'clusterhub') {
-    // Until the hub's own API says every cluster is ready (the student's Launch ends there).
+  // clusterhub answers a launch at once (202): from here its API is polled until it says every
+  // cluster is ready (the student's Launch ends there), every 50 ms (back to back would take
+  // the hub's event loop from the launches). The line's depth is read on the way.
+  let deepest = 0;
+  const ready = hub.name !== 'clusterhub' ? undefined : (async () => {
     for (;;) {
-      const res = await api(hub.apiUrl, hub.token, 'GET', '/users');
-      const list = JSON.parse(res.text) as Array<{ name: string; cluster?: { phase: string } }>;
-      const ready = list.filter((u) => users.includes(u.name) && u.cluster?.phase === 'running').length;
-      if (ready === users.length - failed) break;
-      const ended = list.find((u) => users.includes(u.name) && u.cluster?.phase === "stopped");
-      if (ended) throw new Error(`clusterhub: ${ended.name}'s launch ended stopped`);
+      const res = await api(hub.apiUrl, hub.token, 'GET', '/users?limit=200');
+      const list = (JSON.parse(res.text) as Array<{ name: string; cluster?: { phase: string; queue_position?: number } }>).filter((u) => users.includes(u.name) && !refused.has(u.name));
+      for (const u of list) deepest = Math.max(deepest, u.cluster?.queue_position ?? 0);
+      if (list.every((u) => u.cluster?.phase === 'running')) return performance.now() - started;
+      for (const u of list.filter((l) => l.cluster?.phase === 'stopped')) {
+        // A launch that failed: counted, and no longer waited for.
+        process.stderr.write(`[bench] clusterhub: ${u.name}'s launch ended stopped\n`);
+        refused.add(u.name);
+        failed++;
+      }
+      await delay(50);
     }
-    sample.ready = performance.now() - started;
+  })();
+  const sample: Sample = { running: await running };
+  if (ready) {
+    sample.ready = await ready;
+    sample.deepestQueue = deepest;
+    sample.hubRequests = (await hubRequests(hub)) - hubBefore;
   }
+  sample.failed = failed;
   sample.requests = (await apiRequests(admin)) - before;
   return sample;
 }
@@ -133,6 +207,7 @@ export async function kubeBench(options: KubeBenchOptions): Promise<string> {
   const plane = await ensurePlane({ nodes: 4 });
   const target = await startHttpTarget('unused');
   const users = Array.from({ length: options.users }, (_, i) => `user${i}`);
+  const scaleTo = options.scaleTo ?? 100;
   const setup: HubSetup = { users, targetUrl: target.url };
   const seeded = await seed(setup, options.venvBin);
   const peer: Sample[] = [];
@@ -147,7 +222,8 @@ export async function kubeBench(options: KubeBenchOptions): Promise<string> {
     // kwok has no storage provisioner: the test one binds each workspace claim.
     provisioner = await startTestProvisioner(admin);
     const saConfig = join(seeded.clusterhubState, 'sa-kubeconfig');
-    writeFileSync(saConfig, (await backendKubeConfig(admin, 6 * 3600)).exportConfig(), { mode: 0o600 });
+    const saKube = await backendKubeConfig(admin, 6 * 3600);
+    writeFileSync(saConfig, saKube.exportConfig(), { mode: 0o600 });
     for (let r = 1; r <= options.rounds; r++) {
       for (const which of r % 2 ? ['JupyterHub', 'clusterhub'] as const : ['clusterhub', 'JupyterHub'] as const) {
         const prefix = plane.newPrefix(which === 'JupyterHub' ? 'jh' : 'ch');
@@ -157,8 +233,10 @@ export async function kubeBench(options: KubeBenchOptions): Promise<string> {
           : await startClusterhub(setup, seeded, {
             entry: 'cli',
             config: [
-              'spawn:', '  backend: kubernetes', `  maxWorkers: 2`,
+              'spawn:', '  backend: kubernetes', `  maxWorkers: ${scaleTo}`,
+              ...(options.spawnConcurrency ? [`  concurrency: ${options.spawnConcurrency}`] : []),
               'kubernetes:', `  kubeconfig: ${saConfig}`, `  namespacePrefix: ${prefix}`, `  instance: ${prefix}`,
+              ...(options.apiConcurrency ? [`  apiConcurrency: ${options.apiConcurrency}`] : []),
               '  image: clusterhub/cluster:bench',
               '  schedulerResources: {cpu: 10m, memory: 16Mi}', '  workerResources: {cpu: 10m, memory: 16Mi}',
               '  nodeSelector: {type: kwok}',
@@ -166,13 +244,24 @@ export async function kubeBench(options: KubeBenchOptions): Promise<string> {
           });
         try {
           const sample = await launchRound(hub, admin, users, `${prefix}-`);
-          (which === 'JupyterHub' ? peer : ours).push(sample);
           created[which] ??= await objectsOf(admin, (await admin.makeApiClient(CoreV1Api).listNamespace()).items.map((n) => n.metadata!.name!).find((n) => n.startsWith(`${prefix}-`))!);
-          notes.push(`round ${r} ${which}: load average ${load1} → ${loadavg()[0]!.toFixed(2)}`);
+          const loadAfterLaunch = loadavg()[0]!.toFixed(2);
+          // clusterhub then scales one cluster and stops every one through its API; JupyterHub
+          // refuses to stop a spawn still waiting for a server that kwok never runs, so its
+          // namespaces are removed directly below.
+          if (which === 'clusterhub') {
+            const config = configSchema.parse({ spawn: { backend: 'kubernetes', maxWorkers: scaleTo }, kubernetes: { namespacePrefix: prefix, instance: prefix } });
+            const backend = new KubernetesBackend({ config, kubeConfig: saKube, log: silentLogger() });
+            try {
+              Object.assign(sample, await scaleRound(hub, admin, backend, users[0]!, `${prefix}-${users[0]}`, scaleTo));
+            } finally {
+              await backend.close();
+            }
+            Object.assign(sample, await stopRound(hub, admin, users));
+          }
+          (which === 'JupyterHub' ? peer : ours).push(sample);
+          notes.push(`round ${r} ${which}: load average ${load1} → ${loadAfterLaunch} (launches) → ${loadavg()[0]!.toFixed(2)}`);
           options.log(`round ${r}/${options.rounds} ${which}: ${JSON.stringify(sample)}`);
-          // clusterhub stops through its API; JupyterHub refuses to stop a spawn still waiting
-          // for a server that kwok never runs, so its namespaces are removed directly below.
-          if (which === 'clusterhub') await Promise.all(users.map((u) => api(hub.apiUrl, hub.token, 'DELETE', hub.serverPath(u))));
         } finally {
           await hub.stop();
         }
@@ -190,15 +279,24 @@ export async function kubeBench(options: KubeBenchOptions): Promise<string> {
   const rows: Row[] = [
     { measure: `${n} users launch at once → all pods Running`, unit: 's', lowerIsBetter: true, peer: peer.map((s) => s.running!), ours: ours.map((s) => s.running!) },
     { measure: `… → the hub's API says every cluster ready`, unit: 's', lowerIsBetter: true, peer: [], ours: ours.map((s) => s.ready!) },
+    { measure: 'deepest place in the launch line seen (queue_position)', unit: 'count', lowerIsBetter: true, peer: [], ours: ours.map((s) => s.deepestQueue!) },
     { measure: 'launches that failed', unit: 'count', lowerIsBetter: true, peer: peer.map((s) => s.failed!), ours: ours.map((s) => s.failed!) },
     { measure: 'apiserver requests per launch (every client)', unit: 'count', lowerIsBetter: true, peer: peer.map((s) => s.requests! / n), ours: ours.map((s) => s.requests! / n) },
+    { measure: '… of them sent by the hub itself', unit: 'count', lowerIsBetter: true, peer: [], ours: ours.map((s) => s.hubRequests! / n) },
+    { measure: `scale one cluster 2 → ${scaleTo} workers → all Running`, unit: 's', lowerIsBetter: true, peer: [], ours: ours.map((s) => s.scaleRunning!) },
+    { measure: '… → the backend reports them ready', unit: 's', lowerIsBetter: true, peer: [], ours: ours.map((s) => s.scaleReported!) },
+    { measure: '… apiserver requests (every client)', unit: 'count', lowerIsBetter: true, peer: [], ours: ours.map((s) => s.scaleRequests!) },
+    { measure: '… of them sent by the hub itself', unit: 'count', lowerIsBetter: true, peer: [], ours: ours.map((s) => s.scaleHubRequests!) },
+    { measure: `${n} stops at once → every DELETE answered 204`, unit: 's', lowerIsBetter: true, peer: [], ours: ours.map((s) => s.stopped!) },
+    { measure: 'apiserver requests per stop (every client, while the stops ran)', unit: 'count', lowerIsBetter: true, peer: [], ours: ours.map((s) => s.stopRequests! / n) },
+    { measure: '… of them sent by the hub itself', unit: 'count', lowerIsBetter: true, peer: [], ours: ours.map((s) => s.stopHubRequests! / n) },
   ];
   return [
     renderTable('JupyterHub 5.5.4 + KubeSpawner 7.1.0', rows),
     '',
     `Per user, JupyterHub + KubeSpawner: ${created.JupyterHub}`,
     `Per user, clusterhub (scheduler + ${1} worker): ${created.clusterhub}`,
-    `${options.rounds} alternating rounds on 4 kwok nodes, medians.`,
+    `${options.rounds} alternating rounds on 4 kwok nodes, medians; clusterhub with spawn.concurrency ${options.spawnConcurrency ?? 'default'}, kubernetes.apiConcurrency ${options.apiConcurrency ?? 'default'}.`,
     ...notes,
   ].join('\n');
 }

@@ -99,6 +99,9 @@ export interface ApiGateOptions {
   onRequest?: (what: string) => void;
 }
 
+/** First backoff of a `quick` retry. */
+const QUICK_DELAY_MS = 25;
+
 /** Bounded concurrency plus retries, around every API call the backend makes. */
 export class ApiGate {
   readonly #limit: number;
@@ -127,7 +130,13 @@ export class ApiGate {
    * With a `signal` (a launch's deadline), an unreachable API server is retried until the
    * signal aborts, and the connection error is what is thrown then.
    */
-  async run<T>(what: string, fn: () => Promise<T>, options: { signal?: AbortSignal; retry?: (err: unknown) => boolean; attempts?: number } = {}): Promise<T> {
+  async run<T>(what: string, fn: () => Promise<T>, options: {
+    signal?: AbortSignal;
+    retry?: (err: unknown) => boolean;
+    attempts?: number;
+    /** Failures that clear within milliseconds (an authorizer cache catching up): backoff from 25 ms, not the base. */
+    quick?: (err: unknown) => boolean;
+  } = {}): Promise<T> {
     const retry = options.retry ?? isRetryable;
     for (let attempt = 1; ; attempt++) {
       options.signal?.throwIfAborted();
@@ -144,7 +153,8 @@ export class ApiGate {
       const untilAborted = options.signal !== undefined && isUnreachable(failure);
       if ((attempt >= (options.attempts ?? this.#attempts) && !untilAborted) || !retry(failure)) throw failure;
       const after = apiFailure(failure).retryAfterSeconds;
-      const backoff = Math.min(5000, this.#baseDelayMs * 2 ** Math.min(attempt - 1, 16));
+      const base = options.quick?.(failure) ? Math.min(QUICK_DELAY_MS, this.#baseDelayMs) : this.#baseDelayMs;
+      const backoff = Math.min(5000, base * 2 ** Math.min(attempt - 1, 16));
       const wait = after !== undefined ? Math.min(after * 1000, 10_000) : backoff / 2 + Math.random() * (backoff / 2);
       try {
         await delay(wait, undefined, { signal: options.signal });

@@ -70,7 +70,10 @@ export class KubernetesBackend implements Backend {
    */
   async stop(user: string, options: StopOptions = {}): Promise<void> {
     const ref = clusterRef(this.#ctx.kube, user);
-    const ns = await readNamespace(this.#ctx, ref.namespace);
+    // A stop finds the namespace in the informer's cache (a request saved per stop); a reset,
+    // which deletes it by uid, and a namespace the cache does not know are read.
+    const cached = options.removeWorkspace ? undefined : this.#ctx.watch.namespace(ref.namespace);
+    const ns = cached && !cached.metadata?.deletionTimestamp ? cached : await readNamespace(this.#ctx, ref.namespace);
     if (!ns || !isOurs(this.#ctx.kube, ns) || ns.metadata?.deletionTimestamp) return;
     if (options.removeWorkspace) await deleteNamespace(this.#ctx, ref.namespace, ns.metadata?.uid);
     else await removeCluster(this.#ctx, ref, ns.metadata?.uid);
@@ -121,6 +124,11 @@ export class KubernetesBackend implements Backend {
     const namespace = ns.metadata?.name ?? '';
     const user = loginOf(ns) ?? '';
     await watch.start();
+    const created = ns.metadata?.creationTimestamp;
+    const createdAt = created ? { createdAt: new Date(created).toISOString() } : {};
+    // A launch of this process owns it: nothing to read (a reconcile pass during a class's
+    // launch would otherwise cost three requests per namespace and slow every launch).
+    if (this.#launching.has(user)) return { user, state: 'starting', readyWorkers: clusterStateOf(watch.pods(namespace)).readyWorkers, ...createdAt };
     let parts;
     try {
       parts = await Promise.all([
@@ -131,27 +139,22 @@ export class KubernetesBackend implements Backend {
     } catch (err) {
       // No RoleBinding (a launch cut short right after the namespace): a broken cluster to remove, not a reason to fail.
       if (apiFailure(err).code !== 403) throw err;
-      const created = ns.metadata?.creationTimestamp;
-      if (this.#launching.has(user)) return { user, state: 'starting' };
-      return {
-        user, state: 'failed', reason: `the hub cannot read namespace ${namespace} (its RoleBinding is missing: the launch did not finish)`,
-        ...(created ? { createdAt: new Date(created).toISOString() } : {}),
-      };
+      if (this.#launching.has(user)) return { user, state: 'starting', ...createdAt };
+      return { user, state: 'failed', reason: `the hub cannot read namespace ${namespace} (its RoleBinding is missing: the launch did not finish)`, ...createdAt };
     }
     const [scheduler, workers, secret] = parts;
     const encoded = secret?.data?.[TOKEN_KEY];
-    const created = ns.metadata?.creationTimestamp;
     const base: ClusterListing = {
       user,
       state: 'starting',
       ...(workers ? { workers: workers.spec?.replicas ?? 0 } : {}),
       ...(encoded ? { jupyterToken: Buffer.from(encoded, 'base64').toString('utf8') } : {}),
-      ...(created ? { createdAt: new Date(created).toISOString() } : {}),
+      ...createdAt,
     };
     const observed = clusterStateOf(watch.pods(namespace));
     if (this.#launching.has(user)) return { ...base, readyWorkers: observed.readyWorkers };
     // Stopped: the namespace keeps only the workspace (and its fences).
-    if (!scheduler && !workers && !secret) return { user, state: 'stopped', ...(created ? { createdAt: new Date(created).toISOString() } : {}) };
+    if (!scheduler && !workers && !secret) return { user, state: 'stopped', ...createdAt };
     const missing = [!scheduler && 'scheduler Deployment', !workers && 'worker Deployment', !secret && 'token Secret'].filter(Boolean);
     if (missing.length) {
       return { ...base, state: 'failed', reason: `the launch did not finish (no ${missing.join(', no ')})`, readyWorkers: observed.readyWorkers };

@@ -35,8 +35,21 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
     await ctx.gate.run('start informers', () => ctx.watch.start(), { signal });
     let since: Date | undefined;
     let waited = false;
+    // A first launch is the common case: create straight away, and read what is there only
+    // when the create says the namespace exists (a stopped cluster's, one terminating, another's).
+    let exists = ctx.watch.namespace(ref.namespace) !== undefined;
     while (!since) {
+      if (!exists) {
+        try {
+          const ns = await ctx.gate.run('create namespace', () => ctx.clients.core.createNamespace({ body: renderNamespace(kube, ref) }), { signal });
+          since = ns.metadata?.creationTimestamp ? new Date(ns.metadata.creationTimestamp) : new Date();
+          break;
+        } catch (err) {
+          if (!isAlreadyExists(err)) throw err;
+        }
+      }
       const previous = await readNamespace(ctx, ref.namespace, signal);
+      exists = previous !== undefined;
       if (previous && !isOurs(kube, previous)) {
         throw new ClusterError(`namespace ${ref.namespace} exists and is not managed by this clusterhub`, 409);
       }
@@ -56,15 +69,9 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
         if (!waited) yield { progress: 2, message: 'Waiting for the previous cluster to finish terminating' };
         waited = true;
         await namespaceGone(ctx, ref.namespace, changes, signal);
-        continue;
+        exists = false;
       }
-      try {
-        const ns = await ctx.gate.run('create namespace', () => ctx.clients.core.createNamespace({ body: renderNamespace(kube, ref) }), { signal });
-        since = ns.metadata?.creationTimestamp ? new Date(ns.metadata.creationTimestamp) : new Date();
-      } catch (err) {
-        if (!isAlreadyExists(err)) throw err;
-        // Someone (a lagging cache, a second hub) got there first: look again.
-      }
+      // Gone between the create and the read: create again.
     }
     created = true;
     if (!reused) yield { progress: 10, message: `Namespace ${ref.namespace} created` };
@@ -138,19 +145,27 @@ async function createObjects(ctx: BackendContext, ref: ClusterRef, token: string
   const namespace = ref.namespace;
   // A new IPython Parallel key per launch: it lives only in this namespace's Secret.
   const secrets = { jupyterToken: token, ippKey: randomBytes(32).toString('hex') };
-  if (ctx.clusterRole) {
-    const subject = await ctx.subject();
-    await create(ctx, 'rolebinding', () => clients.rbac.createNamespacedRoleBinding({ namespace, body: renderRoleBinding(kube, ref, ctx.clusterRole!, subject) }), signal);
-  }
-  await Promise.all([
-    create(ctx, 'resourcequota', () => clients.core.createNamespacedResourceQuota({ namespace, body: renderQuota(kube, ref) }), signal),
+  const quota = () => create(ctx, 'resourcequota', () => clients.core.createNamespacedResourceQuota({ namespace, body: renderQuota(kube, ref) }), signal);
+  // Already there when the namespace was reused: the same claim, the same files.
+  const claim = () => create(ctx, 'workspace claim', () => clients.core.createNamespacedPersistentVolumeClaim({ namespace, body: renderWorkspaceClaim(kube, ref) }), signal);
+  const rest = () => [
     create(ctx, 'limitrange', () => clients.core.createNamespacedLimitRange({ namespace, body: renderLimitRange(kube, ref) }), signal),
     create(ctx, 'networkpolicy', () => clients.networking.createNamespacedNetworkPolicy({ namespace, body: renderNetworkPolicy(kube, ref) }), signal),
     create(ctx, 'serviceaccount', () => clients.core.createNamespacedServiceAccount({ namespace, body: renderServiceAccount(kube, ref) }), signal),
     create(ctx, 'secret', () => clients.core.createNamespacedSecret({ namespace, body: renderTokenSecret(kube, ref, secrets) }), signal),
-    // Already there when the namespace was reused: the same claim, the same files.
-    create(ctx, 'workspace claim', () => clients.core.createNamespacedPersistentVolumeClaim({ namespace, body: renderWorkspaceClaim(kube, ref) }), signal),
-  ]);
+  ];
+  if (!ctx.clusterRole) {
+    await Promise.all([quota(), claim(), ...rest()]);
+    return;
+  }
+  const subject = await ctx.subject();
+  await create(ctx, 'rolebinding', () => clients.rbac.createNamespacedRoleBinding({ namespace, body: renderRoleBinding(kube, ref, ctx.clusterRole!, subject) }), signal);
+  // Until the new RoleBinding reaches the authorizer's cache, creates are denied (and retried):
+  // two go first, the ones with the longest way to go after them (the quota controller must
+  // fill in the quota's usage before any pod is admitted; the claim waits for a volume), and
+  // once they pass, the binding is known and the rest cost one request each.
+  await Promise.all([quota(), claim()]);
+  await Promise.all(rest());
 }
 
 /**
@@ -160,7 +175,8 @@ async function createObjects(ctx: BackendContext, ref: ClusterRef, token: string
  */
 async function create(ctx: BackendContext, what: string, fn: () => Promise<unknown>, signal?: AbortSignal): Promise<void> {
   try {
-    await ctx.gate.run(`create ${what}`, fn, { signal, retry: (e) => isRetryable(e) || isRbacDenial(e), attempts: 12 });
+    // The RoleBinding made a moment ago reaches the authorizer's cache within milliseconds: retried quickly.
+    await ctx.gate.run(`create ${what}`, fn, { signal, retry: (e) => isRetryable(e) || isRbacDenial(e), quick: isRbacDenial, attempts: 12 });
   } catch (err) {
     if (isAlreadyExists(err)) return;
     const f = apiFailure(err);
