@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { ENTRYPOINT } from '../spawner/local/backend.ts';
-import { freePorts, killGroups } from '../spawner/local/processes.ts';
+import { killGroups } from '../spawner/local/processes.ts';
+import { testPorts } from './helpers/ports.ts';
 import { ensureVenv, REQUIREMENTS_FILE } from '../spawner/local/venv.ts';
 
 type Teardown = { teardown(fn: () => Promise<void>): void };
@@ -79,7 +80,7 @@ test('engines on a worker with its own runtime dir reach the controller from the
   const venv = await ensureVenv({ python: 'python3', requirementsFile: REQUIREMENTS_FILE, log: () => {} });
   const root = await mkdtemp(join(tmpdir(), 'clusterhub-ipp-'));
   t.teardown(() => rm(root, { recursive: true, force: true }));
-  const [jupyter, dask, dashboard, ...ipp] = await freePorts(3 + 16);
+  const [jupyter, dask, dashboard, ...ipp] = await testPorts(3 + 16);
   const key = randomBytes(32).toString('hex');
   const common = {
     PATH: `${venv.bin}:${process.env.PATH}`,

@@ -120,8 +120,12 @@ test.serial('the backend\'s NetworkPolicy: another student\'s pod cannot connect
     // Refused by the firewall (kube-router rejects), not a name that does not resolve.
     t.regex(r.error ?? '', /refused|timed out/i, r.target);
   }
-  const fromAlice = await probeFrom(admin, alice.namespace, { ...placement(), targets });
+  // kube-router admits a new pod of alice's once it has seen it (its IP joins the policy's
+  // ipset), so the probe, a pod just created, may be refused for its first moments: it tries
+  // again for up to 60 s. (The cluster's own workers retry their connections the same way.)
+  const fromAlice = await probeFrom(admin, alice.namespace, { ...placement(), targets, patienceSeconds: 60 });
   t.true(fromAlice.every((r) => r.connected), `from alice's own namespace: ${JSON.stringify(fromAlice)}`);
+  t.log(`alice's new pod connected after ${fromAlice.map((r) => `${r.seconds} s (${r.attempts} tries)`).join(', ')}`);
 
   // The hub's proxy runs on the host: through kube-proxy to the ClusterIP, its packets reach
   // the bridge from the node's own address, which NetworkPolicy implementations always admit.

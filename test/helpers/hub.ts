@@ -9,6 +9,7 @@ import { silentLogger, type Logger } from '../../shared/log.ts';
 import type { Backend } from '../../spawner/types.ts';
 import { hiddenField, HttpClient } from './http.ts';
 import { freePort } from './net.ts';
+import { testPorts } from './ports.ts';
 
 export interface TestHub extends RunningHub {
   config: Config;
@@ -24,20 +25,7 @@ export interface TestHub extends RunningHub {
 
 /** Two adjacent free ports (the proxy's public port and its API port). */
 export async function adjacentPorts(): Promise<number> {
-  for (let i = 0; i < 20; i++) {
-    const port = await freePort();
-    if (port < 65535 && (await isFree(port + 1))) return port;
-  }
-  throw new Error('no two adjacent free ports found');
-}
-
-async function isFree(port: number): Promise<boolean> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once('error', () => resolve(false));
-    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
-  });
+  return (await testPorts(2, { adjacent: true }))[0]!;
 }
 
 /** `hub.publicUrl` may say `{port}`: the public port is only picked here. */

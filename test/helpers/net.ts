@@ -4,12 +4,12 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { freePorts } from '../../spawner/local/processes.ts';
+import { testPorts } from './ports.ts';
 import { setTimeout as delay } from 'node:timers/promises';
 
-/** A port nobody listens on right now (the OS picks it; listen on 0 where you can instead). */
+/** A port nobody listens on, outside the ephemeral range (./ports.ts); listen on 0 where you can instead. */
 export async function freePort(): Promise<number> {
-  return (await freePorts(1))[0]!;
+  return (await testPorts(1))[0]!;
 }
 
 /** A request as the target saw it. */

@@ -99,6 +99,10 @@ export async function runToCompletion(
 export interface ProbeResult {
   target: string;
   connected: boolean;
+  /** Connections tried (more than one only with patience). */
+  attempts: number;
+  /** Time from the first try to the connection. */
+  seconds?: number;
   error?: string;
 }
 
@@ -106,21 +110,32 @@ export interface ProbeResult {
 export async function probeFrom(
   kc: KubeConfig,
   namespace: string,
-  opts: { image: string; nodeSelector: Record<string, string>; tolerations: unknown[]; targets: string[] },
+  opts: { image: string; nodeSelector: Record<string, string>; tolerations: unknown[]; targets: string[]; patienceSeconds?: number },
 ): Promise<ProbeResult[]> {
+  // With patience, a refused connection is tried again (every 0.5 s) until the deadline: a
+  // NetworkPolicy implementation admits a new pod only once it has seen the pod.
   const script = [
-    'import json, socket, sys',
+    'import json, socket, sys, time',
+    'deadline = time.monotonic() + float(sys.argv[1])',
     'out = []',
-    'for target in sys.argv[1:]:',
+    'for target in sys.argv[2:]:',
     '    host, port = target.rsplit(":", 1)',
-    '    try:',
-    '        socket.create_connection((host, int(port)), timeout=5).close()',
-    '        out.append({"target": target, "connected": True})',
-    '    except Exception as e:',
-    '        out.append({"target": target, "connected": False, "error": type(e).__name__ + ": " + str(e)})',
+    '    started, attempts = time.monotonic(), 0',
+    '    while True:',
+    '        attempts += 1',
+    '        try:',
+    '            socket.create_connection((host, int(port)), timeout=5).close()',
+    '            out.append({"target": target, "connected": True, "attempts": attempts, "seconds": round(time.monotonic() - started, 1)})',
+    '            break',
+    '        except Exception as e:',
+    '            if time.monotonic() < deadline:',
+    '                time.sleep(0.5)',
+    '                continue',
+    '            out.append({"target": target, "connected": False, "attempts": attempts, "error": type(e).__name__ + ": " + str(e)})',
+    '            break',
     'open("/dev/termination-log", "w").write(json.dumps(out))',
   ].join('\n');
-  const end = await runToCompletion(kc, namespace, { ...opts, command: ['python3', '-c', script, ...opts.targets] });
+  const end = await runToCompletion(kc, namespace, { ...opts, command: ['python3', '-c', script, String(opts.patienceSeconds ?? 0), ...opts.targets] });
   try {
     return JSON.parse(end.message) as ProbeResult[];
   } catch {

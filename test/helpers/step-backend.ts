@@ -3,10 +3,10 @@ import type { ExecutionContext } from 'ava';
 import { createMetrics } from '../../hub/metrics.ts';
 import { openStore } from '../../hub/store/sqlite.ts';
 import { silentLogger } from '../../shared/log.ts';
-import { freePorts } from '../../spawner/local/processes.ts';
 import { ChpClient } from '../../proxy/client.ts';
 import { ChpSupervisor } from '../../proxy/supervisor.ts';
 import { SpawnManager } from '../../spawner/manager.ts';
+import { testPorts } from './ports.ts';
 import { ClusterError, type Backend, type ClusterListing, type ClusterStatus, type ProgressEvent, type StartOptions } from '../../spawner/types.ts';
 
 /** A backend the test steers: each start waits until the test lets it finish. */
@@ -63,7 +63,7 @@ export class StepBackend implements Backend {
 
 /** Each test gets its own real configurable-http-proxy on free loopback ports. */
 export async function setupManager(t: ExecutionContext, options: { concurrency?: number; timeout?: number; queueTimeout?: number; proxyToken?: string } = {}) {
-  const [port, apiPort] = await freePorts(2);
+  const [port, apiPort] = await testPorts(2);
   const authToken = 'manager-test-proxy-token-0123456789';
   const chp = new ChpSupervisor({ port: port!, apiPort: apiPort!, defaultTarget: 'http://127.0.0.1:9', authToken });
   await chp.start();

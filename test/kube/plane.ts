@@ -11,7 +11,6 @@ import { CoreV1Api, Health, KubeConfig } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,6 +23,7 @@ import { fakeNodePodCidr, renderFakeNode, renderKwokConfig, DEFAULT_NODE_SHAPE, 
 import { startRealNode, type RealNode } from './node/node.ts';
 import { Supervisor } from './procs.ts';
 import { watchUntil } from './watch.ts';
+import { testPorts } from '../helpers/ports.ts';
 
 /** Options for {@link startPlane}. */
 export interface PlaneOptions {
@@ -299,21 +299,10 @@ async function until(what: string, timeoutMs: number, check: () => Promise<boole
   }
 }
 
-/** Ports the kernel picked as free on 127.0.0.1, by name; all held open together so none repeats. */
+/** Free loopback ports by name, outside the ephemeral range (test/helpers/ports.ts). */
 async function freePorts<K extends string>(names: readonly K[]): Promise<Record<K, number>> {
-  const servers = await Promise.all(
-    names.map(
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const s = createServer();
-          s.once('error', reject);
-          s.listen(0, '127.0.0.1', () => resolve(s));
-        }),
-    ),
-  );
-  const ports = Object.fromEntries(names.map((name, i) => [name, (servers[i]?.address() as { port: number }).port]));
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports as Record<K, number>;
+  const ports = await testPorts(names.length);
+  return Object.fromEntries(names.map((name, i) => [name, ports[i]])) as Record<K, number>;
 }
 
 function prefixer(): (base?: string) => string {

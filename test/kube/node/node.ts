@@ -7,7 +7,7 @@
 import { CoreV1Api, type KubeConfig, type V1Toleration } from '@kubernetes/client-node';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePorts } from '../../../spawner/local/processes.ts';
+import { testPorts } from '../../helpers/ports.ts';
 import { ensureNodeBinaries } from '../binaries.ts';
 import { generateClientCert, type PlaneCerts } from '../certs.ts';
 import { Supervisor } from '../procs.ts';
@@ -98,7 +98,7 @@ export async function startRealNode(ctx: RealNodeContext): Promise<RealNode> {
     teardownNet = await setUpHostNetwork();
     await createCgroupRoot();
     await mkdir(dir, { recursive: true });
-    const [kubeletPort, kubeletHealthz, proxyHealthz, proxyMetrics] = await freePorts(4);
+    const [kubeletPort, kubeletHealthz, proxyHealthz, proxyMetrics] = await testPorts(4);
 
     await startContainerd(runtime, bins, rt, { sandboxImage: images.sandbox.ref, runc: bins.runc, cniBinDir: bins.cniBinDir, until });
     await Promise.all([images.sandbox, images.cluster].map((i) => importImage(bins.ctr, rt, i.archive)));
