@@ -210,7 +210,12 @@ test('scale 2 → 100 → 2 runs every worker, then removes them', async (t) => 
   await backend.scale('scaler', 100);
   const up = await podsUntil(namespace, '100 Ready workers', (pods) => workersOf(pods).filter(isReady).length === 100);
   t.true(workersOf(up).every((p) => p.status?.phase === 'Running'));
-  t.like(await backend.status('scaler'), { state: 'running', workers: 100, readyWorkers: 100 });
+  // The backend sees the pods through its own watch, a moment behind the test's.
+  const reported = await waitUntil('the backend to report 100 ready workers', async () => {
+    const status = await backend.status('scaler');
+    return status.readyWorkers === 100 ? status : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 100 });
+  t.like(reported, { state: 'running', workers: 100, readyWorkers: 100 });
   await backend.scale('scaler', 2);
   const down = await podsUntil(namespace, 'workers back to 2', (pods) => workersOf(pods).length === 2);
   t.is(workersOf(down).filter(isReady).length, 2);
