@@ -1,6 +1,6 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -46,4 +46,29 @@ test('started through bin/clusterhub.mjs, the command runs from the compile cach
   };
   t.deepEqual(await once(), { stripper: true }, 'the first start strips the types (and fills the cache)');
   t.deepEqual(await once(), { stripper: false }, 'the next one takes every module from the cache');
+});
+
+// Whoever can write into the compile cache runs code as the hub (root, when students have
+// accounts of their own): the default lives in the hub user's home, never in /tmp, and one
+// that others can write to is not used.
+
+test('the default compile cache is in the hub user\'s own home, readable by no one else; a planted one that others can write is not used', async (t) => {
+  const home = mkdtempSync(join(tmpdir(), 'clusterhub-home-'));
+  t.teardown(() => rmSync(home, { recursive: true, force: true }));
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home };
+  delete env.NODE_COMPILE_CACHE;
+  const start = () => run(process.execPath, ['--import', new URL('../bin/compile-cache.mjs', import.meta.url).pathname, '-e', `process.stdout.write(require('node:module').getCompileCacheDir() ?? 'none')`], { env });
+  const dir = join(home, '.cache', 'clusterhub', 'node-compile-cache');
+  const first = await start();
+  t.true(first.stdout.startsWith(`${dir}/`), `the cache is in the home directory: ${first.stdout}`);
+  t.is(statSync(dir).mode & 0o777, 0o700);
+
+  // Another account made it writable for everyone (or planted it so before the first start).
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  chmodSync(dir, 0o777);
+  const planted = await start();
+  t.is(planted.stdout, 'none', 'no compile cache is used');
+  t.regex(planted.stderr, /not using the compile cache .*no one else can write to/);
+  t.deepEqual(readdirSync(dir), [], 'nothing was read from or written to it');
 });

@@ -17,21 +17,20 @@
  * load (94 MiB idle). Collecting at 1.5x keeps it at 108-112 MiB, at the same request rate
  * (measured: 2,000 list and 8,000 single-user requests, 16 at a time, 1,000 users).
  */
-import { enableCompileCache, flushCompileCache } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { flushCompileCache } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
+import { turnOnCompileCache } from '../bin/compile-cache.mjs';
 
 /**
  * Turns the cache on for modules loaded from now on (so entry points import the rest
  * dynamically after this) and for child processes (the proxy) through NODE_COMPILE_CACHE.
- * An operator's own NODE_COMPILE_CACHE wins; NODE_DISABLE_COMPILE_CACHE=1 turns it off.
+ * An operator's own NODE_COMPILE_CACHE wins; NODE_DISABLE_COMPILE_CACHE=1 turns it off; a
+ * directory others could write to is refused (bin/compile-cache.mjs says why).
  * Started through bin/clusterhub.mjs (npm start, the image) the cache is on already, before
  * the first `.ts` file, so Node's type stripper is not even loaded.
  */
 export function setUpNodeRuntime(): void {
-  process.env.NODE_COMPILE_CACHE ??= join(tmpdir(), 'node-compile-cache');
-  enableCompileCache(process.env.NODE_COMPILE_CACHE);
+  turnOnCompileCache();
   // Read by V8 at each young-generation resize, so it takes effect after start too.
   setFlagsFromString('--semi-space-growth-factor=1');
   // Read at each old-generation limit, after every full GC: the next one comes when the old
