@@ -19,13 +19,13 @@
  */
 import { flushCompileCache } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
-import { turnOnCompileCache } from '../bin/compile-cache.mjs';
+import { turnOnCompileCache } from '../shared/compile-cache.mjs';
 
 /**
  * Turns the cache on for modules loaded from now on (so entry points import the rest
  * dynamically after this) and for child processes (the proxy) through NODE_COMPILE_CACHE.
  * An operator's own NODE_COMPILE_CACHE wins; NODE_DISABLE_COMPILE_CACHE=1 turns it off; a
- * directory others could write to is refused (bin/compile-cache.mjs says why).
+ * directory others could write to is refused (shared/compile-cache.mjs says why).
  * Started through bin/clusterhub.mjs (npm start, the image) the cache is on already, before
  * the first `.ts` file, so Node's type stripper is not even loaded.
  */

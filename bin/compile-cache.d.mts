@@ -1,2 +1,0 @@
-/** See compile-cache.mjs: turns Node's compile cache on in a directory only this user can write. */
-export function turnOnCompileCache(): string | undefined;
