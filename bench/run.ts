@@ -2,9 +2,12 @@
  * Side-by-side benchmarks against the peers, installed from PyPI into a cached venv.
  *
  *   npm run bench -- hub  [--rounds 3] [--users 1000] [--concurrent 100] [--load-seconds 10]
+ *                         [--only start] [--hubs both|clusterhub|JupyterHub]
  *   npm run bench -- kube [--rounds 3] [--users 100] [--spawn-concurrency N] [--api-concurrency N]
  *
  * Prints one table of medians and ratios, and the machine's load average for each round.
+ * `--only start` measures start → API ready alone (each round a fresh start, nothing else);
+ * `--hubs clusterhub` runs one hub only (the other column shows n/a), to iterate quickly.
  * Not a test: numbers depend on the machine; nothing here passes or fails.
  */
 import { createHash } from 'node:crypto';
@@ -20,6 +23,8 @@ const { values, positionals } = parseArgs({
     users: { type: 'string' },
     concurrent: { type: 'string', default: '100' },
     'load-seconds': { type: 'string', default: '10' },
+    only: { type: 'string' },
+    hubs: { type: 'string', default: 'both' },
     'spawn-concurrency': { type: 'string' },
     'api-concurrency': { type: 'string' },
   },
@@ -37,9 +42,18 @@ const venv = await ensureVenv({ python: 'python3', venvDir: join(cacheDir(), `pe
 
 if (which === 'hub') {
   const { hubBench } = await import('./side-by-side/hub-bench.ts');
+  if (values.only !== undefined && values.only !== 'start') {
+    process.stderr.write('--only takes: start\n');
+    process.exit(2);
+  }
+  if (!['both', 'clusterhub', 'JupyterHub'].includes(values.hubs)) {
+    process.stderr.write('--hubs takes: both, clusterhub, JupyterHub\n');
+    process.exit(2);
+  }
   const table = await hubBench({
     rounds: Number(values.rounds), users: Number(values.users ?? 1000), concurrent: Number(values.concurrent),
     loadSeconds: Number(values['load-seconds']), venvBin: venv.bin, log,
+    only: values.only as 'start' | undefined, hubs: values.hubs as 'both' | 'clusterhub' | 'JupyterHub',
   });
   process.stdout.write(`${table}\n`);
 } else {

@@ -15,6 +15,10 @@ export interface HubBenchOptions {
   loadSeconds: number;
   venvBin: string;
   log: (line: string) => void;
+  /** `start`: each round measures start → API ready only (no load, launches or memory). */
+  only?: 'start';
+  /** Which hubs run (default both). */
+  hubs?: 'both' | 'clusterhub' | 'JupyterHub';
 }
 
 type Sample = Record<string, number>;
@@ -57,17 +61,19 @@ export async function hubBench(options: HubBenchOptions): Promise<string> {
   const target = await startHttpTarget('bench target');
   const setup: HubSetup = { users: Array.from({ length: options.users }, (_, i) => `user${i}`), targetUrl: target.url };
   options.log(`seeding ${options.users} users into both hubs`);
-  const seeded: Seeded = await seed(setup, options.venvBin);
+  const hubs = options.hubs ?? 'both';
+  const seeded: Seeded = await seed(setup, options.venvBin, { jupyterhub: hubs !== 'clusterhub' });
   const peer: Sample[] = [];
   const ours: Sample[] = [];
   const loads: string[] = [];
   try {
     for (let r = 1; r <= options.rounds; r++) {
-      for (const which of r % 2 ? ['JupyterHub', 'clusterhub'] as const : ['clusterhub', 'JupyterHub'] as const) {
+      const order = r % 2 ? ['JupyterHub', 'clusterhub'] as const : ['clusterhub', 'JupyterHub'] as const;
+      for (const which of order.filter((h) => hubs === 'both' || hubs === h)) {
         const load1 = loadavg()[0]!.toFixed(2);
         const hub = which === 'JupyterHub' ? await startJupyterHub(setup, seeded, options.venvBin) : await startClusterhub(setup, seeded);
         try {
-          const sample = await round(hub, options.concurrent, options.loadSeconds);
+          const sample = options.only === 'start' ? { startup: hub.startupMs } : await round(hub, options.concurrent, options.loadSeconds);
           (which === 'JupyterHub' ? peer : ours).push(sample);
           loads.push(`round ${r} ${which}: load average ${load1} → ${loadavg()[0]!.toFixed(2)}`);
           options.log(`round ${r}/${options.rounds} ${which}: ${JSON.stringify(Object.fromEntries(Object.entries(sample).map(([k, v]) => [k, Math.round(v * 10) / 10])))}`);
@@ -84,7 +90,7 @@ export async function hubBench(options: HubBenchOptions): Promise<string> {
     measure, unit, lowerIsBetter, peer: peer.map((s) => s[key]!), ours: ours.map((s) => s[key]!),
   });
   const n = options.concurrent;
-  const rows: Row[] = [
+  const all: Row[] = [
     row('one launch → routable', 'launchOne', 'ms'),
     row(`${n} concurrent launches → all routed`, 'launchMany', 's'),
     row(`${n} concurrent stops → no route left`, 'stopMany', 's'),
@@ -101,5 +107,6 @@ export async function hubBench(options: HubBenchOptions): Promise<string> {
     row(`hub RSS, ${options.users} users idle`, 'rssIdle', 'MiB'),
     row(`hub RSS, ${options.users} users, ${n} running, after load`, 'rssLoaded', 'MiB'),
   ];
-  return `${renderTable('JupyterHub 5.5.4', rows)}\n\n${options.rounds} alternating rounds, medians (one launch: median of 5 per round).\n${loads.join('\n')}`;
+  const rows = options.only === 'start' ? all.filter((r) => r.measure.startsWith('start')) : all;
+  return `${renderTable('JupyterHub 5.5.4', rows)}\n\n${options.rounds} ${hubs === 'both' ? 'alternating ' : ''}rounds${options.only ? ` (only ${options.only})` : ''}, medians (one launch: median of 5 per round).\n${loads.join('\n')}`;
 }
