@@ -116,6 +116,7 @@ export class KubernetesBackend implements Backend {
 
   async close(): Promise<void> {
     await this.#ctx.watch.close();
+    await this.#ctx.connections.close();
   }
 
   /** One namespace's cluster: parts read from the API, state from the pod informer. */
