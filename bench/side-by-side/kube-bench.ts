@@ -21,6 +21,7 @@ import { silentLogger } from '../../shared/log.ts';
 import { KubernetesBackend } from '../../spawner/kubernetes/backend.ts';
 import { LABEL_COMPONENT } from '../../spawner/kubernetes/labels.ts';
 import { apiRequests } from './apiserver.ts';
+import { cpuMeter, stageTimes } from './kube-profile.ts';
 import { api } from './http.ts';
 import { seed, startClusterhub, startJupyterHub, type HubSetup, type HubUnderTest } from './hubs.ts';
 import { renderTable, type Row } from './table.ts';
@@ -164,7 +165,9 @@ async function stopRound(hub: HubUnderTest, admin: KubeConfig, users: string[]):
   return { stopped: elapsed, stopRequests: (await apiRequests(admin)) - before, stopHubRequests: (await hubRequests(hub)) - hubBefore };
 }
 
-async function launchRound(hub: HubUnderTest, admin: KubeConfig, users: string[], nsPrefix: string): Promise<Sample> {
+/** One launch round; `profile` gets where its time went (object timestamps, CPU per process). */
+async function launchRound(hub: HubUnderTest, admin: KubeConfig, users: string[], nsPrefix: string, planeLogs: string, profile: string[]): Promise<Sample> {
+  const cpu = cpuMeter(planeLogs, hub.pid);
   const before = await apiRequests(admin);
   const hubBefore = hub.name === 'clusterhub' ? await hubRequests(hub) : 0;
   let failed = 0;
@@ -172,6 +175,7 @@ async function launchRound(hub: HubUnderTest, admin: KubeConfig, users: string[]
   // clusterhub: the scheduler and one worker; KubeSpawner: the single-user server.
   const running = allRunning(admin, nsPrefix, () => users.length - failed, hub.name === 'clusterhub' ? 2 : 1, 600_000);
   const started = performance.now();
+  const startedAt = Date.now();
   await Promise.all(users.map(async (u) => {
     const res = await api(hub.apiUrl, hub.token, 'POST', hub.serverPath(u), hub.launchBody).catch((err: Error) => ({ status: 599, text: err.message }));
     if (res.status >= 300) {
@@ -208,6 +212,8 @@ async function launchRound(hub: HubUnderTest, admin: KubeConfig, users: string[]
   }
   sample.failed = failed;
   sample.requests = (await apiRequests(admin)) - before;
+  profile.push(`CPU during the launches: ${cpu.done()}`);
+  profile.push(`objects created, s after the first launch request (p10/p50/p90): ${await stageTimes(admin, nsPrefix, startedAt)}`);
   return sample;
 }
 
@@ -251,7 +257,9 @@ export async function kubeBench(options: KubeBenchOptions): Promise<string> {
             ],
           });
         try {
-          const sample = await launchRound(hub, admin, users, `${prefix}-`);
+          const profile: string[] = [];
+          const sample = await launchRound(hub, admin, users, `${prefix}-`, plane.logsDir, profile);
+          for (const line of profile) notes.push(`round ${r} ${which}: ${line}`);
           created[which] ??= await objectsOf(admin, (await admin.makeApiClient(CoreV1Api).listNamespace()).items.map((n) => n.metadata!.name!).find((n) => n.startsWith(`${prefix}-`))!);
           const loadAfterLaunch = loadavg()[0]!.toFixed(2);
           // clusterhub then scales one cluster and stops every one through its API; JupyterHub
