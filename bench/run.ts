@@ -2,6 +2,9 @@
  * Side-by-side benchmarks against the peers, installed from PyPI into a cached venv.
  *
  *   npm run bench -- hub  [--rounds 3] [--users 1000] [--concurrent 100] [--load-seconds 10]
+ *                         [--only list] [--hub clusterhub|JupyterHub]
+ *     --only list: only the list and single-user reads (after the concurrent launches that
+ *     make their page); --hub: one hub's rounds only. Both are for iterating, not for the table.
  *   npm run bench -- kube [--rounds 3] [--users 100] [--spawn-concurrency N] [--api-concurrency N]
  *
  * Prints one table of medians and ratios, and the machine's load average for each round.
@@ -22,6 +25,8 @@ const { values, positionals } = parseArgs({
     'load-seconds': { type: 'string', default: '10' },
     'spawn-concurrency': { type: 'string' },
     'api-concurrency': { type: 'string' },
+    only: { type: 'string' },
+    hub: { type: 'string' },
   },
 });
 const which = positionals[0];
@@ -35,11 +40,20 @@ const requirementsFile = join(import.meta.dirname, 'peer', 'requirements.txt');
 const hash = createHash('sha256').update(readFileSync(requirementsFile)).digest('hex').slice(0, 12);
 const venv = await ensureVenv({ python: 'python3', venvDir: join(cacheDir(), `peer-${hash}`), requirementsFile, log });
 
+if (values.only !== undefined && values.only !== 'list') {
+  process.stderr.write('--only takes: list\n');
+  process.exit(2);
+}
+if (values.hub !== undefined && values.hub !== 'clusterhub' && values.hub !== 'JupyterHub') {
+  process.stderr.write('--hub takes: clusterhub or JupyterHub\n');
+  process.exit(2);
+}
 if (which === 'hub') {
   const { hubBench } = await import('./side-by-side/hub-bench.ts');
   const table = await hubBench({
     rounds: Number(values.rounds), users: Number(values.users ?? 1000), concurrent: Number(values.concurrent),
     loadSeconds: Number(values['load-seconds']), venvBin: venv.bin, log,
+    only: values.only as 'list' | undefined, hub: values.hub as 'clusterhub' | 'JupyterHub' | undefined,
   });
   process.stdout.write(`${table}\n`);
 } else {

@@ -15,6 +15,10 @@ export interface HubBenchOptions {
   loadSeconds: number;
   venvBin: string;
   log: (line: string) => void;
+  /** `list`: only the list and single-user reads (with the concurrent launches that make their page), to iterate on them. */
+  only?: 'list';
+  /** Run only this hub's rounds (the other's column stays empty). */
+  hub?: 'JupyterHub' | 'clusterhub';
 }
 
 type Sample = Record<string, number>;
@@ -22,16 +26,18 @@ type Sample = Record<string, number>;
 /** Lets the process settle after start-up before its idle memory is read. */
 const settle = () => new Promise((r) => setTimeout(r, 2000));
 
-async function round(hub: HubUnderTest, concurrent: number, loadSeconds: number): Promise<Sample> {
+async function round(hub: HubUnderTest, concurrent: number, loadSeconds: number, only?: 'list'): Promise<Sample> {
   const sample: Sample = { startup: hub.startupMs };
   await settle();
   sample.rssIdle = rssMiB(hub.pid);
-  const single: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    single.push(await launchAll(hub, ['user0']));
-    await stopAll(hub, ['user0']);
+  if (only !== 'list') {
+    const single: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      single.push(await launchAll(hub, ['user0']));
+      await stopAll(hub, ['user0']);
+    }
+    sample.launchOne = single.sort((a, b) => a - b)[2]!;
   }
-  sample.launchOne = single.sort((a, b) => a - b)[2]!;
   const many = Array.from({ length: concurrent }, (_, i) => `user${i}`);
   sample.launchMany = await launchAll(hub, many);
   const list = await load(hub, hub.listPath, loadSeconds);
@@ -64,10 +70,11 @@ export async function hubBench(options: HubBenchOptions): Promise<string> {
   try {
     for (let r = 1; r <= options.rounds; r++) {
       for (const which of r % 2 ? ['JupyterHub', 'clusterhub'] as const : ['clusterhub', 'JupyterHub'] as const) {
+        if (options.hub && which !== options.hub) continue;
         const load1 = loadavg()[0]!.toFixed(2);
         const hub = which === 'JupyterHub' ? await startJupyterHub(setup, seeded, options.venvBin) : await startClusterhub(setup, seeded);
         try {
-          const sample = await round(hub, options.concurrent, options.loadSeconds);
+          const sample = await round(hub, options.concurrent, options.loadSeconds, options.only);
           (which === 'JupyterHub' ? peer : ours).push(sample);
           loads.push(`round ${r} ${which}: load average ${load1} → ${loadavg()[0]!.toFixed(2)}`);
           options.log(`round ${r}/${options.rounds} ${which}: ${JSON.stringify(Object.fromEntries(Object.entries(sample).map(([k, v]) => [k, Math.round(v * 10) / 10])))}`);
@@ -81,7 +88,7 @@ export async function hubBench(options: HubBenchOptions): Promise<string> {
     seeded.cleanup();
   }
   const row = (measure: string, key: string, unit: Row['unit'], lowerIsBetter = true): Row => ({
-    measure, unit, lowerIsBetter, peer: peer.map((s) => s[key]!), ours: ours.map((s) => s[key]!),
+    measure, unit, lowerIsBetter, peer: peer.map((s) => s[key] ?? Number.NaN), ours: ours.map((s) => s[key] ?? Number.NaN),
   });
   const n = options.concurrent;
   const rows: Row[] = [
