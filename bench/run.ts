@@ -2,12 +2,14 @@
  * Side-by-side benchmarks against the peers, installed from PyPI into a cached venv.
  *
  *   npm run bench -- hub  [--rounds 3] [--users 1000] [--concurrent 100] [--load-seconds 10]
- *                         [--only start] [--hubs both|clusterhub|JupyterHub]
+ *                         [--only list|start] [--hub clusterhub|JupyterHub]
+ *     --only list: only the list and single-user reads (after the concurrent launches that
+ *     make their page); --only start: only start → API ready (each round one fresh start,
+ *     nothing else); --hub: one hub's rounds only (the other is not seeded with --only start).
+ *     These are for iterating, not for the table.
  *   npm run bench -- kube [--rounds 3] [--users 100] [--spawn-concurrency N] [--api-concurrency N]
  *
  * Prints one table of medians and ratios, and the machine's load average for each round.
- * `--only start` measures start → API ready alone (each round a fresh start, nothing else);
- * `--hubs clusterhub` runs one hub only (the other column shows n/a), to iterate quickly.
  * Not a test: numbers depend on the machine; nothing here passes or fails.
  */
 import { createHash } from 'node:crypto';
@@ -23,10 +25,10 @@ const { values, positionals } = parseArgs({
     users: { type: 'string' },
     concurrent: { type: 'string', default: '100' },
     'load-seconds': { type: 'string', default: '10' },
-    only: { type: 'string' },
-    hubs: { type: 'string', default: 'both' },
     'spawn-concurrency': { type: 'string' },
     'api-concurrency': { type: 'string' },
+    only: { type: 'string' },
+    hub: { type: 'string' },
   },
 });
 const which = positionals[0];
@@ -40,20 +42,20 @@ const requirementsFile = join(import.meta.dirname, 'peer', 'requirements.txt');
 const hash = createHash('sha256').update(readFileSync(requirementsFile)).digest('hex').slice(0, 12);
 const venv = await ensureVenv({ python: 'python3', venvDir: join(cacheDir(), `peer-${hash}`), requirementsFile, log });
 
+if (values.only !== undefined && values.only !== 'list' && values.only !== 'start') {
+  process.stderr.write('--only takes: list or start\n');
+  process.exit(2);
+}
+if (values.hub !== undefined && values.hub !== 'clusterhub' && values.hub !== 'JupyterHub') {
+  process.stderr.write('--hub takes: clusterhub or JupyterHub\n');
+  process.exit(2);
+}
 if (which === 'hub') {
   const { hubBench } = await import('./side-by-side/hub-bench.ts');
-  if (values.only !== undefined && values.only !== 'start') {
-    process.stderr.write('--only takes: start\n');
-    process.exit(2);
-  }
-  if (!['both', 'clusterhub', 'JupyterHub'].includes(values.hubs)) {
-    process.stderr.write('--hubs takes: both, clusterhub, JupyterHub\n');
-    process.exit(2);
-  }
   const table = await hubBench({
     rounds: Number(values.rounds), users: Number(values.users ?? 1000), concurrent: Number(values.concurrent),
     loadSeconds: Number(values['load-seconds']), venvBin: venv.bin, log,
-    only: values.only as 'start' | undefined, hubs: values.hubs as 'both' | 'clusterhub' | 'JupyterHub',
+    only: values.only as 'list' | 'start' | undefined, hub: values.hub as 'clusterhub' | 'JupyterHub' | undefined,
   });
   process.stdout.write(`${table}\n`);
 } else {

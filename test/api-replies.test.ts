@@ -8,7 +8,9 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { request } from 'node:http';
 import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
 import { EchoBackend } from './helpers/echo-backend.ts';
 import { startTestHub, type TestHub } from './helpers/hub.ts';
 import { apiAs } from './helpers/hub-api.ts';
@@ -44,6 +46,34 @@ test.serial('the same request twice gets the same JSON, typed as JSON', async (t
   t.is(await second.text(), await first.text());
   t.is((await get<Model[]>('/hub/api/users?limit=2')).length, 2);
   t.is((await apiAs(hub, teacher, '/hub/api/users/nobody')).status, 404);
+});
+
+/** A GET through the proxy with exactly these headers (fetch would add its own Accept-Encoding). */
+const raw = (path: string, headers: Record<string, string>) => new Promise<{ headers: import('node:http').IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+  const req = request(`${hub.publicUrl}${path}`, { headers: { Authorization: `token ${teacher}`, ...headers } }, (res) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) }));
+  });
+  req.on('error', reject);
+  req.end();
+});
+
+test.serial('a kept list is gzipped for a client that asks, and only then', async (t) => {
+  // A page worth compressing: one user's model is ~300 bytes.
+  for (let i = 0; i < 20; i++) hub.store.upsertUser({ login: `student${i}`, admin: false });
+  await raw('/hub/api/users', {});
+  const plain = await raw('/hub/api/users', {});
+  const zipped = await raw('/hub/api/users', { 'Accept-Encoding': 'gzip, deflate' });
+  const refused = await raw('/hub/api/users', { 'Accept-Encoding': 'gzip;q=0, identity' });
+  t.is(plain.headers['content-encoding'], undefined);
+  t.is(refused.headers['content-encoding'], undefined);
+  t.is(zipped.headers['content-encoding'], 'gzip');
+  for (const reply of [plain, zipped, refused]) t.regex(String(reply.headers.vary), /Accept-Encoding/i);
+  t.deepEqual(gunzipSync(zipped.body), plain.body);
+  t.deepEqual(refused.body, plain.body);
+  // One user's model is too small to be worth it.
+  t.is((await raw('/hub/api/users/ann', { 'Accept-Encoding': 'gzip' })).headers['content-encoding'], undefined);
 });
 
 test.serial('launches, queue positions and stops show in the next list and user reply', async (t) => {

@@ -15,10 +15,13 @@ export interface HubBenchOptions {
   loadSeconds: number;
   venvBin: string;
   log: (line: string) => void;
-  /** `start`: each round measures start → API ready only (no load, launches or memory). */
-  only?: 'start';
-  /** Which hubs run (default both). */
-  hubs?: 'both' | 'clusterhub' | 'JupyterHub';
+  /**
+   * `list`: only the list and single-user reads (with the concurrent launches that make their
+   * page); `start`: only start → API ready (each round one fresh start). To iterate on them.
+   */
+  only?: 'list' | 'start';
+  /** Run only this hub's rounds (the other's column stays empty). */
+  hub?: 'JupyterHub' | 'clusterhub';
 }
 
 type Sample = Record<string, number>;
@@ -26,16 +29,19 @@ type Sample = Record<string, number>;
 /** Lets the process settle after start-up before its idle memory is read. */
 const settle = () => new Promise((r) => setTimeout(r, 2000));
 
-async function round(hub: HubUnderTest, concurrent: number, loadSeconds: number): Promise<Sample> {
+async function round(hub: HubUnderTest, concurrent: number, loadSeconds: number, only?: 'list' | 'start'): Promise<Sample> {
   const sample: Sample = { startup: hub.startupMs };
+  if (only === 'start') return sample;
   await settle();
   sample.rssIdle = rssMiB(hub.pid);
-  const single: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    single.push(await launchAll(hub, ['user0']));
-    await stopAll(hub, ['user0']);
+  if (only !== 'list') {
+    const single: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      single.push(await launchAll(hub, ['user0']));
+      await stopAll(hub, ['user0']);
+    }
+    sample.launchOne = single.sort((a, b) => a - b)[2]!;
   }
-  sample.launchOne = single.sort((a, b) => a - b)[2]!;
   const many = Array.from({ length: concurrent }, (_, i) => `user${i}`);
   sample.launchMany = await launchAll(hub, many);
   const list = await load(hub, hub.listPath, loadSeconds);
@@ -61,19 +67,19 @@ export async function hubBench(options: HubBenchOptions): Promise<string> {
   const target = await startHttpTarget('bench target');
   const setup: HubSetup = { users: Array.from({ length: options.users }, (_, i) => `user${i}`), targetUrl: target.url };
   options.log(`seeding ${options.users} users into both hubs`);
-  const hubs = options.hubs ?? 'both';
-  const seeded: Seeded = await seed(setup, options.venvBin, { jupyterhub: hubs !== 'clusterhub' });
+  // JupyterHub is seeded through its own API (a start of its own); not needed for clusterhub's starts alone.
+  const seeded: Seeded = await seed(setup, options.venvBin, { jupyterhub: !(options.only === 'start' && options.hub === 'clusterhub') });
   const peer: Sample[] = [];
   const ours: Sample[] = [];
   const loads: string[] = [];
   try {
     for (let r = 1; r <= options.rounds; r++) {
-      const order = r % 2 ? ['JupyterHub', 'clusterhub'] as const : ['clusterhub', 'JupyterHub'] as const;
-      for (const which of order.filter((h) => hubs === 'both' || hubs === h)) {
+      for (const which of r % 2 ? ['JupyterHub', 'clusterhub'] as const : ['clusterhub', 'JupyterHub'] as const) {
+        if (options.hub && which !== options.hub) continue;
         const load1 = loadavg()[0]!.toFixed(2);
         const hub = which === 'JupyterHub' ? await startJupyterHub(setup, seeded, options.venvBin) : await startClusterhub(setup, seeded);
         try {
-          const sample = options.only === 'start' ? { startup: hub.startupMs } : await round(hub, options.concurrent, options.loadSeconds);
+          const sample = await round(hub, options.concurrent, options.loadSeconds, options.only);
           (which === 'JupyterHub' ? peer : ours).push(sample);
           loads.push(`round ${r} ${which}: load average ${load1} → ${loadavg()[0]!.toFixed(2)}`);
           options.log(`round ${r}/${options.rounds} ${which}: ${JSON.stringify(Object.fromEntries(Object.entries(sample).map(([k, v]) => [k, Math.round(v * 10) / 10])))}`);
@@ -87,10 +93,10 @@ export async function hubBench(options: HubBenchOptions): Promise<string> {
     seeded.cleanup();
   }
   const row = (measure: string, key: string, unit: Row['unit'], lowerIsBetter = true): Row => ({
-    measure, unit, lowerIsBetter, peer: peer.map((s) => s[key]!), ours: ours.map((s) => s[key]!),
+    measure, unit, lowerIsBetter, peer: peer.map((s) => s[key] ?? Number.NaN), ours: ours.map((s) => s[key] ?? Number.NaN),
   });
   const n = options.concurrent;
-  const all: Row[] = [
+  const rows: Row[] = [
     row('one launch → routable', 'launchOne', 'ms'),
     row(`${n} concurrent launches → all routed`, 'launchMany', 's'),
     row(`${n} concurrent stops → no route left`, 'stopMany', 's'),
@@ -107,6 +113,5 @@ export async function hubBench(options: HubBenchOptions): Promise<string> {
     row(`hub RSS, ${options.users} users idle`, 'rssIdle', 'MiB'),
     row(`hub RSS, ${options.users} users, ${n} running, after load`, 'rssLoaded', 'MiB'),
   ];
-  const rows = options.only === 'start' ? all.filter((r) => r.measure.startsWith('start')) : all;
-  return `${renderTable('JupyterHub 5.5.4', rows)}\n\n${options.rounds} ${hubs === 'both' ? 'alternating ' : ''}rounds${options.only ? ` (only ${options.only})` : ''}, medians (one launch: median of 5 per round).\n${loads.join('\n')}`;
+  return `${renderTable('JupyterHub 5.5.4', rows)}\n\n${options.rounds} alternating rounds, medians (one launch: median of 5 per round).\n${loads.join('\n')}`;
 }

@@ -15,7 +15,7 @@ import { readBody, workersField } from './body.ts';
 import { streamJupyterHubProgress } from './jupyterhub-progress.ts';
 import { flag, paginated, readPage, readQuery, wantsPagination } from './query.ts';
 import { adminOnly, selfOrAdmin, signedIn } from './rules.ts';
-import { ReplyCache } from './reply-cache.ts';
+import { ReplyCache, type CachedReply } from './reply-cache.ts';
 import { listingModel, type ModelContext } from './views.ts';
 
 /** The JupyterHub REST API version whose shapes these routes follow. */
@@ -63,9 +63,16 @@ export function jupyterHubRoutes(router: Router, deps: HubDeps): void {
   let lastTruncationWarning = -Infinity;
   const lists = new ReplyCache<{ total: number; returned: number }>(store, manager, KEPT_LISTS);
   const users = new ReplyCache(store, manager, KEPT_USERS);
-  const sendJson = (ctx: Context, bytes: Buffer) => {
+  const sendJson = (ctx: Context, reply: CachedReply<unknown>) => {
     ctx.type = 'json';
-    ctx.body = bytes;
+    // The reply differs by Accept-Encoding (a kept one is gzipped for a client that asks).
+    ctx.vary('Accept-Encoding');
+    if (reply.gzipped && ctx.get('Accept-Encoding') !== '' && ctx.acceptsEncodings('gzip', 'identity') === 'gzip') {
+      ctx.set('Content-Encoding', 'gzip');
+      ctx.body = reply.gzipped();
+      return;
+    }
+    ctx.body = reply.bytes;
   };
 
   // Rule: anyone (clients check the version before anything else).
@@ -117,7 +124,7 @@ export function jupyterHubRoutes(router: Router, deps: HubDeps): void {
       lastTruncationWarning = Date.now();
       deps.log.warn({ total, returned }, 'GET /hub/api/users without pagination returned the first page only (send Accept: application/jupyterhub-pagination+json, or offset/limit)');
     }
-    sendJson(ctx, reply.bytes);
+    sendJson(ctx, reply);
   });
 
   // Rule: self or admin.
@@ -125,7 +132,7 @@ export function jupyterHubRoutes(router: Router, deps: HubDeps): void {
     selfOrAdmin(ctx, ctx.params.name!);
     const query = readQuery(ctx, ['include_stopped_servers']);
     const includeStopped = flag(query.include_stopped_servers);
-    sendJson(ctx, users.get(`${includeStopped}|${ctx.params.name!}`, () => ({ body: modelOf(ctx.params.name!, includeStopped), note: undefined })).bytes);
+    sendJson(ctx, users.get(`${includeStopped}|${ctx.params.name!}`, () => ({ body: modelOf(ctx.params.name!, includeStopped), note: undefined })));
   });
 
   // Rule: self or admin. JupyterHub answers 202 while the server starts, and a second call joins it.

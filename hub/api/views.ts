@@ -1,6 +1,9 @@
 /**
  * JSON shapes of the REST API: JupyterHub 5's user and server models (so its clients read
- * them unchanged), plus clusterhub's own `cluster`, `instructor` and `last_event`.
+ * them unchanged), plus clusterhub's own `cluster`. Nothing else: a list page of 200 users
+ * is written per request (and copied by the proxy), so every field costs every poll. Who is
+ * an instructor is `admin` and `roles`; culls and the last event are in `GET /events`, the
+ * class CSV and the console.
  */
 import { userUrl, type ClusterView } from '../../spawner/cluster-view.ts';
 import type { SpawnManager } from '../../spawner/manager.ts';
@@ -68,8 +71,6 @@ export function listingModel(listing: UserListing, context: ModelContext) {
     created: listing.createdAt,
     last_activity: listing.lastActivity,
     servers,
-    instructor: listing.instructor,
-    added_by: listing.addedBy,
     cluster: {
       phase: view.phase,
       workers: view.workers,
@@ -80,8 +81,6 @@ export function listingModel(listing: UserListing, context: ModelContext) {
       last_activity: cluster?.lastActivity ?? null,
       backend: cluster?.backend ?? context.manager.backend.kind,
     },
-    culls: listing.culls,
-    last_event: listing.lastEvent ? { time: listing.lastEvent.time, kind: listing.lastEvent.kind, actor: listing.lastEvent.actor, ...listing.lastEvent.detail } : null,
   };
 }
 
