@@ -324,7 +324,9 @@ test('a pod that PodSecurity restricted refuses fails the launch with the admiss
   const { backend, ns } = backendFor(t, { extraPodSpec: { hostNetwork: true } });
   const { error } = await launch(backend, 'hostnet', 0);
   t.true(error instanceof ClusterError);
-  t.regex(error!.message, /FailedCreate.*violates PodSecurity "restricted:latest":.*hostNetwork=true/);
+  // The scheduler pod is created by the hub itself: Kubernetes' refusal is the launch's answer at once.
+  t.regex(error!.message, /^Kubernetes refused the scheduler pod: .*violates PodSecurity "restricted:latest":.*hostNetwork=true/);
+  t.is((error as ClusterError).status, 422);
   t.deepEqual(await leftovers(ns('hostnet')), []);
 });
 
@@ -367,4 +369,19 @@ test('the backend\'s identity cannot read Secrets, bind roles or delete outside 
   t.is(await status(core.deleteNamespace({ name: plain })), 403);
   t.is(await status(core.createNamespace({ body: { metadata: { name: `${plain}-x`, labels: { 'app.kubernetes.io/managed-by': 'clusterhub' } } } })), 403);
   t.is((await adminCore.readNamespace({ name: plain })).status?.phase, 'Active');
+});
+
+test('a scheduler pod lost (deleted, evicted, its node gone) is not brought back: the cluster is failed and its workspace stays', async (t) => {
+  const { backend, ns } = backendFor(t);
+  t.truthy((await launch(backend, 'lost', 1)).ready);
+  await admin.makeApiClient(CoreV1Api).deleteNamespacedPod({ name: 'scheduler', namespace: ns('lost'), gracePeriodSeconds: 0 });
+  await waitUntil('the backend to report the cluster failed', async () => (await backend.status('lost')).state === 'failed', { timeoutMs: 60_000, intervalMs: 100 });
+  const status = await backend.status('lost');
+  t.regex(status.reason ?? '', /the scheduler pod is gone/);
+  t.like((await backend.list()).find((l) => l.user === 'lost'), { state: 'failed' });
+  // What the hub then does with a failed cluster: stop it, which keeps the bound claim.
+  await backend.stop('lost');
+  t.deepEqual(await leftovers(ns('lost')), []);
+  t.is((await admin.makeApiClient(CoreV1Api).readNamespacedPersistentVolumeClaim({ name: 'workspace', namespace: ns('lost') })).status?.phase, 'Bound');
+  t.truthy((await launch(backend, 'lost', 1)).ready, 'Launch starts a new cluster in the same workspace');
 });

@@ -101,7 +101,7 @@ test.serial('a hub killed between a namespace and its RoleBinding starts again, 
   // What the crash left: a labelled namespace without the RoleBinding, unreadable for the hub.
   const broken = namespaceFor(prefix, 'broken');
   t.is((await admin.makeApiClient(RbacAuthorizationV1Api).listNamespacedRoleBinding({ namespace: broken })).items.length, 0);
-  const denied = await asBackend.makeApiClient(AppsV1Api).readNamespacedDeployment({ name: 'scheduler', namespace: broken }).catch((e) => e);
+  const denied = await asBackend.makeApiClient(AppsV1Api).readNamespacedDeployment({ name: 'workers', namespace: broken }).catch((e) => e);
   t.is(denied.code, 403);
 
   const hub = await restart();

@@ -45,7 +45,10 @@ if env.get("BENCH_SPAWNER") == "kubespawner":
     c.KubeSpawner.mem_guarantee = "16M"
     c.KubeSpawner.node_selector = {"type": "kwok"}
     c.KubeSpawner.tolerations = []
-    c.KubeSpawner.delete_namespace_on_stop = True
+    # KubeSpawner gives a pod create 3 s by default: with 100 launches at once on 2 cores
+    # some took longer and failed ("TimeoutError"); an operator launching a class raises it.
+    c.KubeSpawner.k8s_api_request_timeout = 30
+    c.KubeSpawner.k8s_api_request_retry_timeout = 120
 else:
     import sys
 

@@ -20,7 +20,8 @@ import { configSchema } from '../../config/schema.ts';
 import { silentLogger } from '../../shared/log.ts';
 import { KubernetesBackend } from '../../spawner/kubernetes/backend.ts';
 import { LABEL_COMPONENT } from '../../spawner/kubernetes/labels.ts';
-import { apiRequests } from './apiserver.ts';
+import { apiRequests, apiRequestsByKind, kindsPerLaunch } from './apiserver.ts';
+import { cpuMeter, stageTimes } from './kube-profile.ts';
 import { api } from './http.ts';
 import { seed, startClusterhub, startJupyterHub, type HubSetup, type HubUnderTest } from './hubs.ts';
 import { renderTable, type Row } from './table.ts';
@@ -164,14 +165,18 @@ async function stopRound(hub: HubUnderTest, admin: KubeConfig, users: string[]):
   return { stopped: elapsed, stopRequests: (await apiRequests(admin)) - before, stopHubRequests: (await hubRequests(hub)) - hubBefore };
 }
 
-async function launchRound(hub: HubUnderTest, admin: KubeConfig, users: string[], nsPrefix: string): Promise<Sample> {
-  const before = await apiRequests(admin);
+/** One launch round; `profile` gets where its time went (object timestamps, CPU per process). */
+async function launchRound(hub: HubUnderTest, admin: KubeConfig, users: string[], nsPrefix: string, planeLogs: string, profile: string[]): Promise<Sample> {
+  const cpu = cpuMeter(planeLogs, hub.pid);
+  const kindsBefore = await apiRequestsByKind(admin);
+  const before = [...kindsBefore.values()].reduce((a, b) => a + b, 0);
   const hubBefore = hub.name === 'clusterhub' ? await hubRequests(hub) : 0;
   let failed = 0;
   const refused = new Set<string>();
   // clusterhub: the scheduler and one worker; KubeSpawner: the single-user server.
   const running = allRunning(admin, nsPrefix, () => users.length - failed, hub.name === 'clusterhub' ? 2 : 1, 600_000);
   const started = performance.now();
+  const startedAt = Date.now();
   await Promise.all(users.map(async (u) => {
     const res = await api(hub.apiUrl, hub.token, 'POST', hub.serverPath(u), hub.launchBody).catch((err: Error) => ({ status: 599, text: err.message }));
     if (res.status >= 300) {
@@ -181,8 +186,9 @@ async function launchRound(hub: HubUnderTest, admin: KubeConfig, users: string[]
     }
   }));
   // clusterhub answers a launch at once (202): from here its API is polled until it says every
-  // cluster is ready (the student's Launch ends there), every 50 ms (back to back would take
-  // the hub's event loop from the launches). The line's depth is read on the way.
+  // cluster is ready (the student's Launch ends there), every 250 ms: a list of 200 users that
+  // changes all the time is built anew for each poll, and at 50 ms the polls took the hub's CPU
+  // from the launches (JupyterHub is not polled). The line's depth is read on the way.
   let deepest = 0;
   const ready = hub.name !== 'clusterhub' ? undefined : (async () => {
     for (;;) {
@@ -196,7 +202,7 @@ async function launchRound(hub: HubUnderTest, admin: KubeConfig, users: string[]
         refused.add(u.name);
         failed++;
       }
-      await delay(50);
+      await delay(250);
     }
   })();
   const sample: Sample = { running: await running };
@@ -207,7 +213,11 @@ async function launchRound(hub: HubUnderTest, admin: KubeConfig, users: string[]
     process.stderr.write(`[bench] clusterhub's requests by kind: ${JSON.stringify(Object.fromEntries(await hubRequestsByKind(hub)))}\n`);
   }
   sample.failed = failed;
-  sample.requests = (await apiRequests(admin)) - before;
+  const kindsAfter = await apiRequestsByKind(admin);
+  sample.requests = [...kindsAfter.values()].reduce((a, b) => a + b, 0) - before;
+  profile.push(`CPU during the launches: ${cpu.done()}`);
+  profile.push(`apiserver requests per launch by kind (every client): ${kindsPerLaunch(kindsBefore, kindsAfter, users.length)}`);
+  profile.push(`objects created, s after the first launch request (p10/p50/p90): ${await stageTimes(admin, nsPrefix, startedAt)}`);
   return sample;
 }
 
@@ -251,7 +261,9 @@ export async function kubeBench(options: KubeBenchOptions): Promise<string> {
             ],
           });
         try {
-          const sample = await launchRound(hub, admin, users, `${prefix}-`);
+          const profile: string[] = [];
+          const sample = await launchRound(hub, admin, users, `${prefix}-`, plane.logsDir, profile);
+          for (const line of profile) notes.push(`round ${r} ${which}: ${line}`);
           created[which] ??= await objectsOf(admin, (await admin.makeApiClient(CoreV1Api).listNamespace()).items.map((n) => n.metadata!.name!).find((n) => n.startsWith(`${prefix}-`))!);
           const loadAfterLaunch = loadavg()[0]!.toFixed(2);
           // clusterhub then scales one cluster and stops every one through its API; JupyterHub

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { ApiException } from '@kubernetes/client-node';
-import { ApiGate, apiFailure, isAlreadyExists, isRbacDenial, isRetryable } from './api.ts';
+import { ApiGate, apiFailure, isAlreadyExists, isAdmissionCatchingUp, isRbacDenial, isRetryable } from './api.ts';
 import { Changes } from './watch.ts';
 
 const status = (code: number, reason: string, message: string) =>
@@ -24,6 +24,13 @@ test('throttling, server errors and conflicts are retried; refusals are not', (t
 test('an RBAC denial is told apart from an admission refusal', (t) => {
   t.true(isRbacDenial(status(403, 'Forbidden', 'secrets is forbidden: User "system:serviceaccount:clusterhub:clusterhub" cannot create resource "secrets" in API group "" in the namespace "x"')));
   t.false(isRbacDenial(status(403, 'Forbidden', 'pods "a" is forbidden: exceeded quota: cluster')));
+});
+
+test('admission catching up with a new quota or ServiceAccount is told apart from a refusal', (t) => {
+  t.true(isAdmissionCatchingUp(status(403, 'Forbidden', 'pods "scheduler" is forbidden: status unknown for quota: cluster, resources: limits.cpu,limits.memory')));
+  t.true(isAdmissionCatchingUp(status(403, 'Forbidden', 'pods "scheduler" is forbidden: error looking up service account clusterhub-bob/cluster: serviceaccount "cluster" not found')));
+  t.false(isAdmissionCatchingUp(status(403, 'Forbidden', 'pods "scheduler" is forbidden: exceeded quota: cluster, requested: limits.cpu=2, used: limits.cpu=0, limited: limits.cpu=1')));
+  t.false(isAdmissionCatchingUp(status(403, 'Forbidden', 'pods "scheduler" is forbidden: violates PodSecurity "restricted:latest": privileged')));
 });
 
 test('the gate never has more than `concurrency` requests in flight', async (t) => {

@@ -54,6 +54,16 @@ export function isRbacDenial(err: unknown): boolean {
   return f.code === 403 && /\bcannot \w+ resource\b/.test(f.message);
 }
 
+/**
+ * Admission not yet caught up with objects made a moment ago in the same namespace: the
+ * quota controller has not filled in a new ResourceQuota's usage ("status unknown for
+ * quota"), or the ServiceAccount admission's cache lacks a new ServiceAccount. Retried.
+ */
+export function isAdmissionCatchingUp(err: unknown): boolean {
+  const f = apiFailure(err);
+  return f.code === 403 && /status unknown for quota|error looking up service account/.test(f.message);
+}
+
 const CONNECTION_ERRORS = /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|UND_ERR_SOCKET|UND_ERR_CLOSED|UND_ERR_CONNECT_TIMEOUT)$/;
 
 /** The first error code along the `cause` chain (`ECONNREFUSED`…), if any. */
@@ -136,6 +146,8 @@ export class ApiGate {
     attempts?: number;
     /** Failures that clear within milliseconds (an authorizer cache catching up): backoff from 25 ms, not the base. */
     quick?: (err: unknown) => boolean;
+    /** Failures retried past `attempts`, until the signal aborts (only with a signal). */
+    untilAborted?: (err: unknown) => boolean;
   } = {}): Promise<T> {
     const retry = options.retry ?? isRetryable;
     for (let attempt = 1; ; attempt++) {
@@ -150,7 +162,7 @@ export class ApiGate {
       } finally {
         this.#release();
       }
-      const untilAborted = options.signal !== undefined && isUnreachable(failure);
+      const untilAborted = options.signal !== undefined && (isUnreachable(failure) || (options.untilAborted?.(failure) ?? false));
       if ((attempt >= (options.attempts ?? this.#attempts) && !untilAborted) || !retry(failure)) throw failure;
       const after = apiFailure(failure).retryAfterSeconds;
       const base = options.quick?.(failure) ? Math.min(QUICK_DELAY_MS, this.#baseDelayMs) : this.#baseDelayMs;

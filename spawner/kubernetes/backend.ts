@@ -1,6 +1,6 @@
 /**
  * The Kubernetes backend: one namespace per user holding the student's workspace claim, a
- * scheduler Deployment, a worker Deployment and their fences (quota, limits, network
+ * scheduler pod, a worker Deployment and their fences (quota, limits, network
  * policy, PodSecurity `restricted`). Stop removes the workloads; reset, the namespace.
  * Waits by watching shared informers; every API call goes through one bounded gate.
  */
@@ -14,7 +14,7 @@ import { clusterRef, clusterUrl, createContext, isOurs, loginOf, orUndefined, re
 import { launchCluster } from './namespace-launch.ts';
 import { deleteNamespace, removeCluster } from './teardown.ts';
 import { instanceSelector, NAMES, TOKEN_KEY } from './labels.ts';
-import { clusterStateOf } from './progress.ts';
+import { clusterStateOf, componentOf } from './progress.ts';
 
 /** The ClusterRole (k8s/rbac/clusterrole.yaml) bound in each new namespace by default. */
 export const DEFAULT_CLUSTER_ROLE = 'clusterhub-cluster';
@@ -116,9 +116,10 @@ export class KubernetesBackend implements Backend {
 
   async close(): Promise<void> {
     await this.#ctx.watch.close();
+    await this.#ctx.connections.close();
   }
 
-  /** One namespace's cluster: parts read from the API, state from the pod informer. */
+  /** One namespace's cluster: the Deployment and Secret read from the API, the pods from the informer. */
   async #describe(ns: V1Namespace): Promise<ClusterListing> {
     const { clients, gate, kube, watch } = this.#ctx;
     const namespace = ns.metadata?.name ?? '';
@@ -127,12 +128,11 @@ export class KubernetesBackend implements Backend {
     const created = ns.metadata?.creationTimestamp;
     const createdAt = created ? { createdAt: new Date(created).toISOString() } : {};
     // A launch of this process owns it: nothing to read (a reconcile pass during a class's
-    // launch would otherwise cost three requests per namespace and slow every launch).
+    // launch would otherwise cost two requests per namespace and slow every launch).
     if (this.#launching.has(user)) return { user, state: 'starting', readyWorkers: clusterStateOf(watch.pods(namespace)).readyWorkers, ...createdAt };
     let parts;
     try {
       parts = await Promise.all([
-        orUndefined(gate.run('get deployment', () => clients.apps.readNamespacedDeployment({ name: NAMES.scheduler, namespace }))),
         orUndefined(gate.run('get deployment', () => clients.apps.readNamespacedDeployment({ name: NAMES.workers, namespace }))),
         orUndefined(gate.run('get secret', () => clients.core.readNamespacedSecret({ name: NAMES.tokenSecret, namespace }))),
       ]);
@@ -142,7 +142,9 @@ export class KubernetesBackend implements Backend {
       if (this.#launching.has(user)) return { user, state: 'starting', ...createdAt };
       return { user, state: 'failed', reason: `the hub cannot read namespace ${namespace} (its RoleBinding is missing: the launch did not finish)`, ...createdAt };
     }
-    const [scheduler, workers, secret] = parts;
+    const [workers, secret] = parts;
+    const pods = watch.pods(namespace);
+    const scheduler = pods.find((p) => p.metadata?.name === NAMES.scheduler && componentOf(p) === 'scheduler' && !p.metadata?.deletionTimestamp);
     const encoded = secret?.data?.[TOKEN_KEY];
     const base: ClusterListing = {
       user,
@@ -151,11 +153,17 @@ export class KubernetesBackend implements Backend {
       ...(encoded ? { jupyterToken: Buffer.from(encoded, 'base64').toString('utf8') } : {}),
       ...createdAt,
     };
-    const observed = clusterStateOf(watch.pods(namespace));
+    const observed = clusterStateOf(pods);
     if (this.#launching.has(user)) return { ...base, readyWorkers: observed.readyWorkers };
-    // Stopped: the namespace keeps only the workspace (and its fences).
-    if (!scheduler && !workers && !secret) return { user, state: 'stopped', ...createdAt };
-    const missing = [!scheduler && 'scheduler Deployment', !workers && 'worker Deployment', !secret && 'token Secret'].filter(Boolean);
+    // Stopped: the namespace keeps only the workspace (and its fences). A stop deletes the
+    // Deployment, the Secret and the pod at once: a scheduler pod still in the informer's
+    // cache without the other two is on its way out (the cache hears of it a moment later).
+    if (!workers && !secret) return { user, state: 'stopped', ...createdAt };
+    // A scheduler pod lost with its node or to an eviction is not brought back: the cluster is failed (and removed).
+    const missing = [!scheduler && 'scheduler pod', !workers && 'worker Deployment', !secret && 'token Secret'].filter(Boolean);
+    if (missing.length === 1 && !scheduler) {
+      return { ...base, state: 'failed', reason: 'the scheduler pod is gone (lost with its node, evicted or deleted); the workspace is kept: launch again', readyWorkers: observed.readyWorkers };
+    }
     if (missing.length) {
       return { ...base, state: 'failed', reason: `the launch did not finish (no ${missing.join(', no ')})`, readyWorkers: observed.readyWorkers };
     }

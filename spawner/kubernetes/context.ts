@@ -14,6 +14,7 @@ import { ClusterError } from '../types.ts';
 import { ANNOTATION_LOGIN, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_USER, MANAGED_BY, NAMES, routeTarget } from './labels.ts';
 import type { ClusterRef, KubernetesConfig } from './types.ts';
 import { ClusterWatch } from './watch.ts';
+import { makeApiClient, PooledAuthentication } from './connections.ts';
 
 /** The API groups the backend talks to. */
 export interface KubeClients {
@@ -29,6 +30,8 @@ export interface BackendContext {
   config: Config;
   kube: KubernetesConfig;
   clients: KubeClients;
+  /** The clients' shared connections; closed with the backend. */
+  connections: PooledAuthentication;
   gate: ApiGate;
   watch: ClusterWatch;
   log: Logger;
@@ -51,19 +54,21 @@ export interface ContextOptions {
 /** Clients, gate and informers for one backend instance. */
 export function createContext(options: ContextOptions): BackendContext {
   const kc = options.kubeConfig;
+  // One pool of kept-alive connections for every request and list (connections.ts says why).
+  const connections = new PooledAuthentication(kc);
   const clients: KubeClients = {
-    core: kc.makeApiClient(CoreV1Api),
-    apps: kc.makeApiClient(AppsV1Api),
-    networking: kc.makeApiClient(NetworkingV1Api),
-    rbac: kc.makeApiClient(RbacAuthorizationV1Api),
-    auth: kc.makeApiClient(AuthenticationV1Api),
+    core: makeApiClient(kc, connections, CoreV1Api),
+    apps: makeApiClient(kc, connections, AppsV1Api),
+    networking: makeApiClient(kc, connections, NetworkingV1Api),
+    rbac: makeApiClient(kc, connections, RbacAuthorizationV1Api),
+    auth: makeApiClient(kc, connections, AuthenticationV1Api),
   };
   const kube = options.config.kubernetes;
   const gate = new ApiGate({ concurrency: kube.apiConcurrency, onRequest: options.onRequest });
   const watch = new ClusterWatch({ kubeConfig: kc, core: clients.core, config: kube, log: options.log });
   let subject: Promise<RbacV1Subject> | undefined = options.subject ? Promise.resolve(options.subject) : undefined;
   return {
-    config: options.config, kube, clients, gate, watch, log: options.log, clusterRole: options.clusterRole,
+    config: options.config, kube, clients, connections, gate, watch, log: options.log, clusterRole: options.clusterRole,
     subject: () => (subject ??= whoAmI(clients, gate).catch((err) => {
       subject = undefined;
       throw err;

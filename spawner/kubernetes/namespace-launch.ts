@@ -7,13 +7,13 @@
 import { randomBytes } from 'node:crypto';
 import { ClusterError, type ProgressEvent, type StartOptions } from '../types.ts';
 import { checkWorkerCount } from '../worker-count.ts';
-import { apiFailure, isAlreadyExists, isRbacDenial, isRetryable, isUnreachable, unreachableDetail } from './api.ts';
+import { apiFailure, isAdmissionCatchingUp, isAlreadyExists, isRbacDenial, isRetryable, isUnreachable, unreachableDetail } from './api.ts';
 import { clusterRef, clusterUrl, isOurs, readNamespace, type BackendContext } from './context.ts';
 import { removeCluster } from './teardown.ts';
 import { renderWorkspaceClaim } from './workspace.ts';
 import type { ClusterRef, LaunchSpec } from './types.ts';
 import {
-  renderLimitRange, renderNamespace, renderNetworkPolicy, renderQuota, renderRoleBinding, renderSchedulerDeployment,
+  renderLimitRange, renderNamespace, renderNetworkPolicy, renderQuota, renderRoleBinding, renderSchedulerPod,
   renderSchedulerService, renderServiceAccount, renderTokenSecret, renderWorkerDeployment,
 } from './objects.ts';
 import { assessLaunch, launchEvents, launchOf } from './progress.ts';
@@ -80,7 +80,7 @@ export async function* launchCluster(ctx: BackendContext, login: string, options
     yield { progress: 20, message: 'Quota, limits, network policy, identity and token created' };
     await Promise.all([
       create(ctx, 'service', () => ctx.clients.core.createNamespacedService({ namespace: ref.namespace, body: renderSchedulerService(kube, ref) }), signal),
-      create(ctx, 'scheduler deployment', () => ctx.clients.apps.createNamespacedDeployment({ namespace: ref.namespace, body: renderSchedulerDeployment(kube, spec) }), signal),
+      create(ctx, 'scheduler pod', () => ctx.clients.core.createNamespacedPod({ namespace: ref.namespace, body: renderSchedulerPod(kube, spec) }), signal),
       create(ctx, 'worker deployment', () => ctx.clients.apps.createNamespacedDeployment({ namespace: ref.namespace, body: renderWorkerDeployment(kube, spec) }), signal),
     ]);
     const plural = options.workers === 1 ? '' : 's';
@@ -170,13 +170,19 @@ async function createObjects(ctx: BackendContext, ref: ClusterRef, token: string
 
 /**
  * Creates one object: RBAC denials are retried briefly (the new RoleBinding reaches the
- * authorizer's cache a moment later); an admission refusal (quota, PodSecurity, limits)
- * becomes a ClusterError with Kubernetes' own words.
+ * authorizer's cache a moment later), and so is the scheduler pod while admission has not
+ * caught up with the namespace's new quota and ServiceAccount; an admission refusal (quota,
+ * PodSecurity, limits) becomes a ClusterError with Kubernetes' own words.
  */
 async function create(ctx: BackendContext, what: string, fn: () => Promise<unknown>, signal?: AbortSignal): Promise<void> {
   try {
     // The RoleBinding made a moment ago reaches the authorizer's cache within milliseconds: retried quickly.
-    await ctx.gate.run(`create ${what}`, fn, { signal, retry: (e) => isRetryable(e) || isRbacDenial(e), quick: isRbacDenial, attempts: 12 });
+    // Until the quota controller has filled in the new quota's usage, the pod is retried for as
+    // long as the launch may take (the ReplicaSet controller would do the same for a Deployment).
+    await ctx.gate.run(`create ${what}`, fn, {
+      signal, retry: (e) => isRetryable(e) || isRbacDenial(e) || isAdmissionCatchingUp(e), quick: (e) => isRbacDenial(e) || isAdmissionCatchingUp(e),
+      attempts: 12, untilAborted: isAdmissionCatchingUp,
+    });
   } catch (err) {
     if (isAlreadyExists(err)) return;
     const f = apiFailure(err);

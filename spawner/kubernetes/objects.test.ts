@@ -2,13 +2,13 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type AddressInfo } from 'node:net';
-import type { V1Container, V1Deployment } from '@kubernetes/client-node';
+import type { V1Container, V1Deployment, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import { configSchema, type ConfigInput } from '../../config/schema.ts';
 import { clusterRef } from './context.ts';
 import { ANNOTATION_LOGIN, LABEL_INSTANCE, LABEL_LAUNCH, LABEL_MANAGED_BY, LABEL_USER, routeTarget } from './labels.ts';
 import type { LaunchSpec } from './types.ts';
 import {
-  mergeDeep, renderLimitRange, renderNamespace, renderNetworkPolicy, renderQuota, renderRoleBinding, renderSchedulerDeployment,
+  mergeDeep, renderLimitRange, renderNamespace, renderNetworkPolicy, renderQuota, renderRoleBinding, renderSchedulerPod,
   renderSchedulerService, renderServiceAccount, renderTokenSecret, renderWorkerDeployment,
 } from './objects.ts';
 import { PORTS } from './image-env.ts';
@@ -22,7 +22,10 @@ function spec(login = 'Alice', workers = 3): LaunchSpec {
 }
 
 const env = (c: V1Container) => Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom]));
-const container = (d: V1Deployment) => d.spec!.template.spec!.containers[0]!;
+/** The pod spec of the scheduler pod or of the worker Deployment's template. */
+const podSpec = (o: V1Pod | V1Deployment): V1PodSpec => (o.kind === 'Pod' ? (o as V1Pod).spec! : (o as V1Deployment).spec!.template.spec!);
+const podLabels = (o: V1Pod | V1Deployment): Record<string, string> => (o.kind === 'Pod' ? o.metadata!.labels! : (o as V1Deployment).spec!.template.metadata!.labels!);
+const container = (o: V1Pod | V1Deployment) => podSpec(o).containers[0]!;
 
 test('the namespace enforces PodSecurity restricted and keeps the original login in an annotation', (t) => {
   const ns = renderNamespace(k8s({ instance: 'class-a' }), clusterRef(k8s(), 'Alice'));
@@ -42,7 +45,7 @@ test('every object of a cluster carries the managed-by, instance and user labels
   const s = { ...ref, workers: 1, baseUrl: '/user/bob/', launchId: 'x' };
   const objects = [
     renderQuota(kube, ref), renderLimitRange(kube, ref), renderNetworkPolicy(kube, ref), renderServiceAccount(kube, ref),
-    renderTokenSecret(kube, ref, { jupyterToken: 'tok', ippKey: 'k' }), renderSchedulerService(kube, ref), renderSchedulerDeployment(kube, s), renderWorkerDeployment(kube, s),
+    renderTokenSecret(kube, ref, { jupyterToken: 'tok', ippKey: 'k' }), renderSchedulerService(kube, ref), renderSchedulerPod(kube, s), renderWorkerDeployment(kube, s),
     renderRoleBinding(kube, ref, 'clusterhub-cluster', { kind: 'ServiceAccount', name: 'hub', namespace: 'clusterhub' }),
   ];
   for (const o of objects) {
@@ -53,8 +56,8 @@ test('every object of a cluster carries the managed-by, instance and user labels
 
 test('every container runs with the securityContext PodSecurity restricted requires', (t) => {
   const kube = k8s();
-  for (const d of [renderSchedulerDeployment(kube, spec()), renderWorkerDeployment(kube, spec())]) {
-    const pod = d.spec!.template.spec!;
+  for (const d of [renderSchedulerPod(kube, spec()), renderWorkerDeployment(kube, spec())]) {
+    const pod = podSpec(d);
     t.like(pod.securityContext, { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } });
     t.false(pod.automountServiceAccountToken);
     for (const c of [...pod.containers, ...(pod.initContainers ?? [])]) {
@@ -65,12 +68,13 @@ test('every container runs with the securityContext PodSecurity restricted requi
   }
 });
 
-test('the scheduler runs the image in scheduler mode with its token from the Secret and a probe that needs no token', (t) => {
+test('the scheduler is one pod running the image in scheduler mode with its token from the Secret and a probe that needs no token', (t) => {
   const kube = k8s({ image: 'registry.example/cluster:1', schedulerResources: { cpu: '2', memory: '6Gi' } });
-  const d = renderSchedulerDeployment(kube, spec('Alice'));
+  const d = renderSchedulerPod(kube, spec('Alice'));
   const c = container(d);
-  t.is(d.spec!.replicas, 1);
-  t.is(d.spec!.strategy!.type, 'Recreate');
+  t.is(d.kind, 'Pod');
+  t.is(d.metadata!.name, 'scheduler');
+  t.is(d.spec!.restartPolicy, 'Always');
   t.is(c.image, 'registry.example/cluster:1');
   t.deepEqual(c.args, ['scheduler']);
   t.deepEqual(c.resources, { requests: { cpu: '2', memory: '6Gi' }, limits: { cpu: '2', memory: '6Gi' } });
@@ -79,7 +83,7 @@ test('the scheduler runs the image in scheduler mode with its token from the Sec
   t.is(e['CLUSTER_BASE_URL'], '/user/Alice/');
   t.deepEqual(e['CLUSTER_JUPYTER_TOKEN'], { secretKeyRef: { name: 'jupyter-token', key: 'token' } });
   t.deepEqual(c.readinessProbe!.httpGet, { path: '/user/Alice/api', port: 'jupyter' });
-  t.is(d.spec!.template.metadata!.labels![LABEL_LAUNCH], 'abc123');
+  t.is(podLabels(d)[LABEL_LAUNCH], 'abc123');
 });
 
 test('workers run in worker mode, N replicas, pointed at the scheduler Service', (t) => {
@@ -94,10 +98,13 @@ test('workers run in worker mode, N replicas, pointed at the scheduler Service',
   t.is(e['CLUSTER_THREADS'], '2');
   t.is(e['CLUSTER_MEMORY'], '3Gi');
   t.is(e['CLUSTER_JUPYTER_TOKEN'], undefined);
-  t.notDeepEqual(d.spec!.selector, renderSchedulerDeployment(kube, s).spec!.selector);
+  // The worker Deployment never adopts the scheduler pod.
+  const selector = d.spec!.selector!.matchLabels!;
+  t.false(Object.entries(selector).every(([k, v]) => podLabels(renderSchedulerPod(kube, s))[k] === v));
+  t.true(Object.entries(selector).every(([k, v]) => podLabels(d)[k] === v));
   t.like(container(d).resources, { limits: { cpu: '1500m', memory: '3Gi' }, requests: { memory: '3Gi' } });
   // The driver runs on the scheduler and sizes Spark's executors: it is told the workers' size, not its own.
-  const scheduler = env(container(renderSchedulerDeployment(kube, s)));
+  const scheduler = env(container(renderSchedulerPod(kube, s)));
   t.is(scheduler['CLUSTER_THREADS'], '2');
   t.is(scheduler['CLUSTER_MEMORY'], '3Gi');
 });
@@ -111,7 +118,7 @@ test('a worker pod starts its worker only once the scheduler\'s Dask port answer
   t.deepEqual(init!.resources, container(d).resources);
   t.deepEqual(init!.securityContext, container(d).securityContext);
   t.deepEqual(init!.command!.slice(-2), ['scheduler.clusterhub-bob.svc', '8786']);
-  t.is(renderSchedulerDeployment(kube, spec('bob')).spec!.template.spec!.initContainers, undefined);
+  t.is(renderSchedulerPod(kube, spec('bob')).spec!.initContainers, undefined);
 
   // The script itself, against a port that starts listening only after it has waited.
   const port = await new Promise<number>((resolve) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as AddressInfo).port; s.close(() => resolve(p)); }); });
@@ -130,7 +137,9 @@ test('the scheduler Service names Jupyter, Dask, Spark and IPython Parallel port
   const ports = Object.fromEntries(svc.spec!.ports!.map((p) => [p.name, p.port]));
   t.like(ports, { jupyter: 8888, dask: 8786, 'dask-dashboard': 8787, spark: 7077, 'spark-ui': 8080, 'ipp-0': 10101 });
   for (const p of svc.spec!.ports!) t.true(p.name!.length <= 15);
-  t.deepEqual(svc.spec!.selector, renderSchedulerDeployment(k8s(), spec('bob')).spec!.selector!.matchLabels);
+  const scheduler = podLabels(renderSchedulerPod(k8s(), spec('bob')));
+  t.true(Object.entries(svc.spec!.selector!).every(([k, v]) => scheduler[k] === v), 'selects the scheduler pod');
+  t.false(Object.entries(svc.spec!.selector!).every(([k, v]) => podLabels(renderWorkerDeployment(k8s(), spec('bob')))[k] === v), 'and no worker');
   t.is(Object.keys(PORTS).length, svc.spec!.ports!.length);
   // Workers dial Dask before Jupyter (the readiness probe) answers.
   t.true(svc.spec!.publishNotReadyAddresses);
@@ -179,7 +188,7 @@ test('the service account mounts no API token and the Secret holds the Jupyter t
 test('scheduler and workers get the IPython Parallel key from the Secret, the fixed ports and the scheduler host', (t) => {
   const kube = k8s();
   const s = spec('bob');
-  for (const d of [renderSchedulerDeployment(kube, s), renderWorkerDeployment(kube, s)]) {
+  for (const d of [renderSchedulerPod(kube, s), renderWorkerDeployment(kube, s)]) {
     const e = env(container(d));
     t.deepEqual(e['CLUSTER_IPP_KEY'], { secretKeyRef: { name: 'jupyter-token', key: 'ipp-key' } }, d.metadata!.name);
     t.is(e['CLUSTER_IPP_PORTS'], '10101-10116');
@@ -196,8 +205,8 @@ test('nodeSelector, tolerations and extraPodSpec are merged into both pod specs'
     tolerations: [{ key: 'students', operator: 'Exists', effect: 'NoSchedule' }],
     extraPodSpec: { priorityClassName: 'low', nodeSelector: { zone: 'a' }, volumes: [{ name: 'data', emptyDir: {} }] },
   });
-  for (const d of [renderSchedulerDeployment(kube, spec()), renderWorkerDeployment(kube, spec())]) {
-    const pod = d.spec!.template.spec!;
+  for (const d of [renderSchedulerPod(kube, spec()), renderWorkerDeployment(kube, spec())]) {
+    const pod = podSpec(d);
     t.deepEqual(pod.nodeSelector, { pool: 'students', zone: 'a' });
     t.deepEqual(pod.tolerations, [{ key: 'students', operator: 'Exists', effect: 'NoSchedule' }]);
     t.is(pod.priorityClassName, 'low');

@@ -3,7 +3,7 @@
  * and the launch: no I/O, unit-tested without a cluster (objects.test.ts).
  */
 import type {
-  V1Container, V1Deployment, V1EnvVar, V1LimitRange, V1Namespace, V1NetworkPolicy, V1PodSpec,
+  V1Container, V1Deployment, V1EnvVar, V1LimitRange, V1Namespace, V1NetworkPolicy, V1Pod, V1PodSpec,
   V1ResourceQuota, V1RoleBinding, V1Secret, V1Service, V1ServiceAccount, RbacV1Subject,
 } from '@kubernetes/client-node';
 import { ANNOTATION_LOGIN, clusterLabels, LABEL_COMPONENT, LABEL_LAUNCH, LABEL_MANAGED_BY, MANAGED_BY, NAMES, TOKEN_KEY } from './labels.ts';
@@ -158,8 +158,15 @@ export function renderSchedulerService(kube: KubernetesConfig, ref: ClusterRef):
   };
 }
 
-/** One scheduler pod (a Deployment of 1, so a lost pod comes back), ready when Jupyter answers. */
-export function renderSchedulerDeployment(kube: KubernetesConfig, spec: LaunchSpec): V1Deployment {
+/**
+ * The scheduler: one bare pod, ready when Jupyter answers, as KubeSpawner runs a server and
+ * Dask Gateway a scheduler. A Deployment of one would bring a lost pod back, at the price of
+ * a Deployment and a ReplicaSet per student and their status updates (about 9 API requests
+ * per launch, a sixth of all); a scheduler lost with its node or to an eviction instead
+ * leaves the cluster failed: the hub removes it (the workspace stays) and Launch starts anew.
+ * Containers that crash are restarted in place (restartPolicy Always).
+ */
+export function renderSchedulerPod(kube: KubernetesConfig, spec: LaunchSpec): V1Pod {
   const container: V1Container = {
     name: 'scheduler',
     image: kube.image,
@@ -183,7 +190,13 @@ export function renderSchedulerDeployment(kube: KubernetesConfig, spec: LaunchSp
     securityContext: restrictedContainer(),
   };
   const init = renderMaterialsInit(kube);
-  return deployment(kube, spec, 'scheduler', 1, container, 'Recreate', { claim: true, initContainers: init ? [init] : [] });
+  const pod = podTemplate(kube, spec, 'scheduler', container, { claim: true, initContainers: init ? [init] : [] });
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: NAMES.scheduler, namespace: spec.namespace, labels: pod.labels },
+    spec: { ...pod.spec, restartPolicy: 'Always' },
+  };
 }
 
 /** What one worker container is given (requests = limits): its Dask threads and Spark cores, and its memory. */
@@ -273,8 +286,9 @@ function podSelector(component: Component): Record<string, string> {
 /** Whether the pods mount the workspace claim (else an emptyDir), and what runs before them. */
 interface PodStorage { claim: boolean; initContainers: V1Container[] }
 
-function deployment(kube: KubernetesConfig, spec: LaunchSpec, component: Component, replicas: number, container: V1Container, strategy: string, storage: PodStorage): V1Deployment {
-  const labels = { ...clusterLabels(kube, spec), [LABEL_COMPONENT]: component };
+/** The labels and spec of one component's pods (the extra pod spec merged in). */
+function podTemplate(kube: KubernetesConfig, spec: LaunchSpec, component: Component, container: V1Container, storage: PodStorage): { labels: Record<string, string>; spec: V1PodSpec } {
+  const labels = { ...clusterLabels(kube, spec), [LABEL_COMPONENT]: component, ...podSelector(component), [LABEL_LAUNCH]: spec.launchId };
   const base: V1PodSpec = {
     serviceAccountName: NAMES.serviceAccount,
     automountServiceAccountToken: false,
@@ -301,18 +315,21 @@ function deployment(kube: KubernetesConfig, spec: LaunchSpec, component: Compone
     tolerations: kube.tolerations.map((t) => ({ ...t })),
   };
   container.volumeMounts = [{ name: 'tmp', mountPath: '/tmp' }, { name: 'workspace', mountPath: WORKSPACE_PATH }];
+  return { labels, spec: mergeDeep(base, kube.extraPodSpec) };
+}
+
+/** The worker Deployment: `replicas` pods of the template, scaled through its scale subresource. */
+function deployment(kube: KubernetesConfig, spec: LaunchSpec, component: Component, replicas: number, container: V1Container, strategy: string, storage: PodStorage): V1Deployment {
+  const pod = podTemplate(kube, spec, component, container, storage);
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: { name: component === 'scheduler' ? NAMES.scheduler : NAMES.workers, namespace: spec.namespace, labels },
+    metadata: { name: NAMES.workers, namespace: spec.namespace, labels: { ...clusterLabels(kube, spec), [LABEL_COMPONENT]: component } },
     spec: {
       replicas,
       strategy: { type: strategy },
       selector: { matchLabels: podSelector(component) },
-      template: {
-        metadata: { labels: { ...labels, ...podSelector(component), [LABEL_LAUNCH]: spec.launchId } },
-        spec: mergeDeep(base, kube.extraPodSpec),
-      },
+      template: { metadata: { labels: pod.labels }, spec: pod.spec },
     },
   };
 }

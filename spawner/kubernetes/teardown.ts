@@ -26,7 +26,7 @@ export async function deleteNamespace(ctx: BackendContext, name: string, uid?: s
 }
 
 /**
- * The cluster's workloads: the scheduler and worker Deployments (and so their pods), the
+ * The cluster's workloads: the scheduler pod, the worker Deployment (and so its pods), the
  * `scheduler` Service and the per-launch token Secret (Jupyter token, IPython key). The
  * claim and the fences (quota, limits, network policy, identity, RoleBinding) stay for the
  * next launch. Missing objects are fine.
@@ -40,7 +40,7 @@ export async function removeWorkloads(ctx: BackendContext, namespace: string): P
   // Background: the Deployment goes at once and the garbage collector takes its pods.
   const propagationPolicy = 'Background';
   await Promise.all([
-    gone('deployment', () => apps.deleteNamespacedDeployment({ name: NAMES.scheduler, namespace, propagationPolicy })),
+    gone('scheduler pod', () => core.deleteNamespacedPod({ name: NAMES.scheduler, namespace })),
     gone('deployment', () => apps.deleteNamespacedDeployment({ name: NAMES.workers, namespace, propagationPolicy })),
     gone('service', () => core.deleteNamespacedService({ name: NAMES.scheduler, namespace })),
     gone('secret', () => core.deleteNamespacedSecret({ name: NAMES.tokenSecret, namespace })),

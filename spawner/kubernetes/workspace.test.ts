@@ -1,7 +1,7 @@
 import test from 'ava';
 import { configSchema, type ConfigInput } from '../../config/schema.ts';
 import { clusterRef } from './context.ts';
-import { renderSchedulerDeployment, renderWorkerDeployment } from './objects.ts';
+import { renderSchedulerPod, renderWorkerDeployment } from './objects.ts';
 import type { LaunchSpec } from './types.ts';
 import { renderWorkspaceClaim } from './workspace.ts';
 
@@ -19,7 +19,7 @@ test('the claim asks for the configured size, and for the default class when non
 });
 
 test('the scheduler mounts the claim at /workspace with fsGroup 1000; workers get scratch space unless the claim is ReadWriteMany', (t) => {
-  const pod = renderSchedulerDeployment(k8s(), spec()).spec!.template.spec!;
+  const pod = renderSchedulerPod(k8s(), spec()).spec!;
   t.deepEqual(pod.volumes!.find((v) => v.name === 'workspace'), { name: 'workspace', persistentVolumeClaim: { claimName: 'workspace' } });
   t.true(pod.containers[0]!.volumeMounts!.some((m) => m.name === 'workspace' && m.mountPath === '/workspace'));
   t.like(pod.securityContext, { fsGroup: 1000, fsGroupChangePolicy: 'OnRootMismatch', runAsNonRoot: true });
@@ -29,8 +29,8 @@ test('the scheduler mounts the claim at /workspace with fsGroup 1000; workers ge
 });
 
 test('materials: an init container clones them into materials/ only when that folder is absent, from the configured ref', (t) => {
-  t.is(renderSchedulerDeployment(k8s(), spec()).spec!.template.spec!.initContainers, undefined);
-  const pod = renderSchedulerDeployment(k8s({ materialsGitUrl: 'https://example.edu/course.git', materialsGitRef: 'week-1' }), spec()).spec!.template.spec!;
+  t.is(renderSchedulerPod(k8s(), spec()).spec!.initContainers, undefined);
+  const pod = renderSchedulerPod(k8s({ materialsGitUrl: 'https://example.edu/course.git', materialsGitRef: 'week-1' }), spec()).spec!;
   const init = pod.initContainers![0]!;
   t.is(init.name, 'materials');
   const env = Object.fromEntries((init.env ?? []).map((e) => [e.name, e.value]));

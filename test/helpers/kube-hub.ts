@@ -132,7 +132,7 @@ export async function progressUntil(base: string, token: string, user: string, u
 }
 
 /**
- * Namespaces of `instance` that hold a cluster (a Deployment), sorted. A stopped student's
+ * Namespaces of `instance` that hold a cluster (its worker Deployment), sorted. A stopped student's
  * namespace, with only the workspace claim and its fences, is not one.
  */
 export async function clusterNamespaces(admin: KubeConfig, instance: string): Promise<string[]> {
