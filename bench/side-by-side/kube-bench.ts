@@ -265,6 +265,9 @@ export async function kubeBench(options: KubeBenchOptions): Promise<string> {
       for (const which of r % 2 ? ['JupyterHub', 'clusterhub'] as const : ['clusterhub', 'JupyterHub'] as const) {
         const prefix = plane.newPrefix(which === 'JupyterHub' ? 'jh' : 'ch');
         const load1 = loadavg()[0]!.toFixed(2);
+        // A JupyterHub round leaves KubeSpawner's pending spawns in its database (kwok never
+        // answers): the next JupyterHub would resume them and re-create that round's namespaces.
+        if (which === 'JupyterHub') seeded.resetJupyterHub();
         const hub = which === 'JupyterHub'
           ? await startJupyterHub(setup, seeded, options.venvBin, { BENCH_SPAWNER: 'kubespawner', BENCH_NS_TEMPLATE: `${prefix}-{username}`, KUBECONFIG: plane.kubeconfigPath })
           : await startClusterhub(setup, seeded, {
