@@ -2,9 +2,11 @@
  * Side-by-side benchmarks against the peers, installed from PyPI into a cached venv.
  *
  *   npm run bench -- hub  [--rounds 3] [--users 1000] [--concurrent 100] [--load-seconds 10]
- *                         [--only list] [--hub clusterhub|JupyterHub]
+ *                         [--only list|start] [--hub clusterhub|JupyterHub]
  *     --only list: only the list and single-user reads (after the concurrent launches that
- *     make their page); --hub: one hub's rounds only. Both are for iterating, not for the table.
+ *     make their page); --only start: only start → API ready (each round one fresh start,
+ *     nothing else); --hub: one hub's rounds only (the other is not seeded with --only start).
+ *     These are for iterating, not for the table.
  *   npm run bench -- kube [--rounds 3] [--users 100] [--spawn-concurrency N] [--api-concurrency N]
  *
  * Prints one table of medians and ratios, and the machine's load average for each round.
@@ -40,8 +42,8 @@ const requirementsFile = join(import.meta.dirname, 'peer', 'requirements.txt');
 const hash = createHash('sha256').update(readFileSync(requirementsFile)).digest('hex').slice(0, 12);
 const venv = await ensureVenv({ python: 'python3', venvDir: join(cacheDir(), `peer-${hash}`), requirementsFile, log });
 
-if (values.only !== undefined && values.only !== 'list') {
-  process.stderr.write('--only takes: list\n');
+if (values.only !== undefined && values.only !== 'list' && values.only !== 'start') {
+  process.stderr.write('--only takes: list or start\n');
   process.exit(2);
 }
 if (values.hub !== undefined && values.hub !== 'clusterhub' && values.hub !== 'JupyterHub') {
@@ -53,7 +55,7 @@ if (which === 'hub') {
   const table = await hubBench({
     rounds: Number(values.rounds), users: Number(values.users ?? 1000), concurrent: Number(values.concurrent),
     loadSeconds: Number(values['load-seconds']), venvBin: venv.bin, log,
-    only: values.only as 'list' | undefined, hub: values.hub as 'clusterhub' | 'JupyterHub' | undefined,
+    only: values.only as 'list' | 'start' | undefined, hub: values.hub as 'clusterhub' | 'JupyterHub' | undefined,
   });
   process.stdout.write(`${table}\n`);
 } else {

@@ -4,7 +4,6 @@
  */
 import Koa from 'koa';
 import Router from '@koa/router';
-import { bodyParser } from '@koa/bodyparser';
 import { createAuth, csrfProtect } from './auth/index.ts';
 import { adminRoutes } from './api/admin.ts';
 import { clusterRoutes } from './api/clusters.ts';
@@ -42,17 +41,27 @@ export function createApp(deps: HubDeps): Koa {
   app.use(methodGuard(router));
   app.use(bodyTypeGuard());
   const limit = deps.config.hub.maxBodyBytes;
-  app.use(bodyParser({
+  // DELETE too: JupyterHub's server DELETE takes a body (`{remove}`).
+  const parsedMethods = ['POST', 'PUT', 'PATCH', 'DELETE'];
+  // The parser (co-body, qs and their dependencies: ~30 modules) is loaded by the first request
+  // that can have a body, not at start: the hub answers reads before it is loaded. Requests of
+  // other methods skip it, as the parser itself would.
+  let parser: Promise<Koa.Middleware> | undefined;
+  const loadParser = () => import('@koa/bodyparser').then(({ bodyParser }) => bodyParser({
     enableTypes: ['json', 'form'],
-    // DELETE too: JupyterHub's server DELETE takes a body (`{remove}`).
-    parsedMethods: ['POST', 'PUT', 'PATCH', 'DELETE'],
+    parsedMethods,
     jsonLimit: limit,
     formLimit: limit,
     onError: (err) => {
       if ((err as { status?: number }).status === 413) throw new HttpError(413, `Request body too large: at most ${limit} bytes (hub.maxBodyBytes)`);
       throw new HttpError(400, 'Malformed request body: expected JSON (or a form)');
     },
-  }));
+  }) as unknown as Koa.Middleware);
+  app.use(async (ctx, next) => {
+    if (!parsedMethods.includes(ctx.method.toUpperCase())) return next();
+    parser ??= loadParser();
+    return (await parser)(ctx, next);
+  });
   auth.install(app, router);
   app.use(csrfProtect());
 
@@ -67,8 +76,9 @@ export function createApp(deps: HubDeps): Koa {
   // Rule: admin (Prometheus scrapes with `Authorization: token …`).
   router.get('/hub/metrics', async (ctx) => {
     adminOnly(ctx);
-    ctx.type = deps.metrics.registry.contentType;
-    ctx.body = await deps.metrics.registry.metrics();
+    const registry = await deps.metrics.registry();
+    ctx.type = registry.contentType;
+    ctx.body = await registry.metrics();
   });
 
   eventRoutes(router, deps);

@@ -6,22 +6,16 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.ts';
-import { ChpClient } from '../proxy/client.ts';
+// Only what the managed proxy's spawn needs is imported statically: the rest of the hub
+// loads after the spawn (below), while the proxy, a process of its own, starts beside it.
+import type { ChpClient } from '../proxy/client.ts';
 import { ChpSupervisor, type ChpState } from '../proxy/supervisor.ts';
-import { reconcile, removeClusters, type Removal } from '../spawner/reconcile.ts';
-import { syncRoutes } from '../proxy/route-sync.ts';
-import { SpawnManager } from '../spawner/manager.ts';
+import type { Removal } from '../spawner/reconcile.ts';
+import type { SpawnManager } from '../spawner/manager.ts';
 import type { Logger } from '../shared/log.ts';
 import type { Backend } from '../spawner/types.ts';
-import { trackActivity } from './activity.ts';
-import { syncAdminFlags } from './auth/admins.ts';
-import { publicUrl as publicUrlOf } from './auth/settings.ts';
-import { createBackend } from './backends.ts';
-import { keepEventsFor } from './events.ts';
 import { createLogger } from './log.ts';
-import { routeScheme, serverUrlOf } from './origins.ts';
 import { loadSecrets } from './secrets.ts';
-import { openStore } from './store/sqlite.ts';
 import type { Store } from './store/types.ts';
 
 export interface RunningHub {
@@ -68,8 +62,7 @@ export interface HubHealth {
 export async function startHub(config: Config, options: StartHubOptions = {}): Promise<RunningHub> {
   const log = options.log ?? createLogger(config.hub.logLevel);
   const secrets = loadSecrets(config);
-  const store = openStore(join(config.hub.stateDir, 'clusterhub.sqlite'));
-  const cleanups: Array<() => Promise<void> | void> = [() => store.close()];
+  const cleanups: Array<() => Promise<void> | void> = [];
   let closing: Promise<void> | undefined;
   const closeAll = () => (closing ??= (async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
@@ -109,7 +102,18 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
     // The proxy's port checks take a few event-loop turns: loading the app meanwhile would
     // hold its spawn back until the app is loaded (~0.4 s later, measured), serialising the two.
     if (supervisor) await step(Promise.race([once(supervisor, 'spawn'), proxyStarting]));
-    const [{ createApp }, { createCuller }, { createMetrics }] = await step(Promise.all([import('./app.ts'), import('./culler-wiring.ts'), import('./metrics.ts')]));
+    const [
+      { createApp }, { createCuller }, { createMetrics }, { openStore }, { ChpClient }, { reconcile, removeClusters }, { syncRoutes },
+      { SpawnManager }, { trackActivity }, { syncAdminFlags }, { publicUrl: publicUrlOf }, { createBackend }, { keepEventsFor },
+      { routeScheme, serverUrlOf },
+    ] = await step(Promise.all([
+      import('./app.ts'), import('./culler-wiring.ts'), import('./metrics.ts'), import('./store/sqlite.ts'), import('../proxy/client.ts'),
+      import('../spawner/reconcile.ts'), import('../proxy/route-sync.ts'), import('../spawner/manager.ts'), import('./activity.ts'),
+      import('./auth/admins.ts'), import('./auth/settings.ts'), import('./backends.ts'), import('./events.ts'), import('./origins.ts'),
+    ]));
+    // Closed last (cleanups run in reverse).
+    const store = openStore(join(config.hub.stateDir, 'clusterhub.sqlite'));
+    cleanups.unshift(() => store.close());
     const metrics = createMetrics({ process: true });
     // Admins are auth.admins (as configured now) plus the console's instructors (hub/roster.ts).
     syncAdminFlags(store, config);
@@ -230,6 +234,8 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
 
     const publicUrl = publicUrlOf(config);
     log.info({ publicUrl, backend: backend.kind, proxy: config.proxy.mode, removing: removals?.length ?? 'pending' }, 'clusterhub is up');
+    // prom-client is loaded now that the hub answers (hub/metrics.ts): updates made so far are applied then.
+    setImmediate(() => metrics.registry().catch((err) => log.error({ err }, 'the metrics could not be set up')));
     return {
       publicUrl, hubUrl: `http://${hubHost}:${config.hub.hubPort}`, proxyApiUrl, store, manager, backend, proxy, supervisor,
       repair, startupRemovals, health,

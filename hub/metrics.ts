@@ -1,17 +1,27 @@
-/** Prometheus metrics of one hub (its own registry, so tests can run several hubs). */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+/**
+ * Prometheus metrics of one hub (its own registry, so tests can run several hubs).
+ *
+ * prom-client (with the OpenTelemetry API it requires: ~90 modules) is not needed to answer
+ * requests, so it is not loaded at start: the hub asks for the registry once it is up (and a
+ * scrape would load it if that had not happened yet). Until it is loaded, every update is kept in order
+ * and applied to the real metrics when they exist, so nothing counted at start is lost.
+ */
+import type { Registry } from 'prom-client';
 import type { ManagerMetrics } from '../spawner/manager-metrics.ts';
 
 export interface HubMetrics extends ManagerMetrics {
-  readonly registry: Registry;
+  /** The registry (loads prom-client if it is not loaded yet). */
+  registry(): Promise<Registry>;
   routeRepairs(kind: 'added' | 'fixed' | 'removed', count: number): void;
   culled(count: number): void;
   /** One request the Kubernetes backend sent to the API server (retries included), by what it was. */
   kubernetesRequest(what: string): void;
 }
 
-/** Creates the hub's metrics; `process: true` adds Node's process metrics. */
-export function createMetrics(options: { process?: boolean } = {}): HubMetrics {
+type Updates = Omit<HubMetrics, 'registry'>;
+
+async function realMetrics(options: { process?: boolean }): Promise<{ registry: Registry; updates: Updates }> {
+  const { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } = await import('prom-client');
   const registry = new Registry();
   if (options.process) collectDefaultMetrics({ register: registry, prefix: 'clusterhub_' });
   const started = new Counter({ name: 'clusterhub_spawns_started_total', help: 'Launches started', registers: [registry] });
@@ -30,20 +40,48 @@ export function createMetrics(options: { process?: boolean } = {}): HubMetrics {
   });
   return {
     registry,
-    launchStarted: () => started.inc(),
-    launchSucceeded: (seconds) => {
-      succeeded.inc();
-      duration.observe({ outcome: 'ready' }, seconds);
+    updates: {
+      launchStarted: () => started.inc(),
+      launchSucceeded: (seconds) => {
+        succeeded.inc();
+        duration.observe({ outcome: 'ready' }, seconds);
+      },
+      launchFailed: (seconds, reason) => {
+        failed.inc({ reason });
+        duration.observe({ outcome: 'failed' }, seconds);
+      },
+      activeClusters: (count) => active.set(count),
+      routeRepairs: (kind, count) => {
+        if (count > 0) repairs.inc({ kind }, count);
+      },
+      culled: (count) => culls.inc(count),
+      kubernetesRequest: (what) => kubeRequests.inc({ request: what }),
     },
-    launchFailed: (seconds, reason) => {
-      failed.inc({ reason });
-      duration.observe({ outcome: 'failed' }, seconds);
-    },
-    activeClusters: (count) => active.set(count),
-    routeRepairs: (kind, count) => {
-      if (count > 0) repairs.inc({ kind }, count);
-    },
-    culled: (count) => culls.inc(count),
-    kubernetesRequest: (what) => kubeRequests.inc({ request: what }),
+  };
+}
+
+/** Creates the hub's metrics; `process: true` adds Node's process metrics. */
+export function createMetrics(options: { process?: boolean } = {}): HubMetrics {
+  let real: Updates | undefined;
+  let loading: Promise<Registry> | undefined;
+  const pending: Array<(m: Updates) => void> = [];
+  const load = (): Promise<Registry> => (loading ??= realMetrics(options).then(({ registry, updates }) => {
+    for (const update of pending.splice(0)) update(updates);
+    real = updates;
+    return registry;
+  }));
+  const update = (apply: (m: Updates) => void): void => {
+    if (real) apply(real);
+    else pending.push(apply);
+  };
+  return {
+    registry: load,
+    launchStarted: () => update((m) => m.launchStarted()),
+    launchSucceeded: (seconds) => update((m) => m.launchSucceeded(seconds)),
+    launchFailed: (seconds, reason) => update((m) => m.launchFailed(seconds, reason)),
+    activeClusters: (count) => update((m) => m.activeClusters(count)),
+    routeRepairs: (kind, count) => update((m) => m.routeRepairs(kind, count)),
+    culled: (count) => update((m) => m.culled(count)),
+    kubernetesRequest: (what) => update((m) => m.kubernetesRequest(what)),
   };
 }

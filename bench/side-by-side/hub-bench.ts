@@ -15,8 +15,11 @@ export interface HubBenchOptions {
   loadSeconds: number;
   venvBin: string;
   log: (line: string) => void;
-  /** `list`: only the list and single-user reads (with the concurrent launches that make their page), to iterate on them. */
-  only?: 'list';
+  /**
+   * `list`: only the list and single-user reads (with the concurrent launches that make their
+   * page); `start`: only start → API ready (each round one fresh start). To iterate on them.
+   */
+  only?: 'list' | 'start';
   /** Run only this hub's rounds (the other's column stays empty). */
   hub?: 'JupyterHub' | 'clusterhub';
 }
@@ -26,8 +29,9 @@ type Sample = Record<string, number>;
 /** Lets the process settle after start-up before its idle memory is read. */
 const settle = () => new Promise((r) => setTimeout(r, 2000));
 
-async function round(hub: HubUnderTest, concurrent: number, loadSeconds: number, only?: 'list'): Promise<Sample> {
+async function round(hub: HubUnderTest, concurrent: number, loadSeconds: number, only?: 'list' | 'start'): Promise<Sample> {
   const sample: Sample = { startup: hub.startupMs };
+  if (only === 'start') return sample;
   await settle();
   sample.rssIdle = rssMiB(hub.pid);
   if (only !== 'list') {
@@ -63,7 +67,8 @@ export async function hubBench(options: HubBenchOptions): Promise<string> {
   const target = await startHttpTarget('bench target');
   const setup: HubSetup = { users: Array.from({ length: options.users }, (_, i) => `user${i}`), targetUrl: target.url };
   options.log(`seeding ${options.users} users into both hubs`);
-  const seeded: Seeded = await seed(setup, options.venvBin);
+  // JupyterHub is seeded through its own API (a start of its own); not needed for clusterhub's starts alone.
+  const seeded: Seeded = await seed(setup, options.venvBin, { jupyterhub: !(options.only === 'start' && options.hub === 'clusterhub') });
   const peer: Sample[] = [];
   const ours: Sample[] = [];
   const loads: string[] = [];

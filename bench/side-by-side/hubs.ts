@@ -88,7 +88,8 @@ export interface Seeded {
   cleanup(): void;
 }
 
-export async function seed(setup: HubSetup, venvBin: string): Promise<Seeded> {
+/** Seeds both hubs' state; `jupyterhub: false` leaves JupyterHub's empty (a run without it). */
+export async function seed(setup: HubSetup, venvBin: string, which: { jupyterhub?: boolean } = {}): Promise<Seeded> {
   const base = mkdtempSync(join(tmpdir(), 'clusterhub-bench-'));
   const clusterhubState = join(base, 'clusterhub');
   const jupyterhubState = join(base, 'jupyterhub');
@@ -112,6 +113,7 @@ export async function seed(setup: HubSetup, venvBin: string): Promise<Seeded> {
     },
     cleanup: () => rmSync(base, { recursive: true, force: true }),
   };
+  if (which.jupyterhub === false) return seeded;
   const jh = await startJupyterHub(setup, seeded, venvBin);
   try {
     const res = await api(jh.apiUrl, jh.token, 'POST', '/users', { usernames: setup.users });

@@ -2,7 +2,6 @@
  * The GitHub edge: the passport strategy (configurable URLs for GitHub Enterprise) and the
  * org/team membership questions asked with the signing-in user's own access token.
  */
-import github2 from 'passport-github2';
 import type { Strategy } from 'passport';
 import type { Config } from '../../config/schema.ts';
 import { callbackUrl, githubScopes } from './settings.ts';
@@ -31,7 +30,9 @@ export function githubUrls(github: NonNullable<Config['auth']['github']>): { aut
  * passport-github2 with `state: true` (passport keeps a nonce in the session and checks it on
  * the callback). Its verify step only reports who signed in; the route decides the rest.
  */
-export function githubStrategy(config: Config): Strategy {
+export async function githubStrategy(config: Config): Promise<Strategy> {
+  // Loaded at the first sign-in (hub/auth/index.ts), not at start.
+  const { default: github2 } = await import('passport-github2');
   const github = config.auth.github;
   if (!github) throw new Error('githubStrategy needs auth.github');
   const options = {

@@ -7,7 +7,7 @@
 import type Koa from 'koa';
 import type Router from '@koa/router';
 import session from 'koa-session';
-import koaPassport, { type KoaPassportInstance } from 'koa-passport';
+import type { KoaPassportInstance } from 'koa-passport';
 import type { Config } from '../../config/schema.ts';
 import type { Store } from '../store/types.ts';
 import type { Logger } from '../../shared/log.ts';
@@ -15,7 +15,7 @@ import { layout } from '../pages/layout.ts';
 import { csrfToken } from './csrf.ts';
 import { githubStrategy } from './github.ts';
 import { devBanner } from './pages.ts';
-import { addSignInRoutes } from './routes.ts';
+import { addSignInRoutes, type SignInPassport } from './routes.ts';
 import { devLoginEnabled, isHttpsPublic } from './settings.ts';
 import { authorizationDecides, resolveUser, type AuthUser } from './user.ts';
 import { databaseSessionStore } from './session-store.ts';
@@ -59,13 +59,17 @@ export function createAuth(deps: AuthDeps): Auth {
   const { config, store, log, secrets } = deps;
   if (secrets.cookieSecret.length < 32) throw new Error('hub.cookieSecret must be at least 32 characters');
   const devLogin = devLoginEnabled(config);
-  let passport: KoaPassportInstance | undefined;
-  if (config.auth.github) {
-    passport = new koaPassport.KoaPassport();
-    passport.use(githubStrategy(config));
+  // passport (koa-passport, and passport-github2 with auth.github: ~30 modules) is loaded by the
+  // first request to a sign-in route that runs it, not at start: nothing else uses it.
+  let loading: Promise<SignInPassport> | undefined;
+  const loadPassport = (): Promise<SignInPassport> => (loading ??= (async () => {
+    const { default: koaPassport } = await import('koa-passport');
+    const instance: KoaPassportInstance = new koaPassport.KoaPassport();
+    if (config.auth.github) instance.use(await githubStrategy(config));
     // The session keeps only the login; the row is read from the store on every request.
-    passport.serializeUser((user, done) => done(null, user));
-  }
+    instance.serializeUser((user, done) => done(null, user));
+    return { github: config.auth.github ? instance : undefined, initialize: instance.initialize() };
+  })());
 
   return {
     devLoginEnabled: devLogin,
@@ -94,12 +98,10 @@ export function createAuth(deps: AuthDeps): Auth {
       // cookie is never consulted, so its session is neither loaded nor saved, and it never
       // gets a session cookie. Such a request that asks for `ctx.session` gets an empty one.
       app.use((ctx, next) => (authorizationDecides(ctx) ? next() : sessions(ctx, next)));
-      // Without GitHub, ctx.login still comes from a passport instance of its own. Only the
-      // sign-in routes use passport (ctx.login, the GitHub strategy), so only they run it.
-      const instance = passport ?? new koaPassport.KoaPassport();
-      if (!passport) instance.serializeUser((user, done) => done(null, user));
+      // Without GitHub, ctx.login still comes from a passport instance (with no strategy). Only
+      // the sign-in routes use passport (ctx.login, the GitHub strategy), so only they run it.
       app.use(resolveUser(store, log, (user) => hasAdminRights(user, config)));
-      addSignInRoutes(router, { config, store, log, passport, devLogin, initialize: instance.initialize() });
+      addSignInRoutes(router, { config, store, log, passport: loadPassport, devLogin });
       if (devLogin) log.warn('development sign-in is on: anyone can sign in as anyone (loopback only)');
     },
 

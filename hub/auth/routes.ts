@@ -22,9 +22,15 @@ export interface SignInDeps {
   config: Config;
   store: Store;
   log: Logger;
-  /** Present only when auth.github is configured. */
-  passport: KoaPassportInstance | undefined;
+  /** passport, loaded by the first sign-in route that needs it. */
+  passport: () => Promise<SignInPassport>;
   devLogin: boolean;
+}
+
+/** What the sign-in routes run of passport. */
+export interface SignInPassport {
+  /** The instance with the GitHub strategy; present only when auth.github is configured. */
+  github: KoaPassportInstance | undefined;
   /** passport's per-request set-up (`ctx.login`): the routes that sign in run it first. */
   initialize: Middleware;
 }
@@ -99,8 +105,10 @@ const direct = (ctx: Context): boolean => isDirectLoopbackRequest(ctx.req.socket
 
 /** Add the sign-in routes (full paths, so the router must have no prefix). */
 export function addSignInRoutes(router: Router, deps: SignInDeps): void {
-  const { config, devLogin, passport, initialize } = deps;
-  const github = config.auth.github !== undefined && passport !== undefined;
+  const { config, devLogin } = deps;
+  const github = config.auth.github !== undefined;
+  const initialize: Middleware = async (ctx, next) => (await deps.passport()).initialize(ctx, next);
+  const authenticate = async (...args: Parameters<KoaPassportInstance['authenticate']>) => (await deps.passport()).github!.authenticate(...args);
 
   // Anyone: the sign-in page; a signed-in user goes straight on.
   router.get('/hub/login', (ctx) => {
@@ -110,7 +118,6 @@ export function addSignInRoutes(router: Router, deps: SignInDeps): void {
   });
 
   if (github) {
-    const start = passport.authenticate('github');
     // Anyone: remember where to go afterwards, then off to GitHub with a state nonce in the session.
     router.get('/hub/oauth_login', initialize, async (ctx, next) => {
       const session = sessionOf(ctx);
@@ -119,7 +126,7 @@ export function addSignInRoutes(router: Router, deps: SignInDeps): void {
         if (target) session.next = target;
         else delete session.next;
       }
-      await start(ctx, next);
+      await (await authenticate('github'))(ctx, next);
     });
 
     // Anyone coming back from GitHub: the state must match the session's nonce.
@@ -129,7 +136,7 @@ export function addSignInRoutes(router: Router, deps: SignInDeps): void {
         return html(ctx, 400, signInFailedPage({ devLogin, title: 'Sign-in failed', message: 'sign-in failed: GitHub sent no authorization code.' }));
       }
       let outcome: Outcome = { err: new Error('GitHub strategy did not finish'), user: false, status: undefined };
-      const finish = passport.authenticate('github', {}, (err, user, _info, status) => {
+      const finish = await authenticate('github', {}, (err, user, _info, status) => {
         outcome = { err, user, status };
       });
       await finish(ctx, async () => {});

@@ -81,7 +81,7 @@ export async function setupManager(t: ExecutionContext, options: { concurrency?:
   /** The proxy's `/user/*` routes, path → target. */
   const routes = async () => Object.fromEntries(Object.entries(await proxy.getRoutes()).filter(([path]) => path.startsWith('/user/')).map(([path, r]) => [path, r.target]));
   /** Failed launches by reason, as /hub/metrics shows them. */
-  const failures = async () => Object.fromEntries((await metrics.registry.getMetricsAsJSON())
+  const failures = async () => Object.fromEntries((await (await metrics.registry()).getMetricsAsJSON())
     .find((m) => m.name === 'clusterhub_spawns_failed_total')!.values.map((v) => [v.labels['reason'], v.value]));
   return { backend, proxy, routes, store, manager, failures };
 }
