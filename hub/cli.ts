@@ -12,6 +12,22 @@ import { saveCompileCache, setUpNodeRuntime } from './node-runtime.ts';
 
 // Before anything else loads: what is imported after this comes from the compile cache.
 setUpNodeRuntime();
+const OPTIONS = {
+  config: { type: 'string', short: 'c' }, note: { type: 'string' },
+  help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' },
+} as const;
+/** The command the arguments name (undefined for --help, --version or arguments main() refuses). */
+function commandOf(argv: string[]): string | undefined {
+  try {
+    const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
+    return values.help || values.version ? undefined : positionals[0] ?? 'start';
+  } catch {
+    return undefined;
+  }
+}
+// `start`: the managed proxy's process starts now and loads configurable-http-proxy while the
+// hub reads its config (the hub sends its flags once known; with an external proxy it is killed).
+const proxyProcess = commandOf(process.argv.slice(2)) === 'start' ? (await import('../proxy/chp-process.ts')).prestartChp() : undefined;
 const { ConfigError, loadConfig } = await import('../config/load.ts');
 const { openStore } = await import('./store/sqlite.ts');
 
@@ -52,7 +68,7 @@ async function start(file: string | undefined): Promise<void> {
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   const { startHub } = await import('./main.ts');
   try {
-    hub = await startHub(config, { signal: starting.signal, onSetup: (line) => process.stderr.write(`[setup] ${line}\n`) });
+    hub = await startHub(config, { signal: starting.signal, proxyProcess, onSetup: (line) => process.stderr.write(`[setup] ${line}\n`) });
     saveCompileCache();
   } catch (err) {
     if (!starting.signal.aborted) throw err;
@@ -102,14 +118,7 @@ function usageError(message: string): number {
 async function main(argv: string[]): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' }, note: { type: 'string' },
-        help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' },
-      },
-    });
+    parsed = parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
   } catch (err) {
     // parseArgs says e.g. "Unknown option '--frob'. To specify a positional argument…": its first sentence.
     const first = (err as Error).message.split('. ')[0]!.replace(/\.$/, '');

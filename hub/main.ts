@@ -48,6 +48,8 @@ export interface StartHubOptions {
   onSetup?: (line: string) => void;
   /** Aborted by a signal during start: everything started so far (the proxy first) is stopped. */
   signal?: AbortSignal;
+  /** The managed proxy's process, started before the config was read (proxy/chp-process.ts prestartChp); killed if unused. */
+  proxyProcess?: import('node:child_process').ChildProcess;
 }
 
 /** The hub's own view of its health; `status` is `degraded` while a managed proxy is not running. */
@@ -88,6 +90,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
         logLevel: config.hub.logLevel === 'debug' || config.hub.logLevel === 'trace' ? 'debug' : 'warn',
         // Each student's cluster on a host of its own: CHP keys routes by host first.
         extraArgs: config.hub.userSubdomains ? ['--host-routing'] : [],
+        prestarted: options.proxyProcess,
       });
       supervisor = started;
       started.on('restart', (info) => {
@@ -97,6 +100,7 @@ export async function startHub(config: Config, options: StartHubOptions = {}): P
       // Registered before it starts: a stop during the start ends the child too.
       cleanups.push(() => started.stop());
     }
+    if (!managed) options.proxyProcess?.kill('SIGKILL');
     const proxyStarting = supervisor?.start() ?? Promise.resolve();
     proxyStarting.catch(() => {}); // awaited below, where the hub needs it
     // The proxy's port checks take a few event-loop turns: loading the app meanwhile would

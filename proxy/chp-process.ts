@@ -10,6 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
+import type { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ChpClient, ProxyApiError } from './client.ts';
@@ -74,11 +75,27 @@ const BOUND_LINE = /^clusterhub-proxy listening: public port (\d+), API port (\d
 /** CHP through its library API, behind the hub's own front (proxy/front.ts). */
 const FRONT_SCRIPT = fileURLToPath(new URL('./front.ts', import.meta.url));
 
+/** Reading stdin to its end means: the hub is gone (even after SIGKILL), so go too. */
+const WATCH_PARENT = "--import=data:text/javascript,process.stdin.on('end',()=>process.exit(0)).resume()";
+
 /**
- * Spawn the proxy; its log lines go to `log`. `onExit` runs after `exited` settles, for every
- * exit, whether the API ever answered or not.
+ * Starts the proxy's process before its flags are known (the hub has not read its config yet):
+ * it loads configurable-http-proxy meanwhile and waits for its flags on fd 3 (proxy/front.ts).
+ * Give it to `spawnChp` (through the supervisor's `prestarted`), which sends them; a process
+ * that is not used must be killed. It exits with the hub like any other.
  */
-export function spawnChp(options: ChpProcessOptions, log: Logger, onExit: (run: ChpRun, code: number | null, signal: NodeJS.Signals | null) => void): ChpRun {
+export function prestartChp(bin: string = FRONT_SCRIPT): ChildProcess {
+  const child = spawn(process.execPath, [WATCH_PARENT, bin, '--flags-on-fd3'], { env: { ...process.env }, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+  // Until spawnChp watches it: a failed spawn shows as its exit there.
+  child.on('error', () => {});
+  return child;
+}
+
+/**
+ * Spawn the proxy (or hand a prestarted one its flags); its log lines go to `log`. `onExit` runs
+ * after `exited` settles, for every exit, whether the API ever answered or not.
+ */
+export function spawnChp(options: ChpProcessOptions, log: Logger, onExit: (run: ChpRun, code: number | null, signal: NodeJS.Signals | null) => void, prestarted?: ChildProcess): ChpRun {
   const args = [
     '--ip', options.ip ?? '127.0.0.1', '--port', String(options.port),
     '--api-ip', options.apiIp ?? '127.0.0.1', '--api-port', String(options.apiPort),
@@ -87,24 +104,35 @@ export function spawnChp(options: ChpProcessOptions, log: Logger, onExit: (run: 
     ...(options.errorTarget ? ['--error-target', options.errorTarget] : []),
     ...(options.extraArgs ?? []),
   ];
-  // Reading stdin to its end means: the hub is gone (even after SIGKILL), so go too.
-  const watchParent = options.exitWithHub === false ? [] : ["--import=data:text/javascript,process.stdin.on('end',()=>process.exit(0)).resume()"];
-  const child = spawn(process.execPath, [...watchParent, options.bin ?? FRONT_SCRIPT, ...args], {
-    env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: options.authToken },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const watchParent = options.exitWithHub === false ? [] : [WATCH_PARENT];
+  let child: ChildProcess;
+  if (prestarted) {
+    child = prestarted;
+    // The token goes with the flags, as CONFIGPROXY_AUTH_TOKEN would have.
+    const flags = child.stdio[3] as Writable;
+    flags.on('error', () => {}); // it ended before it was used: its exit says so below
+    flags.end(`${JSON.stringify({ args, authToken: options.authToken })}\n`);
+  } else {
+    child = spawn(process.execPath, [...watchParent, options.bin ?? FRONT_SCRIPT, ...args], {
+      env: { ...process.env, CONFIGPROXY_AUTH_TOKEN: options.authToken },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+  }
   const run: ChpRun = {
     child,
     pid: child.pid ?? -1,
     ready: false,
     tail: [],
     exited: new Promise((resolve) => {
-      child.once('error', (err) => { run.ended ??= `could not start: ${err.message}`; resolve(); });
-      child.once('exit', (code, signal) => {
+      const exit = (code: number | null, signal: NodeJS.Signals | null) => {
         run.ended ??= signal ? `signal ${signal}` : `exit code ${code}`;
         resolve();
         onExit(run, code, signal);
-      });
+      };
+      // A prestarted child may have ended before it was used.
+      if (child.exitCode !== null || child.signalCode !== null) return void setImmediate(() => exit(child.exitCode, child.signalCode));
+      child.once('error', (err) => { run.ended ??= `could not start: ${err.message}`; resolve(); });
+      child.once('exit', exit);
     }),
   };
   forwardLines(run, log);

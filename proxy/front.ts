@@ -5,6 +5,7 @@
  * the environment, as CHP's own command does. Logs in CHP's format, which the supervisor reads.
  */
 import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -12,7 +13,20 @@ import { parseArgs } from 'node:util';
 import ConfigurableProxy from 'configurable-http-proxy';
 import { defaultLogger } from 'configurable-http-proxy/lib/log.js';
 
+/**
+ * `--flags-on-fd3`: started before the hub knew the flags (proxy/chp-process.ts prestartChp),
+ * so configurable-http-proxy loads meanwhile; the flags and the token come as one JSON line on fd 3.
+ */
+async function flagsFromFd3(): Promise<{ args: string[]; authToken: string }> {
+  const input = createReadStream('', { fd: 3 });
+  let text = '';
+  for await (const chunk of input) text += String(chunk);
+  return JSON.parse(text) as { args: string[]; authToken: string };
+}
+const given = process.argv[2] === '--flags-on-fd3' ? await flagsFromFd3() : { args: process.argv.slice(2), authToken: process.env.CONFIGPROXY_AUTH_TOKEN };
+
 const { values: args } = parseArgs({
+  args: given.args,
   options: {
     ip: { type: 'string', default: '127.0.0.1' },
     port: { type: 'string' },
@@ -37,7 +51,7 @@ function unroutable(req: IncomingMessage): string | undefined {
 
 const log = defaultLogger({ level: args['log-level']!.toLowerCase() });
 const proxy = new ConfigurableProxy({
-  authToken: process.env.CONFIGPROXY_AUTH_TOKEN,
+  authToken: given.authToken,
   defaultTarget: args['default-target'],
   errorTarget: args['error-target'],
   hostRouting: args['host-routing'],

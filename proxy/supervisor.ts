@@ -10,6 +10,7 @@
  * failed); a port left to the supervisor (0) is the one the child got last time while it is
  * free, else a fresh one.
  */
+import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { urlOf, assertPortFree, spawnChp, waitForApi, type BoundPorts, type ChpProcessOptions, type ChpRun } from './chp-process.ts';
 import { silentLogger, type Logger } from '../shared/log.ts';
@@ -25,6 +26,8 @@ export interface ChpSupervisorOptions extends ChpProcessOptions {
   maxBackoffMs?: number;
   /** Deaths older than this no longer lengthen the backoff (default 60 s). */
   restartWindowMs?: number;
+  /** A process from `prestartChp`, used for the first start (restarts spawn their own); killed by `stop` if unused. */
+  prestarted?: ChildProcess;
 }
 
 export interface ChpRestartInfo {
@@ -77,10 +80,12 @@ export class ChpSupervisor extends EventEmitter<ChpSupervisorEvents> {
   #recentRestarts: number[] = [];
   #restarts = 0;
   #state: ChpState = { state: 'stopped', since: new Date().toISOString(), restarts: 0, failures: 0 };
+  #prestarted: ChildProcess | undefined;
 
   constructor(options: ChpSupervisorOptions) {
     super();
     this.#options = options;
+    this.#prestarted = options.prestarted;
     this.#log = options.logger ?? silentLogger();
     this.#ports = { port: options.port, apiPort: options.apiPort };
   }
@@ -133,6 +138,8 @@ export class ChpSupervisor extends EventEmitter<ChpSupervisorEvents> {
     this.#stopping = true;
     clearTimeout(this.#restartTimer);
     this.#enter('stopped');
+    this.#prestarted?.kill('SIGKILL');
+    this.#prestarted = undefined;
     const run = this.#run;
     if (!run) return;
     if (!run.ended) {
@@ -176,10 +183,12 @@ export class ChpSupervisor extends EventEmitter<ChpSupervisorEvents> {
     const options = this.#options;
     const ports = await this.#choosePorts();
     if (this.#stopping) throw new Error('configurable-http-proxy start cancelled: the supervisor was stopped');
+    const prestarted = this.#prestarted;
+    this.#prestarted = undefined;
     const run = spawnChp({ ...options, ...ports }, this.#log, (ended, code, signal) => {
       this.emit('exit', { pid: ended.pid, code, signal, expected: this.#stopping || !ended.ready });
       if (ended.ready && this.#run === ended && !this.#stopping) this.#onUnexpectedExit(ended);
-    });
+    }, prestarted);
     this.#run = run;
     this.emit('spawn', { pid: run.pid });
     try {

@@ -43,8 +43,10 @@ if (!file || !target) {
 }
 // As hub/cli.ts starts: the Node set-up first, then the hub's modules.
 setUpNodeRuntime();
+const { prestartChp } = await import('../../proxy/chp-process.ts');
+const proxyProcess = prestartChp();
 const [{ loadConfig }, { startHub }] = await Promise.all([import('../../config/load.ts'), import('../../hub/main.ts')]);
-const hub = await startHub(loadConfig({ file }), { backend: new InstantBackend(target) });
+const hub = await startHub(loadConfig({ file }), { backend: new InstantBackend(target), proxyProcess });
 saveCompileCache();
 const stop = () => hub.close().then(() => process.exit(0), () => process.exit(1));
 process.once('SIGINT', stop);
