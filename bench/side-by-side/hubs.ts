@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -83,6 +83,8 @@ export interface Seeded {
   clusterhubToken: string;
   jupyterhubState: string;
   jupyterhubToken: string;
+  /** JupyterHub's database back to just the seeded users: servers a round left (KubeSpawner's pending spawns) are forgotten. */
+  resetJupyterHub(): void;
   cleanup(): void;
 }
 
@@ -101,7 +103,16 @@ export async function seed(setup: HubSetup, venvBin: string, which: { jupyterhub
   store.close();
   // JupyterHub: the same users through its own API (one request), then stopped.
   const jupyterhubToken = randomBytes(24).toString('hex');
-  const seeded = { clusterhubState, clusterhubToken, jupyterhubState, jupyterhubToken, cleanup: () => rmSync(base, { recursive: true, force: true }) };
+  const db = join(jupyterhubState, 'jupyterhub.sqlite');
+  const pristine = join(base, 'jupyterhub-seeded.sqlite');
+  const seeded: Seeded = {
+    clusterhubState, clusterhubToken, jupyterhubState, jupyterhubToken,
+    resetJupyterHub: () => {
+      for (const f of [`${db}-journal`, `${db}-wal`, `${db}-shm`]) rmSync(f, { force: true });
+      copyFileSync(pristine, db);
+    },
+    cleanup: () => rmSync(base, { recursive: true, force: true }),
+  };
   if (which.jupyterhub === false) return seeded;
   const jh = await startJupyterHub(setup, seeded, venvBin);
   try {
@@ -110,6 +121,7 @@ export async function seed(setup: HubSetup, venvBin: string, which: { jupyterhub
   } finally {
     await jh.stop();
   }
+  copyFileSync(db, pristine);
   return seeded;
 }
 

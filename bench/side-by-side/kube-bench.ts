@@ -42,26 +42,45 @@ export interface KubeBenchOptions {
 type Sample = Record<string, number>;
 
 /**
- * Resolves when `expected()` namespaces starting with `prefix` each have `podsPerUser` pods
- * Running; `expected` drops as launches fail.
+ * Resolves with the time at which `expected()` namespaces starting with `prefix` had each had
+ * `podsPerUser` pods Running at once; `expected` drops as launches fail. A namespace counts
+ * once it got there: KubeSpawner deletes a pod whose server never answers (on kwok none does)
+ * after its start timeout, and a launch that fails late must not leave the wait hanging, so
+ * the count is also checked every 250 ms, not only on pod events.
  */
 function allRunning(kc: KubeConfig, prefix: string, expected: () => number, podsPerUser: number, timeoutMs: number): Promise<number> {
   const started = performance.now();
   const pods = new Map<string, string>();
-  return watchUntil(kc, '/api/v1/pods', {}, (phase, pod) => {
+  const reached = new Set<string>();
+  let lastReached = 0;
+  let poll: NodeJS.Timeout | undefined;
+  const stop = new AbortController();
+  const polled = new Promise<number>((resolve) => {
+    poll = setInterval(() => {
+      if (reached.size > 0 && reached.size >= expected()) resolve(lastReached);
+    }, 250);
+  });
+  const watched = watchUntil(kc, '/api/v1/pods', {}, (phase, pod) => {
     const ns: string = pod.metadata.namespace;
     if (!ns.startsWith(prefix)) return undefined;
     const key = `${ns}/${pod.metadata.name}`;
     if (phase === 'DELETED') pods.delete(key);
     else pods.set(key, pod.status?.phase ?? 'Pending');
-    const running = new Map<string, number>();
-    for (const [k, p] of pods) {
-      const n = k.slice(0, k.indexOf('/'));
-      running.set(n, (running.get(n) ?? 0) + (p === 'Running' ? 1 : 0));
+    if (!reached.has(ns)) {
+      let running = 0;
+      for (const [k, p] of pods) if (k.startsWith(`${ns}/`) && p === 'Running') running++;
+      if (running >= podsPerUser) {
+        reached.add(ns);
+        lastReached = performance.now() - started;
+      }
     }
-    const done = [...running.values()].filter((r) => r >= podsPerUser).length >= expected();
-    return done ? performance.now() - started : undefined;
-  }, { what: `pods of every launched user Running`, timeoutMs });
+    return reached.size >= expected() ? lastReached : undefined;
+  }, { what: `pods of every launched user Running`, timeoutMs, signal: stop.signal });
+  watched.catch(() => {}); // a rejection after the poll won is the abort below
+  return Promise.race([watched, polled]).finally(() => {
+    clearInterval(poll);
+    stop.abort(new Error('done'));
+  });
 }
 
 /** Resolves when no namespace starting with `prefix` is left. */
@@ -246,6 +265,9 @@ export async function kubeBench(options: KubeBenchOptions): Promise<string> {
       for (const which of r % 2 ? ['JupyterHub', 'clusterhub'] as const : ['clusterhub', 'JupyterHub'] as const) {
         const prefix = plane.newPrefix(which === 'JupyterHub' ? 'jh' : 'ch');
         const load1 = loadavg()[0]!.toFixed(2);
+        // A JupyterHub round leaves KubeSpawner's pending spawns in its database (kwok never
+        // answers): the next JupyterHub would resume them and re-create that round's namespaces.
+        if (which === 'JupyterHub') seeded.resetJupyterHub();
         const hub = which === 'JupyterHub'
           ? await startJupyterHub(setup, seeded, options.venvBin, { BENCH_SPAWNER: 'kubespawner', BENCH_NS_TEMPLATE: `${prefix}-{username}`, KUBECONFIG: plane.kubeconfigPath })
           : await startClusterhub(setup, seeded, {

@@ -78,7 +78,11 @@ export async function load(hub: HubUnderTest, path: string, seconds = 10, connec
   const url = `${hub.apiUrl}${path}`;
   const probe = await api(hub.apiUrl, hub.token, 'GET', path);
   if (probe.status !== 200) throw new Error(`${hub.name}: GET ${path} → ${probe.status} ${probe.text.slice(0, 200)}`);
-  const { stdout } = await run('wrk', [`-t${Math.min(2, connections)}`, `-c${connections}`, `-d${seconds}s`, '--timeout', '2s', '--latency', '-H', `Authorization: token ${hub.token}`, url], { maxBuffer: 1 << 20 });
+  const { stdout } = await run('wrk', [`-t${Math.min(2, connections)}`, `-c${connections}`, `-d${seconds}s`, '--timeout', '2s', '--latency', '-H', `Authorization: token ${hub.token}`, url], { maxBuffer: 1 << 20 })
+    .catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') throw new Error('the hub bench loads the API with wrk, which is not on PATH (Debian: apt-get install wrk)');
+      throw err;
+    });
   const pick = (re: RegExp) => re.exec(stdout)?.[1];
   const errorsLine = /Non-2xx or 3xx responses: (\d+)/.exec(stdout);
   const socket = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);

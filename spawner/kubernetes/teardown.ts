@@ -41,6 +41,9 @@ export async function removeWorkloads(ctx: BackendContext, namespace: string): P
   const propagationPolicy = 'Background';
   await Promise.all([
     gone('scheduler pod', () => core.deleteNamespacedPod({ name: NAMES.scheduler, namespace })),
+    // A hub before the scheduler became a bare pod ran it as a Deployment: a cluster it
+    // launched is stopped whole after an upgrade too (one 404 otherwise).
+    gone('deployment', () => apps.deleteNamespacedDeployment({ name: NAMES.scheduler, namespace, propagationPolicy })),
     gone('deployment', () => apps.deleteNamespacedDeployment({ name: NAMES.workers, namespace, propagationPolicy })),
     gone('service', () => core.deleteNamespacedService({ name: NAMES.scheduler, namespace })),
     gone('secret', () => core.deleteNamespacedSecret({ name: NAMES.tokenSecret, namespace })),

@@ -5,6 +5,8 @@ export interface WatchUntilOptions {
   /** What is awaited, for the timeout message. */
   what: string;
   timeoutMs: number;
+  /** Ends the watch early: the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -40,6 +42,7 @@ export function watchUntil<T>(
       const cause = lastError ? `; last watch error: ${String((lastError as Error).message ?? lastError)}` : '';
       finish(() => reject(new Error(`timed out after ${opts.timeoutMs} ms waiting for ${opts.what}${cause}`)));
     }, opts.timeoutMs);
+    opts.signal?.addEventListener('abort', () => finish(() => reject(opts.signal!.reason)), { once: true });
 
     const open = () => {
       watch
