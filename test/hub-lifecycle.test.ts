@@ -12,8 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestHub } from './helpers/hub.ts';
 import { EchoBackend } from './helpers/echo-backend.ts';
+import { freshCopy, killProcessesUnder, processesUnder, removeCopy } from './helpers/fresh-copy.ts';
+import { adjacentPorts } from './helpers/hub.ts';
 import { alive, childPids, kubeHubConfig } from './helpers/kube-hub.ts';
-import { waitUntil } from './helpers/net.ts';
+import { freePort, waitUntil } from './helpers/net.ts';
 
 const CLI = join(import.meta.dirname, '..', 'hub', 'cli.ts');
 
@@ -70,6 +72,39 @@ test('SIGTERM while the hub is still starting stops the proxy it started, and fr
   t.false(alive(proxyPid!), 'the proxy was stopped before the hub exited');
   t.true(await portFree(config.hub.port), 'the public port is free for the next start');
   t.true(await portFree(config.hub.port + 1), 'and so is the proxy API port');
+});
+
+// A service manager, `kill <pid>` or a terminal closing sends SIGTERM to npm alone, not to its
+// process group. npm hands it to the script's process: the hub itself, not a shell around it
+// that would die and leave the hub and its proxy running, holding the ports.
+test('npm start ended by SIGTERM to npm alone stops the hub and its proxy, and frees the ports', async (t) => {
+  const dir = await freshCopy();
+  t.teardown(async () => {
+    await killProcessesUnder(dir);
+    await removeCopy(dir);
+  });
+  const port = await adjacentPorts();
+  const env = { ...process.env, CLUSTERHUB_HUB_PORT: String(port), CLUSTERHUB_HUB_HUB_PORT: String(await freePort()) };
+  const npm = spawn('npm', ['start'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  npm.stdout.on('data', (d) => (output += d));
+  npm.stderr.on('data', (d) => (output += d));
+  const npmExited = once(npm, 'exit');
+  await waitUntil('the hub to say it runs', () => /clusterhub is running/.test(output) || npm.exitCode !== null, { timeoutMs: 180_000, intervalMs: 100 });
+  t.regex(output, /clusterhub is running/, output.slice(-2000));
+  const hubPids = (await processesUnder(dir)).map((line) => Number(line.split(':')[0])).filter((pid) => pid !== npm.pid);
+  t.true(hubPids.length >= 2, `the hub and its proxy run from the copy: ${hubPids.join(', ')}`);
+
+  npm.kill('SIGTERM');
+  await npmExited;
+  const left = await waitUntil('every process started by npm start to end', async () => {
+    const running = await processesUnder(dir);
+    return running.length === 0 ? running : undefined;
+  }, { timeoutMs: 30_000 }).catch(() => processesUnder(dir));
+  t.deepEqual(left, [], output.slice(-2000));
+  t.regex(output, /SIGTERM: stopping the hub/, 'the hub itself got the signal and shut down');
+  t.true(await portFree(port), 'the public port is free for the next start');
+  t.true(await portFree(port + 1), 'and so is the proxy API port');
 });
 
 test('/hub/health reports the managed proxy: 503 with the reason while it cannot come back, 200 once it is back', async (t) => {
