@@ -77,7 +77,7 @@ export interface Backend {
   list(): Promise<ClusterListing[]>;
   /**
    * Dashboards of a running cluster, label → path under the user's Jupyter base URL
-   * (reached through Jupyter's authenticated proxy, e.g. `proxy/8787/status`).
+   * (reached through Jupyter's authenticated proxy, e.g. `dask/status`, `proxy/8080/`).
    */
   links?(user: string): Promise<Record<string, string>>;
   /** Release watches, timers and child handles (the clusters keep running). */

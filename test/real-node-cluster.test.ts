@@ -197,18 +197,21 @@ test.serial('scaling 2 → 3 during a Dask computation: it finishes and the new 
 
 test.serial('the Dask dashboard answers only through the authenticated JupyterLab: not without the token, not to another student, not from another student\'s pod', async (t) => {
   t.timeout(4 * 60_000);
-  const url = `${jupyterOf('alice')}proxy/8787/status`;
-  const authed = await fetch(url, { headers: { Authorization: `token ${tokenOf('alice')}` } });
-  t.is(authed.status, 200);
-  t.regex(await authed.text(), /Dask/);
-  for (const headers of [{}, { Authorization: 'token not-the-token' }]) {
-    const res = await fetch(url, { headers, redirect: 'manual' });
-    await res.body?.cancel();
-    t.not(res.status, 200, `without alice's token: ${res.status}`);
-  }
+  // Its own path (the one JupyterLab's Dask panel and Client() show) and Jupyter's port proxy.
   const bob = await hub.signIn('bob');
-  const other = await bob.get('/user/alice/proxy/8787/status');
-  t.not(other.status, 200, 'bob signed in to the hub');
+  for (const path of ['dask/status', 'proxy/8787/status']) {
+    const url = `${jupyterOf('alice')}${path}`;
+    const authed = await fetch(url, { headers: { Authorization: `token ${tokenOf('alice')}` } });
+    t.is(authed.status, 200, path);
+    t.regex(await authed.text(), /Dask/);
+    for (const headers of [{}, { Authorization: 'token not-the-token' }]) {
+      const res = await fetch(url, { headers, redirect: 'manual' });
+      await res.body?.cancel();
+      t.not(res.status, 200, `${path} without alice's token: ${res.status}`);
+    }
+    const other = await bob.get(`/user/alice/${path}`);
+    t.not(other.status, 200, `${path}: bob signed in to the hub`);
+  }
 
   // Bob's pods in a namespace made as the backend makes his: the dashboard port of alice's
   // Service and scheduler pod, and her Dask port, are closed to them.

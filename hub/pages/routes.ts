@@ -15,7 +15,7 @@ import { layout } from './layout.ts';
 /** Where the dashboards are, relative to the user's Jupyter (jupyter-server-proxy paths). */
 export type DashboardLinks = (user: string) => Promise<Record<string, string>>;
 
-const defaultLinks: DashboardLinks = async () => ({ 'Dask dashboard': 'proxy/8787/status', 'Spark UI': 'proxy/8080/' });
+const defaultLinks: DashboardLinks = async () => ({ 'Dask dashboard': 'dask/status', 'Spark UI': 'proxy/8080/' });
 
 /** Events about a user's cluster, for the home page's notice. */
 const CLUSTER_EVENTS = new Set(['launch', 'ready', 'launch-failed', 'scale', 'stop', 'culled', 'reset', 'lost']);

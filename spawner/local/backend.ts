@@ -254,7 +254,7 @@ export class LocalBackend implements Backend {
     const record = await readRecord(this.#tenancy.paths(user).stateFile);
     if (!record) return {};
     return {
-      'Dask dashboard': `proxy/${record.ports.dashboard}/status`,
+      'Dask dashboard': 'dask/status',
       ...(record.spark ? { 'Spark master': `proxy/${record.ports.sparkUi}/` } : {}),
     };
   }

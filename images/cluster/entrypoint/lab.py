@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from settings import Settings
+from settings import DASHBOARD_PATH, Settings
 
 # Its panel lists and starts clusters through a server extension we keep off (it would
 # compete with the cluster we run); enabled, its lab side polls that extension and shows
@@ -21,7 +21,7 @@ def overrides(s: Settings) -> dict:
         '@jupyterlab/apputils-extension:notification': {'fetchNews': 'false', 'checkForUpdates': False},
         'dask-labextension:plugin': {
             # The student's own scheduler dashboard, through Jupyter's authenticated proxy.
-            'defaultURL': f'{s.base_url}proxy/{s.dashboard_port}/',
+            'defaultURL': f'{s.base_url}{DASHBOARD_PATH}',
             # Its "new cluster" buttons would start a cluster beside the one we run.
             'hideClusterManager': True,
         },

@@ -16,7 +16,7 @@ import sys
 
 from ipp import CLIENT_FILE, ENGINE_FILE, write_controller_files
 from lab import lab_app_config, write_lab_settings
-from settings import Settings
+from settings import DASHBOARD_PATH, Settings
 
 # Secrets read from the environment once; children (and so kernels) never see them.
 _SECRETS = ('CLUSTER_JUPYTER_TOKEN', 'CLUSTER_IPP_KEY', 'CLUSTER_SPARK_SECRET')
@@ -71,7 +71,7 @@ def child_env(s: Settings, base: dict[str, str]) -> dict[str, str]:
         'PYSPARK_DRIVER_PYTHON': sys.executable,
         'DASK_SCHEDULER_ADDRESS': s.dask_address,
         # The dashboard is only reachable through Jupyter's authenticated proxy.
-        'DASK_DISTRIBUTED__DASHBOARD__LINK': f'{s.base_url}proxy/{s.dashboard_port}/status',
+        'DASK_DISTRIBUTED__DASHBOARD__LINK': f'{s.base_url}{DASHBOARD_PATH}status',
         'PYTHONUNBUFFERED': '1',
     })
     env.update(dask_tls_env(s))
@@ -144,6 +144,9 @@ def write_scheduler_files(s: Settings) -> None:
             },
         },
         'IdentityProvider': {'token': s.jupyter_token},
+        # The Dask dashboard at a path that is the same at every start, whatever its port: the Dask
+        # panel keeps its URL in the student's saved layout, which outlives the ports of one start.
+        'ServerProxy': {'servers': {DASHBOARD_PATH.strip('/'): {'port': s.dashboard_port, 'launcher_entry': {'enabled': False}}}},
         'LabApp': lab_app_config(s, p['lab_settings']),
     }
     _write(p['jupyter_config'], json.dumps(jupyter, indent=2), 0o600)
