@@ -101,6 +101,8 @@ test.serial("JupyterLab's Dask panel shows this cluster's dashboard; the news pr
   t.is(link, `/user/${user}/dask/status`);
   const notification = (await json('lab/api/settings/@jupyterlab/apputils-extension:notification')).schema.properties;
   t.is(notification.fetchNews?.default, 'false', 'no "Jupyter news?" prompt');
+  const notebooks = (await json('lab/api/settings/@jupyterlab/notebook-extension:tracker')).schema.properties;
+  t.is(notebooks.autoStartDefaultKernel?.default, true, 'no "Select Kernel" dialog for a notebook saved without a kernel');
   const lab = await (await fetch(new URL('lab', jupyter), { headers })).text();
   t.regex(lab, /"disabledExtensions": \[[^\]]*"ipyparallel-labextension:plugin"/, 'the IPython Parallel panel is not loaded');
   const ippServer = await fetch(new URL('ipyparallel/clusters', jupyter), { headers });

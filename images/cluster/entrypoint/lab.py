@@ -19,6 +19,9 @@ def overrides(s: Settings) -> dict:
     return {
         # The "get notified about official Jupyter news?" prompt; the machine may be offline too.
         '@jupyterlab/apputils-extension:notification': {'fetchNews': 'false', 'checkForUpdates': False},
+        # A notebook saved before it had a kernel (a cluster stopped before the autosave) would
+        # open with a "Select Kernel" dialog at the next launch; there is one kernel, so use it.
+        '@jupyterlab/notebook-extension:tracker': {'autoStartDefaultKernel': True},
         'dask-labextension:plugin': {
             # The student's own scheduler dashboard, through Jupyter's authenticated proxy.
             'defaultURL': f'{s.base_url}{DASHBOARD_PATH}',
