@@ -45,8 +45,12 @@ type Server = { ready: boolean; last_activity: string; started: string };
 const serverOf = async (user: string): Promise<Server | undefined> => ((await (await api(`/hub/api/users/${user}`)).json()) as { servers: Record<string, Server> }).servers[''];
 const secondsAgo = (iso: string) => (Date.now() - Date.parse(iso)) / 1000;
 
-/** Runs the idle culler with `args` until its log shows every line of `until`; returns the log. */
-async function runCuller(args: string[], until: RegExp[]): Promise<string> {
+/**
+ * Runs the idle culler with `args` until its log shows every line of `until` and the hub shows
+ * what it was asked (`done`); returns the log. Its "Culling …" line comes before its request:
+ * stopped at that line, the request may never leave (as happened on a loaded machine).
+ */
+async function runCuller(args: string[], until: RegExp[], done: { what: string; check: () => boolean }): Promise<string> {
   const bin = await clientBin();
   const child = spawn(join(bin, 'python'), ['-m', 'jupyterhub_idle_culler', `--url=${hub.publicUrl}/hub/api`, '--cull-every=3600', '--IdleCuller.log_level=DEBUG', ...args], {
     env: { ...process.env, JUPYTERHUB_API_TOKEN: admin }, stdio: ['ignore', 'pipe', 'pipe'],
@@ -58,6 +62,7 @@ async function runCuller(args: string[], until: RegExp[]): Promise<string> {
   const exited = new Promise<never>((_, reject) => child.once('close', (code) => reject(new Error(`the culler exited (${code}) early`))));
   try {
     await Promise.race([exited, waitUntil(`the culler's log to show ${until.join(', ')}`, () => until.every((re) => re.test(log)), { timeoutMs: 60_000, intervalMs: 100 })]);
+    await Promise.race([exited, waitUntil(done.what, done.check, { timeoutMs: 30_000, intervalMs: 100 })]);
   } catch (err) {
     throw new Error(`${(err as Error).message}\n--- culler log ---\n${log}`);
   } finally {
@@ -82,8 +87,7 @@ test.serial('the idle culler stops an idle cluster, leaves a busy one, and delet
   const beaServer = (await serverOf('bea'))!;
   t.true(Date.parse(beaServer.last_activity) >= busySince - 1000 && secondsAgo(beaServer.last_activity) < 4, `bea's busy kernel is activity: ${beaServer.last_activity}`);
 
-  const first = await runCuller([`--timeout=${IDLE}`], [/Culling server tom/, /Not culling server bea/]);
-  await waitUntil('tom\'s cluster to stop', () => hub.store.getCluster('tom') === undefined, { timeoutMs: 30_000 });
+  const first = await runCuller([`--timeout=${IDLE}`], [/Culling server tom/, /Not culling server bea/], { what: 'tom\'s cluster to stop', check: () => hub.store.getCluster('tom') === undefined });
   t.truthy(hub.store.getCluster('bea'), 'bea\'s busy cluster is left running');
   t.false(/Culling user/.test(first), 'without --cull-users nobody is deleted');
   t.truthy(hub.store.getUser('tom'));
@@ -92,13 +96,11 @@ test.serial('the idle culler stops an idle cluster, leaves a busy one, and delet
   // Users: old has been idle for hours, sid was active a moment ago.
   hub.store.recordActivity('old', new Date(Date.now() - 2 * 3600_000));
   hub.store.recordActivity('sid', new Date());
-  await runCuller([`--timeout=${IDLE}`, '--cull-users=True'], [/Culling user old/, /Culling user tom/, /Not culling user sid/]);
-  await waitUntil('old and tom to be deleted', () => !hub.store.getUser('old') && !hub.store.getUser('tom'), { timeoutMs: 30_000 });
+  await runCuller([`--timeout=${IDLE}`, '--cull-users=True'], [/Culling user old/, /Culling user tom/, /Not culling user sid/], { what: 'old and tom to be deleted', check: () => !hub.store.getUser('old') && !hub.store.getUser('tom') });
   t.truthy(hub.store.getUser('sid'), 'a recently active student stays');
   t.truthy(hub.store.getUser('bea'), 'a student whose server is alive stays');
   t.truthy(hub.store.getCluster('bea'));
 
-  await runCuller(['--timeout=3600', '--max-age=1'], [/Culling server bea \(age/]);
-  await waitUntil('bea\'s cluster to stop at max age', () => hub.store.getCluster('bea') === undefined, { timeoutMs: 30_000 });
+  await runCuller(['--timeout=3600', '--max-age=1'], [/Culling server bea \(age/], { what: 'bea\'s cluster to stop at max age', check: () => hub.store.getCluster('bea') === undefined });
   t.false('/user/bea' in await hub.proxy.getRoutes());
 });
