@@ -43,7 +43,7 @@ test.serial('home: Launch and Stop work as plain forms', async (t) => {
   const running = await sam.get('/hub/home');
   t.regex(running.text, /running with 3 workers/);
   t.regex(running.text, /href="\/hub\/open\/sam"/);
-  t.regex(running.text, /href="\/user\/sam\/proxy\/8787\/status"/);
+  t.regex(running.text, /href="\/user\/sam\/dask\/status"/);
   const open = await sam.get('/hub/open/sam');
   t.regex(open.location ?? '', /\/user\/sam\/lab\?token=[\w-]+$/);
   t.is((await form(sam, '/hub/home', '/hub/stop')).status, 303);
