@@ -6,7 +6,7 @@
  * as soon as it answers again.
  */
 import test, { type ExecutionContext } from 'ava';
-import { KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,6 +53,21 @@ async function hubFor(t: ExecutionContext, students: string[], spawn: Record<str
   return { hub, token, prefix };
 }
 
+/** A namespace's pods, workloads and events as the API server has them, for a failure's log. */
+async function planeView(namespace: string): Promise<string> {
+  const core = admin.makeApiClient(CoreV1Api);
+  const apps = admin.makeApiClient(AppsV1Api);
+  const [pods, deployments, replicaSets, events] = await Promise.all([
+    core.listNamespacedPod({ namespace }), apps.listNamespacedDeployment({ namespace }), apps.listNamespacedReplicaSet({ namespace }), core.listNamespacedEvent({ namespace }),
+  ]);
+  return [
+    ...pods.items.map((p) => `pod ${p.metadata?.name} ${p.status?.phase} node=${p.spec?.nodeName ?? '-'} ${(p.status?.conditions ?? []).map((c) => `${c.type}=${c.status}`).join(',')} rv=${p.metadata?.resourceVersion}`),
+    ...deployments.items.map((d) => `deployment ${d.metadata?.name} replicas=${d.spec?.replicas} ready=${d.status?.readyReplicas ?? 0}`),
+    ...replicaSets.items.map((r) => `replicaset ${r.metadata?.name} replicas=${r.status?.replicas ?? 0} ready=${r.status?.readyReplicas ?? 0}`),
+    ...events.items.map((e) => `event ${e.involvedObject?.kind}/${e.involvedObject?.name} ${e.reason}: ${e.message}`),
+  ].join('\n');
+}
+
 const launch = (hub: TestHub, token: string, user: string) => call(hub.publicUrl, token, `/hub/api/users/${user}/cluster`, 'POST', { workers: 1 });
 const created = (e: { message: string }) => /^Namespace .* created$/.test(e.message);
 const final = (e: { ready?: boolean; failed?: boolean }) => Boolean(e.ready || e.failed);
@@ -66,7 +81,11 @@ test.serial('an outage shorter than the start timeout is ridden out: the launche
   await plane.stopApiServer!();
   await delay(3000); // the outage: what is tested is that launches outlast it
   await plane.startApiServer!();
-  for (const end of await Promise.all(ends)) t.true(end.ready, end.message);
+  const results = await Promise.all(ends);
+  for (const [i, end] of results.entries()) {
+    if (!end.ready) t.log(`${students[i]}: what the plane holds:\n${await planeView(namespaceFor(prefix, students[i]!))}`);
+    t.true(end.ready, end.message);
+  }
   t.deepEqual(await userRoutes(hub.config), students);
   await call(hub.publicUrl, token, '/hub/api/clusters', 'DELETE');
   await noClustersLeft(admin, prefix);

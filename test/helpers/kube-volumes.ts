@@ -53,8 +53,20 @@ export async function startTestProvisioner(admin: KubeConfig): Promise<TestProvi
         },
       },
     }).catch((err: { code?: number }) => {
-      if (err.code !== 409) throw err;
+      if (err.code === 409) return;
+      // Not made (the API server away, say): try again, as a real provisioner does, with the
+      // claim as it is then. Its next event may never come, and the claim would stay Pending.
+      volumes.delete(key);
+      retryLater(namespace, name);
     });
+  };
+  const retryLater = (namespace: string, name: string) => {
+    if (stopped) return;
+    setTimeout(() => {
+      core.readNamespacedPersistentVolumeClaim({ namespace, name }).then(provision, (err: { code?: number }) => {
+        if (err.code !== 404) retryLater(namespace, name); // gone: nothing to provision
+      });
+    }, 500).unref();
   };
 
   const watchClaims = async (): Promise<void> => {
