@@ -43,10 +43,14 @@ test.after.always(async () => {
   await plane?.stop();
 });
 
+const REPAIR_SECONDS = 3600;
+
 async function hubFor(t: ExecutionContext, students: string[], spawn: Record<string, unknown>): Promise<{ hub: TestHub; token: string; prefix: string }> {
   const prefix = plane.newPrefix('out');
   const stateDir = join(dir, prefix);
-  const { hub: _ports, ...config } = await kubeHubConfig({ stateDir, kubeconfig, prefix, extra: { spawn } });
+  // No repair or reconcile pass during a test (they would also remove what failed launches
+  // left): what is tested is that the removals happen by themselves once the API server answers.
+  const { hub: _ports, ...config } = await kubeHubConfig({ stateDir, kubeconfig, prefix, extra: { spawn, proxy: { checkRoutesSeconds: REPAIR_SECONDS } } });
   const token = seedUsers(stateDir, students);
   const hub = await startTestHub({ stateDir, config: { ...config, hub: { logLevel: 'warn' } } });
   t.teardown(() => hub.destroy());
@@ -127,9 +131,8 @@ test.serial('a long outage fails launches saying the API server is unreachable; 
     const [{ live }, running, withClaim, now] = await Promise.all([namespaces(admin, prefix), clusterNamespaces(admin, prefix), workspaceNamespaces(admin, prefix), phases(hub.publicUrl, token)]);
     return launching.every((s) => now[s] === 'stopped') && left.every((n) => !running.includes(n) && (!live.includes(n) || withClaim.includes(n)));
   }, { timeoutMs: 60_000, intervalMs: 200 });
-  const seconds = (Date.now() - answered) / 1000;
-  t.log(`failed launches' workloads and records removed ${seconds.toFixed(1)} s after the API server answered again`);
-  t.true(seconds < 20, `not after a repair interval or the orphan grace (${seconds} s)`);
+  // Within the wait above (60 s): neither a repair pass (hourly here) nor the orphan grace (10 min) did it.
+  t.log(`failed launches' workloads and records removed ${((Date.now() - answered) / 1000).toFixed(1)} s after the API server answered again`);
   const now = await phases(hub.publicUrl, token);
   t.deepEqual(launching.map((s) => now[s]), launching.map(() => 'stopped'));
   t.is(now['steady'], 'running');
