@@ -60,15 +60,15 @@ class Settings:
         return spark_executor_mb(self.memory_mb)
 
 
+# The Dask dashboard under the student's Jupyter (its server proxy, authenticated): the same path
+# at every start, unlike `proxy/{port}/`, so links saved in JupyterLab's layout keep working.
+DASHBOARD_PATH = 'dask/'
+
 # One worker runs one executor (its cores are the worker's). The executor's heap is what is
 # left of the worker's memory after pyspark's Python workers, which run beside the JVM
 # (a quarter), and the JVM's memory beyond its heap (metaspace, threads, direct buffers:
 # Spark's own rule for that overhead, 10 % of the heap and at least 384 MiB). Spark refuses
 # a heap under 450 MiB, so a smaller worker still gets 512 MiB.
-# The Dask dashboard under the student's Jupyter (its server proxy, authenticated): the same path
-# at every start, unlike `proxy/{port}/`, so links saved in JupyterLab's layout keep working.
-DASHBOARD_PATH = 'dask/'
-
 SPARK_PYTHON_SHARE = 0.25
 SPARK_JVM_OVERHEAD_SHARE = 0.10
 SPARK_JVM_OVERHEAD_MIN_MB = 384
